@@ -1,0 +1,15 @@
+//! ykeep-core: everything the browser client, the relay and the snapshot store share.
+//!
+//! No I/O lives here: no sockets, no files, no clocks. Functions take bytes and return bytes;
+//! policies take events and a `now` and return actions. Everything is tested natively.
+
+pub mod b64;
+pub mod error_body;
+pub mod markers;
+pub mod merge;
+pub mod resource;
+
+pub use error_body::{ErrorBody, ErrorDetail};
+pub use markers::{DurabilityMarker, MarkerError};
+pub use merge::{MergeError, diff_update, merge_updates, state_vector_of, validate_update};
+pub use resource::{AddressError, ResourceId, ResourceKind, RoomName};

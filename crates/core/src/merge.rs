@@ -1,0 +1,153 @@
+//! Yjs v1 update helpers over yrs: validate, merge (CRDT union), diff against a state vector.
+//!
+//! Every function takes and returns plain Yjs v1 updates, the format `Y.applyUpdate` reads.
+
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+/// Why bytes could not be used as a Yjs update or state vector.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("not a Yjs v1 update: {0}")]
+    Decode(String),
+    #[error("the Yjs update could not be applied: {0}")]
+    Apply(String),
+    #[error("not a Yjs state vector: {0}")]
+    StateVector(String),
+}
+
+/// Decodes `bytes` as a Yjs v1 update.
+pub fn decode_update(bytes: &[u8]) -> Result<Update, MergeError> {
+    Update::decode_v1(bytes).map_err(|e| MergeError::Decode(e.to_string()))
+}
+
+/// Applies one update to a doc, mapping yrs' error into ours.
+pub fn apply_to(doc: &Doc, bytes: &[u8]) -> Result<(), MergeError> {
+    let update = decode_update(bytes)?;
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|e| MergeError::Apply(e.to_string()))
+}
+
+/// Checks that `bytes` is a Yjs v1 update that applies to an empty document.
+pub fn validate_update(bytes: &[u8]) -> Result<(), MergeError> {
+    apply_to(&Doc::new(), bytes)
+}
+
+/// Merges updates into one update holding their union (order does not matter: CRDT merge).
+///
+/// The result is the full state of a document that applied all of them, so it is as compact
+/// as a fresh `Y.encodeStateAsUpdate`. Empty inputs are skipped.
+pub fn merge_updates<'a, I>(updates: I) -> Result<Vec<u8>, MergeError>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let doc = Doc::new();
+    for update in updates {
+        if !update.is_empty() {
+            apply_to(&doc, update)?;
+        }
+    }
+    Ok(doc.transact().encode_state_as_update_v1(&StateVector::default()))
+}
+
+/// The part of `update` that a peer with state vector `sv` (v1-encoded) lacks.
+pub fn diff_update(update: &[u8], sv: &[u8]) -> Result<Vec<u8>, MergeError> {
+    let sv = decode_state_vector(sv)?;
+    let doc = Doc::new();
+    apply_to(&doc, update)?;
+    Ok(doc.transact().encode_state_as_update_v1(&sv))
+}
+
+/// The v1-encoded state vector of the document an update describes.
+pub fn state_vector_of(update: &[u8]) -> Result<Vec<u8>, MergeError> {
+    Ok(decode_update(update)?.state_vector().encode_v1())
+}
+
+/// Decodes a v1 state vector (empty bytes = the empty state vector).
+pub fn decode_state_vector(sv: &[u8]) -> Result<StateVector, MergeError> {
+    if sv.is_empty() {
+        return Ok(StateVector::default());
+    }
+    StateVector::decode_v1(sv).map_err(|e| MergeError::StateVector(e.to_string()))
+}
+
+#[cfg(test)]
+pub(crate) mod test_docs {
+    use yrs::{Doc, GetString, Text, Transact};
+
+    /// A doc with a fixed client id holding `text` in the root text `t`.
+    pub fn doc_with(client: u64, text: &str) -> Doc {
+        let doc = Doc::with_client_id(client);
+        let t = doc.get_or_insert_text("t");
+        t.insert(&mut doc.transact_mut(), 0, text);
+        doc
+    }
+
+    pub fn text_of(doc: &Doc) -> String {
+        let t = doc.get_or_insert_text("t");
+        t.get_string(&doc.transact())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_docs::*;
+    use super::*;
+    use yrs::Text;
+
+    fn full(doc: &Doc) -> Vec<u8> {
+        doc.transact().encode_state_as_update_v1(&StateVector::default())
+    }
+
+    #[test]
+    fn merge_is_a_union_in_any_order() {
+        let a = doc_with(1, "hello ");
+        let b = doc_with(2, "world");
+        let (ua, ub) = (full(&a), full(&b));
+        let ab = merge_updates([ua.as_slice(), ub.as_slice()]).unwrap();
+        let ba = merge_updates([ub.as_slice(), ua.as_slice(), &[]]).unwrap();
+        let (da, db) = (Doc::new(), Doc::new());
+        apply_to(&da, &ab).unwrap();
+        apply_to(&db, &ba).unwrap();
+        let text = text_of(&da);
+        assert_eq!(text, text_of(&db));
+        assert!(text.contains("hello ") && text.contains("world"));
+    }
+
+    #[test]
+    fn merge_keeps_deletions() {
+        let a = doc_with(1, "abcdef");
+        let before = full(&a);
+        a.get_or_insert_text("t").remove_range(&mut a.transact_mut(), 0, 3);
+        let after = full(&a);
+        let merged = merge_updates([before.as_slice(), after.as_slice()]).unwrap();
+        let d = Doc::new();
+        apply_to(&d, &merged).unwrap();
+        assert_eq!(text_of(&d), "def");
+    }
+
+    #[test]
+    fn diff_returns_only_what_is_missing() {
+        let a = doc_with(1, "base");
+        let base = full(&a);
+        let sv = state_vector_of(&base).unwrap();
+        a.get_or_insert_text("t").insert(&mut a.transact_mut(), 4, "+more");
+        let now = full(&a);
+        let diff = diff_update(&now, &sv).unwrap();
+        assert!(diff.len() < now.len());
+        let d = Doc::new();
+        apply_to(&d, &base).unwrap();
+        apply_to(&d, &diff).unwrap();
+        assert_eq!(text_of(&d), "base+more");
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(validate_update(&[0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+        assert!(validate_update(b"hello world, not yjs").is_err());
+        assert!(validate_update(&full(&doc_with(3, "ok"))).is_ok());
+        assert!(decode_state_vector(&[0xff]).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! ykeep relay library (placeholder until the relay issue lands).

@@ -1,0 +1,1 @@
+//! Embedded snapshot store (placeholder until the store issue lands).
