@@ -1,0 +1,316 @@
+// The snapshot store's HTTP routes on Convex: the same contract as the embedded Rust
+// store (docs/store-api.md). `{id}` is the resource row's `_id`.
+//
+//   POST   /snapshots/{kind}/{id}   save (server secret), compare-and-set
+//   GET    /snapshots/{kind}/{id}   load (server secret or user token)
+//   DELETE /snapshots/{kind}/{id}   the resource is gone (server secret)
+//   POST   /collaboration/verify    token check for the relay (server secret)
+//   GET    /healthz
+//
+// Environment variables (npx convex env set NAME VALUE):
+//   YKEEP_SECRET              shared secret of the relay (required)
+//   YKEEP_TOKEN_KEY           HMAC key of user tokens (required for token loads)
+//   YKEEP_MAX_SNAPSHOT_BYTES  snapshot size limit, default 64 MiB (Convex itself caps an
+//                             HTTP action's request body at 20 MB)
+import { httpRouter } from "convex/server";
+import { httpAction } from "./_generated/server";
+import type { ActionCtx } from "./_generated/server";
+import { internal } from "./_generated/api";
+import type { Id } from "./_generated/dataModel";
+import { TABLES } from "./model";
+import type { Kind } from "./model";
+import { bearer, isServerSecret, verifyToken } from "./access";
+import { BadUpdate, base64url, checkUpdate } from "./yupdate";
+import { preconditionHolds } from "./snapshots";
+import type { Precondition } from "./snapshots";
+
+const DEFAULT_MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
+const ID_RULE = /^[A-Za-z0-9_-]{1,128}$/;
+
+const CORS_HEADERS: Record<string, string> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Expose-Headers": "ETag, X-Ykeep-Saved-At",
+};
+
+/** A refusal that becomes `{"error": {"code", "message", ...extra}}` with `status`. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { ...CORS_HEADERS, "Content-Type": "application/json", ...headers },
+  });
+}
+
+function errorResponse(e: HttpError): Response {
+  return json(e.status, { error: { code: e.code, message: e.message, ...e.extra } });
+}
+
+/** Wraps a handler: HttpErrors become their JSON reply; anything else a 500 that hides the detail. */
+function route(handler: (ctx: ActionCtx, request: Request) => Promise<Response>) {
+  return httpAction(async (ctx, request) => {
+    try {
+      return await handler(ctx, request);
+    } catch (e) {
+      if (e instanceof HttpError) return errorResponse(e);
+      console.error("ykeep store: internal error", request.method, new URL(request.url).pathname, e);
+      return errorResponse(new HttpError(500, "internal", "internal error"));
+    }
+  });
+}
+
+function parseResource(request: Request): { kind: Kind; id: string } {
+  const path = new URL(request.url).pathname;
+  const rest = path.slice("/snapshots/".length);
+  const slash = rest.indexOf("/");
+  const kind = slash < 0 ? rest : rest.slice(0, slash);
+  const id = slash < 0 ? "" : rest.slice(slash + 1);
+  if (!Object.prototype.hasOwnProperty.call(TABLES, kind)) {
+    throw new HttpError(400, "bad_kind", "kind must be one of document, diagram, task");
+  }
+  if (!ID_RULE.test(id)) {
+    throw new HttpError(400, "bad_id", "id must be 1-128 characters of [A-Za-z0-9_-]");
+  }
+  return { kind: kind as Kind, id };
+}
+
+function secretMissingWarning() {
+  if (!process.env.YKEEP_SECRET) {
+    console.error("ykeep store: YKEEP_SECRET is not set; every request that needs the secret is refused");
+  }
+}
+
+async function requireSecret(request: Request): Promise<void> {
+  if (!(await isServerSecret(bearer(request)))) {
+    secretMissingWarning();
+    throw new HttpError(401, "unauthorized", "missing or wrong credentials");
+  }
+}
+
+function maxSnapshotBytes(): number {
+  const raw = process.env.YKEEP_MAX_SNAPSHOT_BYTES;
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_MAX_SNAPSHOT_BYTES;
+}
+
+function unquote(value: string): string {
+  let v = value.trim();
+  if (v.startsWith("W/")) v = v.slice(2);
+  if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+  return v;
+}
+
+function parsePrecondition(request: Request): Precondition {
+  const ifMatch = request.headers.get("If-Match");
+  const ifNoneMatch = request.headers.get("If-None-Match");
+  if (ifMatch !== null && ifNoneMatch !== null) {
+    throw new HttpError(400, "bad_request", "give If-Match or If-None-Match, not both");
+  }
+  if (ifNoneMatch !== null) {
+    if (ifNoneMatch.trim() !== "*") throw new HttpError(400, "bad_request", "If-None-Match only takes *");
+    return { type: "ifNoneMatch" };
+  }
+  if (ifMatch !== null) {
+    const snapshotId = unquote(ifMatch);
+    if (snapshotId === "" || snapshotId === "*" || snapshotId.includes(",")) {
+      throw new HttpError(400, "bad_request", "If-Match takes one snapshot id");
+    }
+    return { type: "ifMatch", snapshotId };
+  }
+  return { type: "none" };
+}
+
+/** Reads the body, refusing with 413 as soon as it passes `limit` bytes. */
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = request.headers.get("Content-Length");
+  if (declared !== null && Number(declared) > limit) {
+    throw new HttpError(413, "too_large", `snapshot is over the limit of ${limit} bytes`);
+  }
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw new HttpError(413, "too_large", `snapshot is over the limit of ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+function conflict(currentSnapshotId: string | null, message: string): HttpError {
+  return new HttpError(409, "conflict", message, { currentSnapshotId });
+}
+
+const CONFLICT_MESSAGES: Record<Precondition["type"], string> = {
+  ifMatch: "If-Match does not name the current snapshot",
+  ifNoneMatch: "the resource already has a snapshot",
+  none: "the saved state does not contain the current snapshot; merge it and retry",
+};
+
+const save = route(async (ctx, request) => {
+  const { kind, id } = parseResource(request);
+  await requireSecret(request);
+  const precondition = parsePrecondition(request);
+  const body = await readBody(request, maxSnapshotBytes());
+  let checked;
+  try {
+    checked = checkUpdate(body);
+  } catch (e) {
+    if (e instanceof BadUpdate) throw new HttpError(400, "bad_update", `body is not a Yjs v1 update: ${e.message}`);
+    throw e;
+  }
+  const marker = toArrayBuffer(checked.marker);
+
+  // Cheap pre-check so a save that will be refused stores no blob. The mutation below
+  // checks again, atomically with the switch.
+  const cur = await ctx.runQuery(internal.snapshots.current, { kind, id });
+  if (!cur.found) throw new HttpError(404, "not_found", `no ${kind} with this id`);
+  if (!preconditionHolds(precondition, cur.snapshotId, cur.marker, marker)) {
+    throw conflict(cur.snapshotId, CONFLICT_MESSAGES[precondition.type]);
+  }
+
+  const newSnapshotId = await ctx.storage.store(new Blob([body], { type: "application/octet-stream" }));
+  const result = await ctx.runMutation(internal.snapshots.commitSave, {
+    kind,
+    id,
+    newSnapshotId,
+    marker,
+    size: body.byteLength,
+    precondition,
+  });
+  if (!result.ok) {
+    if (result.code === "not_found") throw new HttpError(404, "not_found", `no ${kind} with this id`);
+    throw conflict(result.currentSnapshotId, CONFLICT_MESSAGES[precondition.type]);
+  }
+  return json(
+    200,
+    {
+      snapshotId: result.snapshotId,
+      size: body.byteLength,
+      stateVector: base64url(checked.stateVector),
+      savedAt: result.savedAt,
+    },
+    { ETag: `"${result.snapshotId}"` },
+  );
+});
+
+const load = route(async (ctx, request) => {
+  const { kind, id } = parseResource(request);
+  const credential = bearer(request);
+  if (credential === null) throw new HttpError(401, "unauthorized", "missing or wrong credentials");
+  if (!(await isServerSecret(credential))) {
+    const verdict = await verifyToken(credential, kind, id);
+    if (!verdict.allowed) {
+      if (verdict.reason === "wrong_resource") {
+        throw new HttpError(403, "forbidden", "this token is not for this resource");
+      }
+      throw new HttpError(401, "unauthorized", "missing or wrong credentials");
+    }
+  }
+  // A save that lands between the query and the read deletes the blob we were about to
+  // read; look again (the new one is then current).
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const cur = await ctx.runQuery(internal.snapshots.current, { kind, id });
+    if (!cur.found) throw new HttpError(404, "not_found", `no ${kind} with this id`);
+    if (cur.snapshotId === null) throw new HttpError(404, "no_snapshot", "this resource has no snapshot yet");
+    const blob = await ctx.storage.get(cur.snapshotId as Id<"_storage">);
+    if (blob === null) continue;
+    return new Response(blob, {
+      status: 200,
+      headers: {
+        ...CORS_HEADERS,
+        "Content-Type": "application/octet-stream",
+        ETag: `"${cur.snapshotId}"`,
+        "X-Ykeep-Saved-At": String(cur.savedAt ?? 0),
+      },
+    });
+  }
+  throw new HttpError(503, "busy", "the snapshot changed while it was read; retry");
+});
+
+const remove = route(async (ctx, request) => {
+  const { kind, id } = parseResource(request);
+  await requireSecret(request);
+  const result = await ctx.runMutation(internal.snapshots.remove, { kind, id });
+  if (!result.ok) throw new HttpError(404, "not_found", `no ${kind} with this id`);
+  return new Response(null, { status: 204, headers: CORS_HEADERS });
+});
+
+const verify = route(async (_ctx, request) => {
+  await requireSecret(request);
+  let body: unknown;
+  try {
+    body = JSON.parse(await request.text());
+  } catch {
+    throw new HttpError(400, "bad_request", "body must be JSON {token, kind, id}");
+  }
+  if (typeof body !== "object" || body === null) {
+    throw new HttpError(400, "bad_request", "body must be JSON {token, kind, id}");
+  }
+  const { token, kind, id } = body as Record<string, unknown>;
+  if (typeof token !== "string" || typeof kind !== "string" || typeof id !== "string") {
+    throw new HttpError(400, "bad_request", "body must be JSON {token, kind, id}");
+  }
+  if (!Object.prototype.hasOwnProperty.call(TABLES, kind)) {
+    throw new HttpError(400, "bad_kind", "kind must be one of document, diagram, task");
+  }
+  if (!ID_RULE.test(id)) throw new HttpError(400, "bad_id", "id must be 1-128 characters of [A-Za-z0-9_-]");
+  // The app's own auth goes in verifyToken (access.ts).
+  const verdict = await verifyToken(token, kind, id);
+  return json(200, verdict);
+});
+
+const healthz = route(async () => json(200, { ok: true }));
+
+const preflight = httpAction(async () => {
+  return new Response(null, {
+    status: 204,
+    headers: {
+      ...CORS_HEADERS,
+      "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+      "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match, If-None-Match",
+      "Access-Control-Max-Age": "86400",
+    },
+  });
+});
+
+const notFound = route(async () => {
+  throw new HttpError(404, "not_found", "no such route");
+});
+
+const http = httpRouter();
+http.route({ path: "/healthz", method: "GET", handler: healthz });
+http.route({ path: "/collaboration/verify", method: "POST", handler: verify });
+http.route({ pathPrefix: "/snapshots/", method: "POST", handler: save });
+http.route({ pathPrefix: "/snapshots/", method: "GET", handler: load });
+http.route({ pathPrefix: "/snapshots/", method: "DELETE", handler: remove });
+http.route({ pathPrefix: "/", method: "OPTIONS", handler: preflight });
+for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"] as const) {
+  http.route({ pathPrefix: "/", method, handler: notFound });
+}
+export default http;

@@ -1,0 +1,125 @@
+// Internal functions behind the snapshot routes in http.ts. The HTTP actions do the
+// file-storage reads and writes (only actions may call ctx.storage.store/get); these
+// queries and mutations hold every row decision, so each is atomic.
+import { v } from "convex/values";
+import { internalMutation, internalQuery } from "./_generated/server";
+import type { MutationCtx, QueryCtx } from "./_generated/server";
+import type { Id } from "./_generated/dataModel";
+import { kindValidator, TABLES } from "./model";
+import type { Kind, TableName } from "./model";
+import { snapshotContains } from "./yupdate";
+
+async function liveRow(ctx: QueryCtx | MutationCtx, kind: Kind, id: string) {
+  const table: TableName = TABLES[kind];
+  const rowId = ctx.db.normalizeId(table, id);
+  if (rowId === null) return null;
+  const row = await ctx.db.get(rowId);
+  if (row === null || row.deletedAt !== undefined) return null;
+  return row;
+}
+
+/** The row's current snapshot, for loads and for checking a save before storing its blob. */
+export const current = internalQuery({
+  args: { kind: kindValidator, id: v.string() },
+  handler: async (ctx, { kind, id }) => {
+    const row = await liveRow(ctx, kind, id);
+    if (row === null) return { found: false as const };
+    return {
+      found: true as const,
+      snapshotId: row.yjsSnapshotId ?? null,
+      marker: row.yjsSnapshotMarker ?? null,
+      savedAt: row.yjsSavedAt ?? null,
+    };
+  },
+});
+
+export const preconditionValidator = v.union(
+  v.object({ type: v.literal("ifMatch"), snapshotId: v.string() }),
+  v.object({ type: v.literal("ifNoneMatch") }),
+  v.object({ type: v.literal("none") }),
+);
+
+export type Precondition =
+  | { type: "ifMatch"; snapshotId: string }
+  | { type: "ifNoneMatch" }
+  | { type: "none" };
+
+/**
+ * Does a save with this precondition and this new state (Yjs snapshot `marker`) pass,
+ * given the row's current snapshot? Shared by the pre-check in the action and the
+ * atomic check in `commitSave`.
+ */
+export function preconditionHolds(
+  pre: Precondition,
+  currentId: string | null,
+  currentMarker: ArrayBuffer | null,
+  marker: ArrayBuffer,
+): boolean {
+  switch (pre.type) {
+    case "ifMatch":
+      return currentId !== null && currentId === pre.snapshotId;
+    case "ifNoneMatch":
+      return currentId === null;
+    case "none":
+      // No snapshot yet: anything goes. Otherwise the new state must contain the
+      // current one, so a save can never replace a snapshot with a state that lacks it.
+      if (currentId === null) return true;
+      if (currentMarker === null) return false;
+      return snapshotContains(new Uint8Array(marker), new Uint8Array(currentMarker));
+  }
+}
+
+/**
+ * Compare-and-set: points the row at the new blob and deletes the blob it replaced, in
+ * one transaction, if the precondition still holds. Otherwise deletes the new blob
+ * (nothing is kept) and reports why.
+ */
+export const commitSave = internalMutation({
+  args: {
+    kind: kindValidator,
+    id: v.string(),
+    newSnapshotId: v.id("_storage"),
+    marker: v.bytes(),
+    size: v.number(),
+    precondition: preconditionValidator,
+  },
+  handler: async (ctx, args) => {
+    const row = await liveRow(ctx, args.kind, args.id);
+    if (row === null) {
+      await ctx.storage.delete(args.newSnapshotId);
+      return { ok: false as const, code: "not_found" as const };
+    }
+    const currentId = row.yjsSnapshotId ?? null;
+    if (!preconditionHolds(args.precondition, currentId, row.yjsSnapshotMarker ?? null, args.marker)) {
+      await ctx.storage.delete(args.newSnapshotId);
+      return { ok: false as const, code: "conflict" as const, currentSnapshotId: currentId };
+    }
+    const savedAt = Date.now();
+    await ctx.db.patch(row._id, {
+      yjsSnapshotId: args.newSnapshotId,
+      yjsSnapshotMarker: args.marker,
+      yjsSnapshotSize: args.size,
+      yjsSavedAt: savedAt,
+    });
+    if (currentId !== null) await ctx.storage.delete(currentId as Id<"_storage">);
+    return { ok: true as const, snapshotId: args.newSnapshotId as string, savedAt };
+  },
+});
+
+/** The resource is gone: delete its blob and mark the row deleted. */
+export const remove = internalMutation({
+  args: { kind: kindValidator, id: v.string() },
+  handler: async (ctx, { kind, id }) => {
+    const row = await liveRow(ctx, kind, id);
+    if (row === null) return { ok: false as const };
+    await ctx.db.patch(row._id, {
+      yjsSnapshotId: undefined,
+      yjsSnapshotMarker: undefined,
+      yjsSnapshotSize: undefined,
+      yjsSavedAt: undefined,
+      deletedAt: Date.now(),
+    });
+    if (row.yjsSnapshotId !== undefined) await ctx.storage.delete(row.yjsSnapshotId);
+    return { ok: true as const };
+  },
+});
