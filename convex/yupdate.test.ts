@@ -1,0 +1,75 @@
+import { expect, test } from "vitest";
+import * as Y from "yjs";
+import { BadUpdate, base64url, checkUpdate, fromBase64url, snapshotContains } from "./yupdate";
+
+function docWith(text: string, client = 1): Y.Doc {
+  const d = new Y.Doc();
+  d.clientID = client;
+  d.getText("t").insert(0, text);
+  return d;
+}
+
+test("checkUpdate accepts full states, including the empty one", () => {
+  expect(checkUpdate(Y.encodeStateAsUpdate(docWith("hello"))).stateVector).toEqual(
+    Y.encodeStateVector(docWith("hello")),
+  );
+  expect(() => checkUpdate(Y.encodeStateAsUpdate(new Y.Doc()))).not.toThrow();
+});
+
+test("checkUpdate refuses garbage, trailing bytes, truncation and incomplete updates", () => {
+  const good = Y.encodeStateAsUpdate(docWith("hello"));
+  const bad: Uint8Array[] = [
+    new Uint8Array(0),
+    new Uint8Array(1),
+    new Uint8Array(16), // zeros: an empty update followed by garbage
+    new TextEncoder().encode("this is not a yjs update at all"),
+    good.subarray(0, good.length - 3),
+    new Uint8Array([...good, 0]),
+    Uint8Array.from({ length: 200 }, (_, i) => (i * 7919 + 13) % 256),
+  ];
+  // An update that depends on state it does not carry (a diff against another doc).
+  const a = docWith("hello");
+  const sv = Y.encodeStateVector(a);
+  a.getText("t").insert(5, " world");
+  bad.push(Y.encodeStateAsUpdate(a, sv));
+  for (const b of bad) expect(() => checkUpdate(b), `bytes ${b.subarray(0, 12)}`).toThrow(BadUpdate);
+});
+
+test("snapshotContains sees deletions that leave the state vector unchanged", () => {
+  const a = docWith("hello");
+  const before = checkUpdate(Y.encodeStateAsUpdate(a)).marker;
+  a.getText("t").delete(0, 2);
+  const after = checkUpdate(Y.encodeStateAsUpdate(a)).marker;
+  expect(Y.encodeStateVector(a)).toEqual(checkUpdate(Y.encodeStateAsUpdate(docWith("hello"))).stateVector);
+  expect(snapshotContains(after, before)).toBe(true);
+  expect(snapshotContains(before, after)).toBe(false);
+  expect(snapshotContains(after, after)).toBe(true);
+  const other = checkUpdate(Y.encodeStateAsUpdate(docWith("x", 2))).marker;
+  expect(snapshotContains(after, other)).toBe(false);
+  expect(snapshotContains(other, after)).toBe(false);
+  const empty = checkUpdate(Y.encodeStateAsUpdate(new Y.Doc())).marker;
+  expect(snapshotContains(other, empty)).toBe(true);
+  expect(snapshotContains(empty, other)).toBe(false);
+});
+
+test("snapshotContains with fragmented delete sets", () => {
+  const a = docWith("abcdefghij");
+  const full = Y.encodeStateAsUpdate(a);
+  a.getText("t").delete(1, 1);
+  a.getText("t").delete(3, 2);
+  const partial = checkUpdate(Y.encodeStateAsUpdate(a)).marker;
+  const b = new Y.Doc();
+  Y.applyUpdate(b, full);
+  b.getText("t").delete(0, 8); // covers the same range and more
+  const more = checkUpdate(Y.encodeStateAsUpdate(b)).marker;
+  expect(snapshotContains(more, partial)).toBe(true);
+  expect(snapshotContains(partial, more)).toBe(false);
+});
+
+test("base64url round trip", () => {
+  const bytes = Uint8Array.from({ length: 300 }, (_, i) => (i * 31) % 256);
+  for (let n = 0; n < 8; n++) expect(fromBase64url(base64url(bytes.subarray(0, n)))).toEqual(bytes.subarray(0, n));
+  expect(base64url(bytes)).not.toMatch(/[+/=]/);
+  expect(fromBase64url("a+b")).toBeNull();
+  expect(fromBase64url("abcde")).toBeNull();
+});
