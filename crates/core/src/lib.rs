@@ -8,8 +8,10 @@ pub mod error_body;
 pub mod markers;
 pub mod merge;
 pub mod resource;
+pub mod schedule;
 
 pub use error_body::{ErrorBody, ErrorDetail};
 pub use markers::{DurabilityMarker, MarkerError};
 pub use merge::{MergeError, diff_update, merge_updates, state_vector_of, validate_update};
 pub use resource::{AddressError, ResourceId, ResourceKind, RoomName};
+pub use schedule::{Action as SaveAction, Event as SaveEvent, SaveSchedule, SchedulePolicy};
