@@ -1,0 +1,66 @@
+// The forwarding server itself, over a real socket: the store contract answers through it
+// the same way it answers through t.fetch.
+import { convexTest } from "convex-test";
+import { afterEach, beforeEach, expect, test, vi } from "vitest";
+import * as Y from "yjs";
+import schema from "../../convex/schema";
+import { modules } from "../../convex/test.setup";
+import { internal } from "../../convex/_generated/api";
+import { serialFetch } from "../../convex/test.helpers";
+import { startForwardingServer } from "./forward";
+
+beforeEach(() => vi.stubEnv("YKEEP_SECRET", "S"));
+afterEach(() => vi.unstubAllEnvs());
+
+test("save, load, errors and CORS through a real HTTP listener", async () => {
+  const t = convexTest(schema, modules);
+  const id = await t.mutation(internal.resources.create, { kind: "document" });
+  const server = await startForwardingServer(serialFetch(t));
+  try {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const health = await fetch(`${server.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ ok: true });
+
+    const doc = new Y.Doc();
+    doc.getText("t").insert(0, "through the socket");
+    const saved = await fetch(`${server.url}/snapshots/document/${id}`, {
+      method: "POST",
+      headers: { Authorization: "Bearer S", "Content-Type": "application/octet-stream" },
+      body: Y.encodeStateAsUpdate(doc),
+    });
+    expect(saved.status).toBe(200);
+    const { snapshotId } = (await saved.json()) as { snapshotId: string };
+    expect(saved.headers.get("etag")).toBe(`"${snapshotId}"`);
+
+    const loaded = await fetch(`${server.url}/snapshots/document/${id}`, { headers: { Authorization: "Bearer S" } });
+    expect(loaded.status).toBe(200);
+    const back = new Y.Doc();
+    Y.applyUpdate(back, new Uint8Array(await loaded.arrayBuffer()));
+    expect(back.getText("t").toString()).toBe("through the socket");
+
+    const wrong = await fetch(`${server.url}/snapshots/document/${id}`, {
+      method: "POST",
+      headers: { Authorization: "Bearer nope" },
+      body: Y.encodeStateAsUpdate(doc),
+    });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toMatchObject({ error: { code: "unauthorized" } });
+
+    const preflight = await fetch(`${server.url}/snapshots/document/${id}`, {
+      method: "OPTIONS",
+      headers: { Origin: "http://example.test", "Access-Control-Request-Method": "GET" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/Authorization/);
+
+    const gone = await fetch(`${server.url}/snapshots/document/${id}`, { method: "DELETE", headers: { Authorization: "Bearer S" } });
+    expect(gone.status).toBe(204);
+    const after = await fetch(`${server.url}/snapshots/document/${id}`, { headers: { Authorization: "Bearer S" } });
+    expect(after.status).toBe(404);
+    expect(server.log).toContain(`DELETE /snapshots/document/${id} 204`);
+  } finally {
+    await server.close();
+  }
+});

@@ -1,0 +1,198 @@
+// The real relay binary against the Convex functions, end to end:
+// a y-websocket client edits a room and leaves; the relay's debounced save lands in
+// Convex file storage (through convex-test behind a real HTTP listener); a fresh relay
+// with an empty data dir cold-starts the room from that snapshot.
+//
+// Needs the relay binary: $YKEEP_RELAY_BIN, default target/debug/ykeep-relay
+// (cargo build -p ykeep-relay). It fails, never skips, when the binary is missing.
+import { convexTest } from "convex-test";
+import { afterAll, afterEach, beforeEach, expect, test, vi } from "vitest";
+import * as Y from "yjs";
+import { WebsocketProvider } from "y-websocket";
+import WebSocket from "ws";
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import schema from "../../convex/schema";
+import { modules } from "../../convex/test.setup";
+import { internal } from "../../convex/_generated/api";
+import { serialFetch } from "../../convex/test.helpers";
+import { startForwardingServer } from "./forward";
+
+const SECRET = "relay-convex-secret";
+const TOKEN_KEY = "relay-convex-token-key";
+const RELAY_BIN = process.env.YKEEP_RELAY_BIN ?? join(process.cwd(), "target", "debug", "ykeep-relay");
+
+type Relay = { url: string; proc: ChildProcess; output: string[]; stop(): Promise<void> };
+const cleanups: (() => Promise<void> | void)[] = [];
+
+beforeEach(() => {
+  vi.stubEnv("YKEEP_SECRET", SECRET);
+  vi.stubEnv("YKEEP_TOKEN_KEY", TOKEN_KEY);
+});
+afterEach(() => vi.unstubAllEnvs());
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function startRelay(storeUrl: string, dataDir: string): Promise<Relay> {
+  const args = [
+    "relay",
+    "--store-url", storeUrl,
+    "--listen", "127.0.0.1:0",
+    "--data-dir", dataDir,
+    "--secret", SECRET,
+    "--token-key", TOKEN_KEY,
+    "--dev-allow-all",
+    "--save-debounce-ms", "300",
+  ];
+  const proc = spawn(RELAY_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info" } });
+  const output: string[] = [];
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  cleanups.push(stop);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`relay did not print its address in 30 s:\n${output.join("")}`)), 30_000);
+    let buffered = "";
+    proc.stdout!.on("data", (chunk: Buffer) => {
+      output.push(chunk.toString());
+      buffered += chunk.toString();
+      const m = /ykeep-relay listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(buffered);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1], proc, output, stop });
+      }
+    });
+    proc.stderr!.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+    proc.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    proc.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited (${code ?? signal}) before listening:\n${output.join("")}`));
+    });
+  });
+}
+
+function connect(relayUrl: string, id: string, doc: Y.Doc): Promise<WebsocketProvider> {
+  const provider = new WebsocketProvider(`${relayUrl.replace(/^http/, "ws")}/rooms/document`, id, doc, {
+    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+    disableBc: true,
+  });
+  cleanups.push(() => provider.destroy());
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("provider did not sync within 15 s")), 15_000);
+    const onSync = (synced: boolean) => {
+      if (!synced) return;
+      clearTimeout(timer);
+      provider.off("sync", onSync);
+      resolve(provider);
+    };
+    provider.on("sync", onSync);
+  });
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== null && v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function textOf(update: Uint8Array): string {
+  const d = new Y.Doc();
+  Y.applyUpdate(d, update);
+  return d.getText("t").toString();
+}
+
+test("relay saves a left room to Convex and a fresh relay cold-starts from it", { timeout: 120_000 }, async () => {
+  if (!existsSync(RELAY_BIN)) {
+    throw new Error(`relay binary not found at ${RELAY_BIN}, build it with cargo build -p ykeep-relay`);
+  }
+  const t = convexTest(schema, modules);
+  const fetchConvex = serialFetch(t);
+  const id = await t.mutation(internal.resources.create, { kind: "document", title: "e2e" });
+  const store = await startForwardingServer(fetchConvex);
+  cleanups.push(() => store.close());
+  const dirs = [mkdtempSync(join(tmpdir(), "ykeep-convex-relay-")), mkdtempSync(join(tmpdir(), "ykeep-convex-relay-"))];
+  cleanups.push(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const row = () => t.query(internal.resources.get, { kind: "document", id });
+
+  // 1. Edit through the first relay, make sure the relay holds the edit, leave.
+  const relay1 = await startRelay(store.url, dirs[0]);
+  const doc1 = new Y.Doc();
+  const provider1 = await connect(relay1.url, id, doc1);
+  doc1.getText("t").insert(0, "hello from node");
+  await until("the relay to hold the edit", 10_000, async () => {
+    const res = await fetch(`${relay1.url}/rooms/document/${id}/state`);
+    if (res.status !== 200) return null;
+    return textOf(new Uint8Array(await res.arrayBuffer())) === "hello from node" ? true : null;
+  });
+  expect((await row())?.yjsSnapshotId).toBeNull(); // nothing saved while the user is there (interval is 30 s)
+  const left = Date.now();
+  provider1.destroy();
+
+  // 2. The debounced save lands in Convex storage.
+  const saved = await until("the snapshot in Convex", 15_000, async () => {
+    const r = await row();
+    return r?.yjsSnapshotId ? r : null;
+  });
+  const saveDelayMs = Date.now() - left;
+  const load1 = await fetchConvex(`/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+  expect(load1.status).toBe(200);
+  expect(load1.headers.get("etag")).toBe(`"${saved.yjsSnapshotId}"`);
+  expect(textOf(new Uint8Array(await load1.arrayBuffer()))).toBe("hello from node");
+  const durable = await until("the relay to report the store snapshot", 5_000, async () => {
+    const res = await fetch(`${relay1.url}/rooms/document/${id}/durable`);
+    if (res.status !== 200) return null;
+    const j = (await res.json()) as { storeSnapshotId: string | null };
+    return j.storeSnapshotId === saved.yjsSnapshotId ? j : null;
+  });
+  expect(durable.storeSnapshotId).toBe(saved.yjsSnapshotId);
+  await relay1.stop();
+
+  // 3. A fresh relay with an empty data dir: the room cold-starts from the Convex snapshot.
+  const relay2 = await startRelay(store.url, dirs[1]);
+  const doc2 = new Y.Doc();
+  const provider2 = await connect(relay2.url, id, doc2);
+  expect(doc2.getText("t").toString()).toBe("hello from node");
+
+  // 4. Edit again (append and delete), leave: the next save replaces the blob.
+  doc2.getText("t").insert(doc2.getText("t").length, ", again");
+  doc2.getText("t").delete(0, 6);
+  const expected = doc2.getText("t").toString();
+  expect(expected).toBe("from node, again");
+  await until("the second relay to hold the edit", 10_000, async () => {
+    const res = await fetch(`${relay2.url}/rooms/document/${id}/state`);
+    if (res.status !== 200) return null;
+    return textOf(new Uint8Array(await res.arrayBuffer())) === expected ? true : null;
+  });
+  provider2.destroy();
+  const resaved = await until("the second snapshot in Convex", 15_000, async () => {
+    const r = await row();
+    return r?.yjsSnapshotId && r.yjsSnapshotId !== saved.yjsSnapshotId ? r : null;
+  });
+  const load2 = await fetchConvex(`/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+  expect(load2.headers.get("etag")).toBe(`"${resaved.yjsSnapshotId}"`);
+  expect(textOf(new Uint8Array(await load2.arrayBuffer()))).toBe(expected);
+  const blobs = await t.run(async (ctx) => (await ctx.db.system.query("_storage").collect()).map((b) => b._id));
+  expect(blobs).toEqual([resaved.yjsSnapshotId]); // the replaced blob is gone
+  await relay2.stop();
+
+  console.log(
+    `relay-vs-convex: first save ${saveDelayMs} ms after leave (debounce 300 ms); store requests: ${store.log.join(", ")}`,
+  );
+});
