@@ -30,7 +30,7 @@ async function load(t: T, path: string): Promise<{ id: string | null; bytes: Uin
 }
 
 function save(t: T, path: string, doc: Y.Doc, headers: Record<string, string> = {}) {
-  return t.fetch(path, { method: "POST", headers: { ...AUTH, ...headers }, body: Y.encodeStateAsUpdate(doc) });
+  return t.fetch(path, { method: "POST", headers: { ...AUTH, ...headers }, body: Y.encodeStateAsUpdate(doc) as Uint8Array<ArrayBuffer> });
 }
 
 /** What the relay does: save with If-Match; on 409 fetch, merge, and retry (here until it lands). */
@@ -162,7 +162,7 @@ test("the compare-and-set window: both saves pre-checked against the same snapsh
   const path = `/snapshots/document/${id}`;
   const base = new Y.Doc();
   base.getText("t").insert(0, "base");
-  const first = await t.fetch(path, { method: "POST", headers: AUTH, body: Y.encodeStateAsUpdate(base) });
+  const first = await t.fetch(path, { method: "POST", headers: AUTH, body: Y.encodeStateAsUpdate(base) as Uint8Array<ArrayBuffer> });
   const baseId = ((await first.json()) as { snapshotId: string }).snapshotId;
   const edit = (s: string) => {
     const d = new Y.Doc();
@@ -178,7 +178,7 @@ test("the compare-and-set window: both saves pre-checked against the same snapsh
     for (const s of ["A", "B"]) {
       const bytes = Y.encodeStateAsUpdate(edit(s));
       const checked = checkUpdate(bytes);
-      const blobId = await ctx.storage.store(new Blob([bytes]));
+      const blobId = await ctx.storage.store(new Blob([bytes as Uint8Array<ArrayBuffer>]));
       staged.push({ blobId, marker: checked.marker.slice().buffer, size: bytes.byteLength });
     }
     for (const s of staged) {

@@ -89,7 +89,7 @@ function buildBody(spec: BodySpec, vars: Vars): { body: BodyInit; contentType: s
     for (const s of Array.isArray(spec.yjs) ? spec.yjs : [spec.yjs]) {
       doc.transact(() => t.insert(t.length, s));
     }
-    return { body: Y.encodeStateAsUpdate(doc), contentType: "application/octet-stream" };
+    return { body: Y.encodeStateAsUpdate(doc) as Uint8Array<ArrayBuffer>, contentType: "application/octet-stream" };
   }
   if ("yjsFrom" in spec) {
     const from = vars.get(spec.yjsFrom);
@@ -100,7 +100,7 @@ function buildBody(spec: BodySpec, vars: Vars): { body: BodyInit; contentType: s
     const t = doc.getText("t");
     if (spec.append !== undefined) doc.transact(() => t.insert(t.length, spec.append!));
     if (spec.deleteFirst !== undefined) doc.transact(() => t.delete(0, spec.deleteFirst!));
-    return { body: Y.encodeStateAsUpdate(doc), contentType: "application/octet-stream" };
+    return { body: Y.encodeStateAsUpdate(doc) as Uint8Array<ArrayBuffer>, contentType: "application/octet-stream" };
   }
   if ("base64" in spec) {
     const bin = atob(spec.base64);

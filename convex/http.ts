@@ -130,7 +130,7 @@ function parsePrecondition(request: Request): Precondition {
 }
 
 /** Reads the body, refusing with 413 as soon as it passes `limit` bytes. */
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+async function readBody(request: Request, limit: number): Promise<Uint8Array<ArrayBuffer>> {
   const declared = request.headers.get("Content-Length");
   if (declared !== null && Number(declared) > limit) {
     throw new HttpError(413, "too_large", `snapshot is over the limit of ${limit} bytes`);

@@ -51,7 +51,7 @@ test("clearing legacy content keeps ids, snapshots and app fields, and the rows 
     const res = await t.fetch(`/snapshots/${kind}/${id}`, {
       method: "POST",
       headers: { Authorization: `Bearer ${SECRET}` },
-      body: state(text),
+      body: state(text) as Uint8Array<ArrayBuffer>,
     });
     expect(res.status).toBe(200);
     saved[id] = ((await res.json()) as { snapshotId: string }).snapshotId;

@@ -27,7 +27,7 @@ test("save, load, errors and CORS through a real HTTP listener", async () => {
     const saved = await fetch(`${server.url}/snapshots/document/${id}`, {
       method: "POST",
       headers: { Authorization: "Bearer S", "Content-Type": "application/octet-stream" },
-      body: Y.encodeStateAsUpdate(doc),
+      body: Y.encodeStateAsUpdate(doc) as Uint8Array<ArrayBuffer>,
     });
     expect(saved.status).toBe(200);
     const { snapshotId } = (await saved.json()) as { snapshotId: string };
@@ -42,7 +42,7 @@ test("save, load, errors and CORS through a real HTTP listener", async () => {
     const wrong = await fetch(`${server.url}/snapshots/document/${id}`, {
       method: "POST",
       headers: { Authorization: "Bearer nope" },
-      body: Y.encodeStateAsUpdate(doc),
+      body: Y.encodeStateAsUpdate(doc) as Uint8Array<ArrayBuffer>,
     });
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toMatchObject({ error: { code: "unauthorized" } });

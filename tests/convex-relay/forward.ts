@@ -15,10 +15,11 @@ export type ForwardingServer = {
   close(): Promise<void>;
 };
 
-async function readAll(req: IncomingMessage): Promise<Uint8Array> {
+async function readAll(req: IncomingMessage): Promise<Uint8Array<ArrayBuffer>> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return new Uint8Array(Buffer.concat(chunks));
+  const all = Buffer.concat(chunks);
+  return new Uint8Array(all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)) as Uint8Array<ArrayBuffer>;
 }
 
 /**
