@@ -20,11 +20,13 @@ import type { Id } from "./_generated/dataModel";
 import { TABLES } from "./model";
 import type { Kind } from "./model";
 import { bearer, isServerSecret, verifyToken } from "./access";
-import { BadUpdate, base64url, checkUpdate } from "./yupdate";
+import { BadUpdate, base64url, checkUpdate, snapshotContains } from "./yupdate";
 import { preconditionHolds } from "./snapshots";
 import type { Precondition } from "./snapshots";
 
 const DEFAULT_MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
+/** Yjs snapshot markers above this are not kept on the row (Convex documents max out at 1 MiB). */
+const MAX_MARKER_BYTES = 512 * 1024;
 const ID_RULE = /^[A-Za-z0-9_-]{1,128}$/;
 
 const CORS_HEADERS: Record<string, string> = {
@@ -172,6 +174,21 @@ const CONFLICT_MESSAGES: Record<Precondition["type"], string> = {
   none: "the saved state does not contain the current snapshot; merge it and retry",
 };
 
+/** The Yjs snapshot of a stored blob, or null if it is gone or not a valid update. */
+async function markerOfBlob(ctx: ActionCtx, snapshotId: string): Promise<Uint8Array | null> {
+  const blob = await ctx.storage.get(snapshotId as Id<"_storage">);
+  if (blob === null) return null;
+  try {
+    return checkUpdate(new Uint8Array(await blob.arrayBuffer())).marker;
+  } catch (e) {
+    if (e instanceof BadUpdate) {
+      console.error("ykeep store: the current snapshot blob is not a valid update", snapshotId);
+      return null;
+    }
+    throw e;
+  }
+}
+
 const save = route(async (ctx, request) => {
   const { kind, id } = parseResource(request);
   await requireSecret(request);
@@ -190,7 +207,17 @@ const save = route(async (ctx, request) => {
   // checks again, atomically with the switch.
   const cur = await ctx.runQuery(internal.snapshots.current, { kind, id });
   if (!cur.found) throw new HttpError(404, "not_found", `no ${kind} with this id`);
-  if (!preconditionHolds(precondition, cur.snapshotId, cur.marker, marker)) {
+  let effective = precondition;
+  if (precondition.type === "none" && cur.snapshotId !== null && cur.marker === null) {
+    // The row's snapshot has no Yjs snapshot marker (too big to keep on the row, or
+    // written by something other than this route): read the blob and check containment
+    // here, then commit only if the row still points at that very blob.
+    const currentMarker = await markerOfBlob(ctx, cur.snapshotId);
+    if (currentMarker === null || !snapshotContains(checked.marker, currentMarker)) {
+      throw conflict(cur.snapshotId, CONFLICT_MESSAGES.none);
+    }
+    effective = { type: "ifMatch", snapshotId: cur.snapshotId };
+  } else if (!preconditionHolds(precondition, cur.snapshotId, cur.marker, marker)) {
     throw conflict(cur.snapshotId, CONFLICT_MESSAGES[precondition.type]);
   }
 
@@ -200,8 +227,9 @@ const save = route(async (ctx, request) => {
     id,
     newSnapshotId,
     marker,
+    keepMarker: marker.byteLength <= MAX_MARKER_BYTES,
     size: body.byteLength,
-    precondition,
+    precondition: effective,
   });
   if (!result.ok) {
     if (result.code === "not_found") throw new HttpError(404, "not_found", `no ${kind} with this id`);

@@ -79,7 +79,10 @@ export const commitSave = internalMutation({
     kind: kindValidator,
     id: v.string(),
     newSnapshotId: v.id("_storage"),
+    /** Yjs snapshot of the new state (for the "contains" check). */
     marker: v.bytes(),
+    /** Keep `marker` on the row (false when it is too big for a Convex document). */
+    keepMarker: v.boolean(),
     size: v.number(),
     precondition: preconditionValidator,
   },
@@ -97,7 +100,7 @@ export const commitSave = internalMutation({
     const savedAt = Date.now();
     await ctx.db.patch(row._id, {
       yjsSnapshotId: args.newSnapshotId,
-      yjsSnapshotMarker: args.marker,
+      yjsSnapshotMarker: args.keepMarker ? args.marker : undefined,
       yjsSnapshotSize: args.size,
       yjsSavedAt: savedAt,
     });
