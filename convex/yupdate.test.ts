@@ -73,3 +73,46 @@ test("base64url round trip", () => {
   expect(fromBase64url("a+b")).toBeNull();
   expect(fromBase64url("abcde")).toBeNull();
 });
+
+test("fuzz: random and mutated bytes either pass as a complete update or are BadUpdate, never another error", () => {
+  let seed = 0x9e3779b9;
+  const rand = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 4294967296;
+  };
+  const base = new Y.Doc();
+  base.clientID = 5;
+  const t = base.getText("t");
+  t.insert(0, "the quick brown fox");
+  t.delete(4, 6);
+  base.getMap("m").set("k", [1, "two", { three: 3 }]);
+  const valid = Y.encodeStateAsUpdate(base);
+  let accepted = 0;
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    let bytes: Uint8Array;
+    if (i % 2 === 0) {
+      bytes = Uint8Array.from({ length: 1 + Math.floor(rand() * 64) }, () => Math.floor(rand() * 256));
+    } else {
+      bytes = valid.slice();
+      const flips = 1 + Math.floor(rand() * 3);
+      for (let f = 0; f < flips; f++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+    }
+    try {
+      const r = checkUpdate(bytes);
+      accepted++;
+      // What passed really is a complete state: Yjs applies it and nothing stays pending.
+      const d = new Y.Doc();
+      Y.applyUpdate(d, bytes);
+      expect(d.store.pendingStructs).toBeNull();
+      expect(Y.encodeStateVector(d)).toEqual(r.stateVector);
+    } catch (e) {
+      if (!(e instanceof BadUpdate)) throw e;
+      refused++;
+    }
+  }
+  expect(refused).toBeGreaterThan(1500);
+  expect(accepted + refused).toBe(3000);
+});
