@@ -43,6 +43,9 @@ pub enum Event {
     Connected,
     /// A client disconnected.
     Disconnected,
+    /// The room is open with no client (nobody joined yet, or it was opened for a query):
+    /// start the debounce so that it unloads if nobody comes.
+    Idle,
     /// Time passed; `now` is in the call.
     Tick,
     /// The save that captured `seq` succeeded.
@@ -160,6 +163,11 @@ impl SaveSchedule {
                 self.connections = self.connections.saturating_sub(1);
                 if self.connections == 0 {
                     self.periodic_due = None;
+                    self.debounce_due = Some(now + self.policy.debounce_ms);
+                }
+            }
+            Event::Idle => {
+                if self.connections == 0 && self.debounce_due.is_none() && !self.closing {
                     self.debounce_due = Some(now + self.policy.debounce_ms);
                 }
             }
@@ -288,6 +296,17 @@ mod tests {
             s.handle(Event::Tick, 35_000),
             Some(Action::SaveNow { seq: 1 })
         );
+    }
+
+    #[test]
+    fn idle_room_unloads_after_the_debounce_unless_someone_joins() {
+        let mut s = SaveSchedule::new(P, 2, 2);
+        assert_eq!(s.handle(Event::Idle, 0), None);
+        assert_eq!(s.handle(Event::Tick, 7_000), Some(Action::Unload));
+        let mut joined = SaveSchedule::new(P, 2, 2);
+        joined.handle(Event::Idle, 0);
+        joined.handle(Event::Connected, 10);
+        assert_eq!(joined.handle(Event::Tick, 7_000), None);
     }
 
     #[test]

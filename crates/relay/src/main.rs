@@ -1,1 +1,157 @@
-fn main() { eprintln!("ykeep-relay: not built yet"); std::process::exit(2) }
+//! `ykeep-relay`: serve (relay + embedded store), relay, store, token.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use ykeep_relay::config::{Cli, Command, Config};
+use ykeep_relay::store_client::HttpStore;
+use ykeep_relay::{Relay, RelayError};
+
+mod embedded;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("YKEEP_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ykeep-relay: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args.config, args.demo).await,
+            Command::Relay(config) => relay(config).await,
+            Command::Store(config) => embedded::store_only(config).await,
+            Command::Token(args) => embedded::print_token(args),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "ykeep-relay stopped");
+            eprintln!("ykeep-relay: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds, prints the one line test harnesses wait for, and returns the listener.
+pub(crate) async fn bind(config: &Config) -> Result<tokio::net::TcpListener, RelayError> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut out = std::io::stdout();
+    writeln!(out, "ykeep-relay listening on http://{addr}")?;
+    out.flush()?;
+    Ok(listener)
+}
+
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal: flushing dirty rooms");
+}
+
+async fn relay(config: Config) -> Result<(), RelayError> {
+    let url = config
+        .store_url
+        .clone()
+        .ok_or_else(|| RelayError::Config("relay needs --store-url (YKEEP_STORE_URL)".into()))?;
+    let secret = config
+        .secret
+        .clone()
+        .ok_or_else(|| RelayError::Config("relay needs --secret (YKEEP_SECRET)".into()))?;
+    let store = HttpStore::new(&url, &secret, config.store_timeout())
+        .map_err(|e| RelayError::Config(e.to_string()))?;
+    let listener = bind(&config).await?;
+    let relay = Relay::open(config, Arc::new(store)).await?;
+    run(relay, listener, axum::Router::new()).await
+}
+
+async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
+    if demo {
+        config.dev_allow_all = true;
+        config.auto_create = true;
+        tracing::warn!(
+            "DEMO MODE: every client may edit every room, resources are created on first save. \
+             Not for production."
+        );
+        if config.secret.is_none() {
+            config.secret = Some(embedded::random_secret());
+        }
+        if config.token_key.is_none() {
+            config.token_key = Some(embedded::random_secret());
+        }
+    }
+    let secret = config
+        .secret
+        .clone()
+        .ok_or_else(|| RelayError::Config("serve needs --secret (YKEEP_SECRET)".into()))?;
+    if config.token_key.is_none() && !config.dev_allow_all {
+        return Err(RelayError::Config(
+            "serve needs --token-key (YKEEP_TOKEN_KEY) unless --dev-allow-all".into(),
+        ));
+    }
+    let listener = bind(&config).await?;
+    let addr = listener.local_addr()?;
+    let store_router = embedded::store_router(&config).await?;
+    let url = config
+        .store_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let store = HttpStore::new(&url, &secret, config.store_timeout())
+        .map_err(|e| RelayError::Config(e.to_string()))?;
+    let mut extra = store_router;
+    if let Some(dir) = &config.static_dir {
+        extra = extra.fallback_service(tower_http::services::ServeDir::new(dir));
+    }
+    let relay = Relay::open(config, Arc::new(store)).await?;
+    run(relay, listener, extra).await
+}
+
+async fn run(
+    relay: Relay,
+    listener: tokio::net::TcpListener,
+    extra: axum::Router,
+) -> Result<(), RelayError> {
+    let app = relay.router().merge(extra);
+    let recovering = relay.clone();
+    tokio::spawn(async move {
+        if let Err(e) = recovering.recover().await {
+            tracing::error!(error = %e, "start-up recovery failed");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    relay.flush().await;
+    tracing::info!("ykeep-relay stopped");
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! HTTP errors of the relay: a status and the contract's JSON body; details go to the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ykeep_core::{AddressError, ErrorBody};
+
+use crate::auth::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("the room is not live on this relay")]
+    NotLive,
+    #[error("bad state vector: {0}")]
+    BadStateVector(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match &self {
+            ApiError::Address(e) => (StatusCode::BAD_REQUEST, e.code(), e.to_string()),
+            ApiError::Auth(e) => (e.status(), e.code(), e.to_string()),
+            ApiError::NotLive => (StatusCode::NOT_FOUND, "not_live", self.to_string()),
+            ApiError::BadStateVector(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad_state_vector",
+                self.to_string(),
+            ),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_owned(),
+                )
+            }
+        };
+        (status, Json(ErrorBody::new(code, message))).into_response()
+    }
+}

@@ -1,0 +1,131 @@
+//! Plain HTTP routes of the relay.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use ykeep_core::{DurabilityMarker, RoomName, b64};
+
+use crate::Shared;
+use crate::error::ApiError;
+use crate::room::{RoomMsg, registry};
+
+#[derive(Deserialize)]
+pub struct StateQuery {
+    sv: Option<String>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn authorized(
+    shared: &Shared,
+    headers: &HeaderMap,
+    kind: &str,
+    id: &str,
+) -> Result<RoomName, ApiError> {
+    let room = RoomName::from_parts(kind, id)?;
+    shared.auth.check(bearer(headers), &room).await?;
+    Ok(room)
+}
+
+/// `GET /rooms/{kind}/{id}/state[?sv=]`: the live room's state (or the diff against `sv`).
+pub async fn state(
+    State(shared): State<Arc<Shared>>,
+    Path((kind, id)): Path<(String, String)>,
+    Query(q): Query<StateQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let room = authorized(&shared, &headers, &kind, &id).await?;
+    let sv = match q.sv.as_deref() {
+        Some(text) => Some(b64::decode(text).map_err(|e| ApiError::BadStateVector(e.to_string()))?),
+        None => None,
+    };
+    let tx = registry::get(&shared, &room).ok_or(ApiError::NotLive)?;
+    let (reply, wait) = oneshot::channel();
+    tx.send(RoomMsg::State { sv, reply })
+        .await
+        .map_err(|_| ApiError::NotLive)?;
+    let update = wait
+        .await
+        .map_err(|_| ApiError::NotLive)?
+        .map_err(|e| ApiError::BadStateVector(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], update).into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DurableJson {
+    relay: String,
+    store: Option<String>,
+    store_snapshot_id: Option<String>,
+    saved_at: Option<i64>,
+}
+
+/// `GET /rooms/{kind}/{id}/durable`: what the relay's log holds and what the store confirmed.
+pub async fn durable(
+    State(shared): State<Arc<Shared>>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<DurableJson>, ApiError> {
+    let room = authorized(&shared, &headers, &kind, &id).await?;
+    if let Some(tx) = registry::get(&shared, &room) {
+        let (reply, wait) = oneshot::channel();
+        if tx.send(RoomMsg::Durable { reply }).await.is_ok()
+            && let Ok(info) = wait.await
+        {
+            return Ok(Json(DurableJson {
+                relay: info.relay.to_base64(),
+                store: info.store.map(|m| b64::encode(&m)),
+                store_snapshot_id: info.store_snapshot_id,
+                saved_at: info.saved_at,
+            }));
+        }
+    }
+    // Not in memory: read the log.
+    let records = shared
+        .log
+        .load(&room.to_string())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let relay = tokio::task::spawn_blocking(move || {
+        let doc = yrs::Doc::new();
+        let name = room;
+        crate::room::marker_of_records(&doc, &records.records, &name);
+        (
+            DurabilityMarker::of_txn(&yrs::Transact::transact(&doc)),
+            records,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (marker, records) = relay;
+    Ok(Json(DurableJson {
+        relay: marker.to_base64(),
+        store: records.store_marker.map(|m| b64::encode(&m)),
+        store_snapshot_id: records.store_snapshot_id,
+        saved_at: records.saved_at,
+    }))
+}
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "ok": true }))
+}
+
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+}

@@ -1,0 +1,197 @@
+//! WebSocket connections: refuse bad rooms and tokens with a close code, then pump frames
+//! between the socket and the room task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use ykeep_core::{AddressError, RoomName};
+
+use crate::Shared;
+use crate::metrics::Metrics;
+use crate::room::outbox::{Drained, Outbox, merge_backlog};
+use crate::room::{RoomMsg, registry};
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// `/rooms/{kind}/{id}` (y-websocket: `serverUrl` = `ws://host/rooms/{kind}`, room = id).
+pub async fn rooms(
+    State(shared): State<Arc<Shared>>,
+    Path((kind, id)): Path<(String, String)>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(shared, RoomName::from_parts(&kind, &id), q.token, ws)
+}
+
+/// `/parties/{kind}/{id}` and `/parties/main/{kind}:{id}` (y-partykit).
+pub async fn parties(
+    State(shared): State<Arc<Shared>>,
+    Path((party, room)): Path<(String, String)>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let name = if party == "main" {
+        RoomName::parse(&room)
+    } else {
+        RoomName::from_parts(&party, &room)
+    };
+    upgrade(shared, name, q.token, ws)
+}
+
+fn upgrade(
+    shared: Arc<Shared>,
+    room: Result<RoomName, AddressError>,
+    token: Option<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Let tungstenite accept a little more than the limit so that the relay itself sees the
+    // oversized message and closes with 1009 and a reason.
+    let limit = shared.config.max_frame_bytes.saturating_add(64 * 1024);
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |mut socket| async move {
+            let room = match room {
+                Ok(room) => room,
+                Err(e) => {
+                    Metrics::inc(&shared.metrics.refused_connections_total);
+                    return close(&mut socket, 1008, &format!("{}: {e}", e.code())).await;
+                }
+            };
+            if let Err(e) = shared.auth.check(token.as_deref(), &room).await {
+                Metrics::inc(&shared.metrics.refused_connections_total);
+                tracing::info!(%room, error = %e, "WebSocket refused");
+                let code = if matches!(e, crate::auth::AuthError::Unavailable) {
+                    1013
+                } else {
+                    1008
+                };
+                return close(&mut socket, code, &format!("{}: {e}", e.code())).await;
+            }
+            connection(shared, room, socket).await
+        })
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+    // Wait briefly for the peer's close reply so the frame is not lost in a reset.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(msg)) = socket.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
+    let conn = shared.next_conn_id();
+    let outbox = Arc::new(Outbox::new(shared.config.max_backlog_bytes));
+    let join = RoomMsg::Join {
+        conn,
+        outbox: outbox.clone(),
+    };
+    let Some(tx) = registry::open_and_send(&shared, &room, join).await else {
+        let mut socket = socket;
+        return close(&mut socket, 1011, "the room is not available; reconnect").await;
+    };
+    Metrics::inc(&shared.metrics.connections);
+    let (mut sink, mut stream) = socket.split();
+    let writer_metrics = shared.metrics.clone();
+    let writer_outbox = outbox.clone();
+    let mut writer = tokio::spawn(async move {
+        loop {
+            match writer_outbox.next().await {
+                Drained::Frames(frames) => {
+                    let (frames, merged) = merge_backlog(frames);
+                    if merged {
+                        Metrics::inc(&writer_metrics.backlog_merges_total);
+                    }
+                    for frame in frames {
+                        if sink.feed(Message::Binary(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                }
+                Drained::Close(c) => {
+                    let frame = CloseFrame {
+                        code: c.code,
+                        reason: c.reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            }
+        }
+    });
+    let max = shared.config.max_frame_bytes;
+    let mut writer_done = false;
+    loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
+        };
+        match msg {
+            Some(Ok(Message::Binary(data))) => {
+                if data.len() > max {
+                    Metrics::inc(&shared.metrics.malformed_frames_total);
+                    tracing::warn!(%room, conn, bytes = data.len(), "frame over the limit; closing (1009)");
+                    outbox.close(
+                        1009,
+                        format!(
+                            "message of {} bytes is over the {max}-byte limit",
+                            data.len()
+                        ),
+                    );
+                    break;
+                }
+                if tx.send(RoomMsg::Frame { conn, data }).await.is_err() {
+                    outbox.close(1012, "the room restarted; reconnect");
+                    break;
+                }
+            }
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(_)) => {} // text, ping, pong: not part of y-sync
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("too long")
+                    || text.contains("Space limit")
+                    || text.contains("size")
+                {
+                    Metrics::inc(&shared.metrics.malformed_frames_total);
+                    outbox.close(1009, format!("message over the {max}-byte limit"));
+                }
+                tracing::debug!(%room, conn, error = %text, "socket read ended");
+                break;
+            }
+        }
+    }
+    let _ = tx.send(RoomMsg::Leave { conn }).await;
+    outbox.close(1000, "");
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+    Metrics::dec(&shared.metrics.connections);
+}

@@ -1,0 +1,62 @@
+//! Counters and gauges, rendered as Prometheus text at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! metrics {
+    ($($name:ident: $kind:literal, $help:literal;)*) => {
+        /// Process-wide counters (relaxed atomics: they are statistics, not synchronisation).
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(pub $name: AtomicU64,)*
+        }
+
+        impl Metrics {
+            /// Prometheus text exposition format.
+            pub fn render(&self) -> String {
+                let mut out = String::new();
+                $(
+                    let name = concat!("ykeep_", stringify!($name));
+                    let _ = writeln!(out, "# HELP {name} {}", $help);
+                    let _ = writeln!(out, "# TYPE {name} {}", $kind);
+                    let _ = writeln!(out, "{name} {}", self.$name.load(Ordering::Relaxed));
+                )*
+                out
+            }
+        }
+    };
+}
+
+metrics! {
+    rooms: "gauge", "Rooms in memory.";
+    connections: "gauge", "Open WebSocket connections.";
+    updates_total: "counter", "Yjs updates accepted and committed to the local log.";
+    update_bytes_total: "counter", "Bytes of accepted Yjs updates.";
+    log_commits_total: "counter", "Group commits of the local log (one per room batch).";
+    saves_ok_total: "counter", "Successful snapshot saves.";
+    saves_failed_total: "counter", "Failed snapshot saves (room stays dirty).";
+    saves_too_large_total: "counter", "Saves refused because the snapshot is over the limit.";
+    save_conflicts_total: "counter", "Saves that met a 409 and merged the store's snapshot.";
+    saved_bytes_total: "counter", "Bytes of snapshots saved.";
+    save_seconds_sum_micros: "counter", "Total save latency in microseconds.";
+    save_seconds_count: "counter", "Saves timed (ok and failed).";
+    refused_connections_total: "counter", "WebSocket connections refused (room, auth).";
+    malformed_frames_total: "counter", "Frames refused as malformed or oversized.";
+    slow_reader_closes_total: "counter", "Readers closed (1013) because their backlog grew over the limit.";
+    backlog_merges_total: "counter", "Times a reader's queued updates were merged into one.";
+    cold_starts_total: "counter", "Rooms loaded from the local log and the store.";
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn dec(counter: &AtomicU64) {
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}

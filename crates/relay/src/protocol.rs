@@ -1,0 +1,213 @@
+//! The y-sync wire format, parsed without copying.
+//!
+//! A frame is `[messageType varuint, ...]`; sync messages are `[0, step varuint, varbuf]` with
+//! step 0 = SyncStep1 (state vector), 1 = SyncStep2 (update), 2 = Update; awareness is
+//! `[1, varbuf]`. The relay needs the byte range of the payload so that an incoming Update frame
+//! can be forwarded to every other peer as the same shared buffer.
+
+use std::ops::Range;
+
+use yrs::encoding::read::{Cursor, Read};
+
+const MSG_SYNC: u8 = 0;
+const MSG_AWARENESS: u8 = 1;
+const SYNC_STEP1: u8 = 0;
+const SYNC_STEP2: u8 = 1;
+const SYNC_UPDATE: u8 = 2;
+
+/// One parsed y-sync message; ranges index into the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    SyncStep1 {
+        sv: Range<usize>,
+    },
+    SyncStep2 {
+        update: Range<usize>,
+    },
+    Update {
+        update: Range<usize>,
+        end: usize,
+    },
+    Awareness {
+        payload: Range<usize>,
+    },
+    AwarenessQuery,
+    Auth,
+    /// A message type this relay does not handle (ignored, as y-websocket does).
+    Unknown(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("malformed y-sync message: {0}")]
+pub struct ProtocolError(String);
+
+/// Parses the first message of a frame (y-websocket sends one message per frame).
+pub fn parse(frame: &[u8]) -> Result<Frame, ProtocolError> {
+    let mut cur = Cursor::new(frame);
+    let tag: u64 = cur.read_var().map_err(err)?;
+    match tag {
+        0 => {
+            let step: u64 = cur.read_var().map_err(err)?;
+            let range = read_buf_range(&mut cur)?;
+            match step {
+                0 => Ok(Frame::SyncStep1 { sv: range }),
+                1 => Ok(Frame::SyncStep2 { update: range }),
+                2 => {
+                    let end = range.end;
+                    Ok(Frame::Update { update: range, end })
+                }
+                _ => Err(ProtocolError(format!("unknown sync step {step}"))),
+            }
+        }
+        1 => Ok(Frame::Awareness {
+            payload: read_buf_range(&mut cur)?,
+        }),
+        2 => Ok(Frame::Auth),
+        3 => Ok(Frame::AwarenessQuery),
+        other => Ok(Frame::Unknown(other)),
+    }
+}
+
+fn read_buf_range(cur: &mut Cursor<'_>) -> Result<Range<usize>, ProtocolError> {
+    let len: u64 = cur.read_var().map_err(err)?;
+    let start = cur.next;
+    let len = usize::try_from(len).map_err(|_| ProtocolError("length overflows".into()))?;
+    if start.checked_add(len).is_none_or(|end| end > cur.buf.len()) {
+        return Err(ProtocolError(format!(
+            "payload of {len} bytes announced, {} present",
+            cur.buf.len() - start
+        )));
+    }
+    cur.next = start + len;
+    Ok(start..start + len)
+}
+
+fn err(e: yrs::encoding::read::Error) -> ProtocolError {
+    ProtocolError(e.to_string())
+}
+
+fn sync_frame(step: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 7);
+    out.push(MSG_SYNC);
+    out.push(step);
+    write_len_prefixed(&mut out, payload);
+    out
+}
+
+/// `[0, 0, sv]`: SyncStep1 with a v1-encoded state vector.
+pub fn encode_step1(sv: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_STEP1, sv)
+}
+
+/// `[0, 1, update]`: SyncStep2 (the reply to a SyncStep1).
+pub fn encode_step2(update: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_STEP2, update)
+}
+
+/// `[0, 2, update]`: an incremental update.
+pub fn encode_update(update: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_UPDATE, update)
+}
+
+/// Offset of the payload in a frame built by [`encode_update`] for a payload of `len` bytes.
+pub fn update_payload_offset(len: usize) -> usize {
+    2 + varint_len(len as u64)
+}
+
+/// `[1, payload]`: an awareness update (payload = encoded `AwarenessUpdate`).
+pub fn encode_awareness(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 6);
+    out.push(MSG_AWARENESS);
+    write_len_prefixed(&mut out, payload);
+    out
+}
+
+pub fn varint_len(mut n: u64) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Appends `[varuint len, bytes]` to `out` (the local log's batch record format).
+pub fn write_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut n = bytes.len() as u64;
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(bytes);
+}
+
+/// Splits a buffer written by [`write_len_prefixed`] back into its parts.
+pub fn read_len_prefixed(buf: &[u8]) -> Result<Vec<&[u8]>, ProtocolError> {
+    let mut cur = Cursor::new(buf);
+    let mut parts = Vec::new();
+    while cur.has_content() {
+        let range = read_buf_range(&mut cur)?;
+        parts.push(&buf[range]);
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let update = vec![7u8; 300];
+        let frame = encode_update(&update);
+        let Frame::Update { update: r, end } = parse(&frame).unwrap() else {
+            panic!()
+        };
+        assert_eq!(&frame[r.clone()], update.as_slice());
+        assert_eq!(r.start, update_payload_offset(update.len()));
+        assert_eq!(end, frame.len());
+        assert!(matches!(
+            parse(&encode_step1(&[0])).unwrap(),
+            Frame::SyncStep1 { .. }
+        ));
+        assert!(matches!(
+            parse(&encode_step2(&[0, 0])).unwrap(),
+            Frame::SyncStep2 { .. }
+        ));
+        assert!(matches!(
+            parse(&encode_awareness(&[0])).unwrap(),
+            Frame::Awareness { .. }
+        ));
+        assert_eq!(parse(&[3]).unwrap(), Frame::AwarenessQuery);
+        assert_eq!(parse(&[9, 0]).unwrap(), Frame::Unknown(9));
+    }
+
+    #[test]
+    fn malformed_frames_are_refused() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&[0]).is_err());
+        assert!(parse(&[0, 7, 0]).is_err());
+        assert!(
+            parse(&[0, 2, 10, 1, 2]).is_err(),
+            "announced length beyond the frame"
+        );
+        assert!(
+            parse(&[
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn len_prefixed_round_trip() {
+        let mut buf = Vec::new();
+        write_len_prefixed(&mut buf, b"a");
+        write_len_prefixed(&mut buf, &[5u8; 200]);
+        write_len_prefixed(&mut buf, b"");
+        let parts = read_len_prefixed(&buf).unwrap();
+        assert_eq!(parts, vec![&b"a"[..], &[5u8; 200][..], &b""[..]]);
+        assert!(read_len_prefixed(&[5, 1]).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! The room's awareness table: the latest state of every client id, and which connection
+//! announced it, so that a disconnect can remove its states and tell the others.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use yrs::block::ClientID;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+
+use super::ConnId;
+
+const NULL: &str = "null";
+
+#[derive(Default)]
+pub struct AwarenessTable {
+    states: HashMap<ClientID, (u32, Arc<str>, ConnId)>,
+}
+
+impl AwarenessTable {
+    /// Applies an encoded awareness update sent by `conn`; returns false if it does not decode.
+    pub fn apply(&mut self, conn: ConnId, payload: &[u8]) -> bool {
+        let Ok(update) = AwarenessUpdate::decode_v1(payload) else {
+            return false;
+        };
+        for (client, entry) in update.clients {
+            let newer = match self.states.get(&client) {
+                Some((clock, _, _)) => entry.clock >= *clock,
+                None => true,
+            };
+            if newer {
+                if entry.json.as_ref() == NULL {
+                    self.states.remove(&client);
+                } else {
+                    self.states.insert(client, (entry.clock, entry.json, conn));
+                }
+            }
+        }
+        true
+    }
+
+    /// The encoded update of every live state, for a new connection (None when empty).
+    pub fn full_update(&self) -> Option<Vec<u8>> {
+        if self.states.is_empty() {
+            return None;
+        }
+        let clients = self
+            .states
+            .iter()
+            .map(|(c, (clock, json, _))| {
+                (
+                    *c,
+                    AwarenessUpdateEntry {
+                        clock: *clock,
+                        json: json.clone(),
+                    },
+                )
+            })
+            .collect();
+        Some(AwarenessUpdate { clients }.encode_v1())
+    }
+
+    /// Removes the states `conn` announced; returns the encoded removal update for the others.
+    pub fn remove_conn(&mut self, conn: ConnId) -> Option<Vec<u8>> {
+        let gone: Vec<(ClientID, u32)> = self
+            .states
+            .iter()
+            .filter(|(_, (_, _, owner))| *owner == conn)
+            .map(|(c, (clock, _, _))| (*c, *clock))
+            .collect();
+        if gone.is_empty() {
+            return None;
+        }
+        let mut clients = HashMap::new();
+        for (client, clock) in gone {
+            self.states.remove(&client);
+            clients.insert(
+                client,
+                AwarenessUpdateEntry {
+                    clock: clock + 1,
+                    json: NULL.into(),
+                },
+            );
+        }
+        Some(AwarenessUpdate { clients }.encode_v1())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(client: u64, clock: u32, json: &str) -> Vec<u8> {
+        let mut clients = HashMap::new();
+        clients.insert(
+            ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        );
+        AwarenessUpdate { clients }.encode_v1()
+    }
+
+    #[test]
+    fn disconnect_removes_the_connections_states() {
+        let mut t = AwarenessTable::default();
+        assert!(t.apply(1, &update(10, 1, r#"{"user":"a"}"#)));
+        assert!(t.apply(2, &update(20, 1, r#"{"user":"b"}"#)));
+        assert!(!t.apply(2, &[0xff, 0xff]));
+        let removal = t.remove_conn(1).unwrap();
+        let decoded = AwarenessUpdate::decode_v1(&removal).unwrap();
+        let entry = &decoded.clients[&ClientID::new(10)];
+        assert_eq!((entry.clock, entry.json.as_ref()), (2, "null"));
+        assert!(t.remove_conn(1).is_none());
+        let full = AwarenessUpdate::decode_v1(&t.full_update().unwrap()).unwrap();
+        assert_eq!(full.clients.len(), 1);
+        assert!(t.apply(2, &update(20, 2, "null")));
+        assert!(t.full_update().is_none());
+    }
+}

@@ -1,0 +1,729 @@
+//! A room: one task owning the room's `yrs::Doc`, its connections and its save schedule.
+//!
+//! The task drains whatever messages are waiting (a batch), applies the updates to the doc,
+//! commits them to the local log as one record, and only then sends anything: replies,
+//! forwarded updates, awareness. Nothing leaves the relay before it is durable.
+
+mod awareness;
+pub mod outbox;
+pub mod registry;
+pub mod save;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use ykeep_core::{DurabilityMarker, MergeError, RoomName, SaveAction, SaveEvent, SaveSchedule};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use crate::Shared;
+use crate::log::{LogError, SavedRecord, record_format};
+use crate::metrics::Metrics;
+use crate::protocol::{self, Frame};
+use crate::store_client::StoreError;
+use awareness::AwarenessTable;
+use outbox::{OutFrame, Outbox};
+use save::{SaveError, SaveInput, SaveOutcome, save_room};
+
+pub type ConnId = u64;
+
+/// Most messages handled in one batch (one log commit).
+const MAX_BATCH: usize = 4096;
+
+pub enum RoomMsg {
+    Join {
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+    },
+    Frame {
+        conn: ConnId,
+        data: Bytes,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    State {
+        sv: Option<Vec<u8>>,
+        reply: oneshot::Sender<Result<Vec<u8>, MergeError>>,
+    },
+    Durable {
+        reply: oneshot::Sender<DurableInfo>,
+    },
+    SaveDone {
+        seq: u64,
+        result: Box<Result<SaveOutcome, SaveError>>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The `/durable` answer of a room.
+#[derive(Debug, Clone)]
+pub struct DurableInfo {
+    pub relay: DurabilityMarker,
+    pub store: Option<Vec<u8>>,
+    pub store_snapshot_id: Option<String>,
+    pub saved_at: Option<i64>,
+}
+
+/// Why the room was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// A client asked for it.
+    Client,
+    /// Start-up recovery: save what the log holds, then unload.
+    Recover,
+}
+
+/// What the room knows about the store.
+#[derive(Debug, Default, Clone)]
+struct StoreView {
+    /// The store's snapshot has been fetched and merged at least once.
+    synced: bool,
+    snapshot_id: Option<String>,
+    marker: Option<Vec<u8>>,
+    saved_at: Option<i64>,
+}
+
+enum Target {
+    One(ConnId),
+    AllBut(ConnId),
+    All,
+}
+
+impl Target {
+    fn includes(&self, conn: ConnId) -> bool {
+        match self {
+            Target::One(c) => *c == conn,
+            Target::AllBut(c) => *c != conn,
+            Target::All => true,
+        }
+    }
+}
+
+/// Everything a batch produced, released after its commit.
+#[derive(Default)]
+struct Pending {
+    deliveries: Vec<(Target, OutFrame)>,
+    log: Vec<u8>,
+    updates: u64,
+    update_bytes: u64,
+    states: Vec<(
+        Option<Vec<u8>>,
+        oneshot::Sender<Result<Vec<u8>, MergeError>>,
+    )>,
+    durables: Vec<oneshot::Sender<DurableInfo>>,
+    saves_done: Vec<(u64, Box<Result<SaveOutcome, SaveError>>)>,
+    actions: Vec<SaveAction>,
+}
+
+/// The room failed in a way that leaves its doc ahead of its log: it must go.
+#[derive(Debug, thiserror::Error)]
+#[error("room {room}: {source}")]
+struct Fatal {
+    room: RoomName,
+    source: LogError,
+}
+
+struct Room {
+    name: RoomName,
+    key: Arc<str>,
+    shared: Arc<Shared>,
+    tx: mpsc::WeakSender<RoomMsg>,
+    doc: Doc,
+    conns: HashMap<ConnId, Arc<Outbox>>,
+    awareness: AwarenessTable,
+    schedule: SaveSchedule,
+    seq: u64,
+    store: StoreView,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    shutting_down: bool,
+}
+
+/// The room task.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    name: RoomName,
+    tx: mpsc::WeakSender<RoomMsg>,
+    mut rx: mpsc::Receiver<RoomMsg>,
+    mode: OpenMode,
+) {
+    Metrics::inc(&shared.metrics.rooms);
+    match Room::load(shared.clone(), name.clone(), tx).await {
+        Ok(mut room) => {
+            let event = match mode {
+                OpenMode::Client => SaveEvent::Idle,
+                OpenMode::Recover => SaveEvent::Recover,
+            };
+            let mut pending = Pending::default();
+            room.schedule_event(event, &mut pending);
+            if let Err(fatal) = room.finish_batch(pending).await {
+                room.fail(fatal, &mut rx);
+            } else if let Err(fatal) = room.serve(&mut rx).await {
+                room.fail(fatal, &mut rx);
+            }
+        }
+        Err(e) => {
+            tracing::error!(room = %name, error = %e, "cannot load room from the local log");
+            registry::remove(&shared, &name);
+            rx.close();
+            while let Ok(msg) = rx.try_recv() {
+                if let RoomMsg::Join { outbox, .. } = msg {
+                    outbox.close(1011, "the relay cannot load this room");
+                }
+            }
+        }
+    }
+    Metrics::dec(&shared.metrics.rooms);
+}
+
+impl Room {
+    /// Cold start: the local log and the store's snapshot, merged (CRDT union).
+    async fn load(
+        shared: Arc<Shared>,
+        name: RoomName,
+        tx: mpsc::WeakSender<RoomMsg>,
+    ) -> Result<Room, LogError> {
+        let key: Arc<str> = name.to_string().into();
+        let log = shared.log.clone();
+        let log_key = key.clone();
+        let room_name = name.clone();
+        let from_log = async move {
+            let records = log.load(&log_key).await?;
+            tokio::task::spawn_blocking(move || {
+                let doc = Doc::new();
+                apply_records(&doc, &records.records, &room_name);
+                (doc, records)
+            })
+            .await
+            .map_err(|e| LogError::Join(e.to_string()))
+        };
+        let timeout = shared.config.store_timeout();
+        let from_store = tokio::time::timeout(timeout, shared.store.load(&name));
+        let (from_log, from_store) = tokio::join!(from_log, from_store);
+        let (doc, records) = from_log?;
+        Metrics::inc(&shared.metrics.cold_starts_total);
+        let policy = shared.policy;
+        let mut room = Room {
+            schedule: SaveSchedule::new(policy, records.seq, records.saved_seq),
+            seq: records.seq,
+            store: StoreView {
+                synced: false,
+                snapshot_id: records.store_snapshot_id,
+                marker: records.store_marker,
+                saved_at: records.saved_at,
+            },
+            name,
+            key,
+            shared,
+            tx,
+            doc,
+            conns: HashMap::new(),
+            awareness: AwarenessTable::default(),
+            shutdown_waiters: Vec::new(),
+            shutting_down: false,
+        };
+        match from_store {
+            Ok(Ok(Some(snapshot))) => {
+                let mut pending = Pending::default();
+                room.merge_store_content(&snapshot.bytes, &mut pending)
+                    .await?;
+                room.store = StoreView {
+                    synced: true,
+                    marker: DurabilityMarker::of_update(&snapshot.bytes)
+                        .ok()
+                        .map(|m| m.encode()),
+                    snapshot_id: Some(snapshot.snapshot_id),
+                    saved_at: snapshot.saved_at,
+                };
+            }
+            Ok(Ok(None)) | Ok(Err(StoreError::NotFound)) => {
+                room.store = StoreView {
+                    synced: true,
+                    ..StoreView::default()
+                };
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(room = %room.name, error = %e,
+                    "store unavailable at cold start: serving from the local log; the store's \
+                     snapshot will be merged before the first save");
+            }
+            Err(_) => {
+                tracing::warn!(room = %room.name, ?timeout,
+                    "store timed out at cold start: serving from the local log; the store's \
+                     snapshot will be merged before the first save");
+            }
+        }
+        Ok(room)
+    }
+
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<RoomMsg>) -> Result<(), Fatal> {
+        let mut batch = Vec::with_capacity(64);
+        loop {
+            let deadline = self.schedule.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(self.shared.instant_at(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => batch.push(msg),
+                    None => return Ok(()),
+                },
+                _ = sleep => {}
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            let mut pending = Pending::default();
+            for msg in batch.drain(..) {
+                self.handle(msg, &mut pending);
+            }
+            self.schedule_event(SaveEvent::Tick, &mut pending);
+            if self.finish_batch(pending).await? {
+                // Unload, unless someone arrived meanwhile.
+                if registry::remove_if_idle(&self.shared, &self.name, rx) {
+                    self.answer_shutdown();
+                    return Ok(());
+                }
+                self.schedule = SaveSchedule::new(
+                    self.shared.policy,
+                    self.schedule.latest_seq(),
+                    self.schedule.saved_seq(),
+                );
+                self.schedule.handle(SaveEvent::Idle, self.shared.now_ms());
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: RoomMsg, p: &mut Pending) {
+        match msg {
+            RoomMsg::Frame { conn, data } => self.handle_frame(conn, data, p),
+            RoomMsg::Join { conn, outbox } => {
+                self.conns.insert(conn, outbox);
+                let sv = self.doc.transact().state_vector();
+                let step1 = protocol::encode_step1(&yrs::updates::encoder::Encode::encode_v1(&sv));
+                p.deliveries
+                    .push((Target::One(conn), OutFrame::Other(step1.into())));
+                if let Some(aw) = self.awareness.full_update() {
+                    let frame = protocol::encode_awareness(&aw);
+                    p.deliveries
+                        .push((Target::One(conn), OutFrame::Other(frame.into())));
+                }
+                self.schedule_event(SaveEvent::Connected, p);
+            }
+            RoomMsg::Leave { conn } => self.drop_conn(conn, p),
+            RoomMsg::State { sv, reply } => p.states.push((sv, reply)),
+            RoomMsg::Durable { reply } => p.durables.push(reply),
+            RoomMsg::SaveDone { seq, result } => p.saves_done.push((seq, result)),
+            RoomMsg::Shutdown { done } => {
+                self.shutdown_waiters.push(done);
+                if !self.shutting_down {
+                    self.shutting_down = true;
+                    self.schedule_event(SaveEvent::Shutdown, p);
+                }
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, conn: ConnId, data: Bytes, p: &mut Pending) {
+        if !self.conns.contains_key(&conn) {
+            return; // refused or gone: ignore what it still sends
+        }
+        let frame = match protocol::parse(&data) {
+            Ok(frame) => frame,
+            Err(e) => return self.refuse(conn, &e.to_string(), p),
+        };
+        match frame {
+            Frame::SyncStep1 { sv } => match StateVector::decode_v1(&data[sv]) {
+                Ok(sv) => {
+                    let update = self.doc.transact().encode_state_as_update_v1(&sv);
+                    let step2 = protocol::encode_step2(&update);
+                    p.deliveries
+                        .push((Target::One(conn), OutFrame::Other(step2.into())));
+                }
+                Err(e) => self.refuse(conn, &format!("bad state vector: {e}"), p),
+            },
+            Frame::SyncStep2 { update: ref range }
+            | Frame::Update {
+                update: ref range, ..
+            } => {
+                let range = range.clone();
+                let payload = &data[range.clone()];
+                let update = match Update::decode_v1(payload) {
+                    Ok(u) => u,
+                    Err(e) => return self.refuse(conn, &format!("bad Yjs update: {e}"), p),
+                };
+                if update.is_empty() {
+                    return;
+                }
+                let applied = self.doc.transact_mut().apply_update(update);
+                if let Err(e) = applied {
+                    return self.refuse(conn, &format!("Yjs update does not apply: {e}"), p);
+                }
+                protocol::write_len_prefixed(&mut p.log, payload);
+                p.updates += 1;
+                p.update_bytes += payload.len() as u64;
+                let out = match frame {
+                    Frame::Update { end, .. } => OutFrame::Update {
+                        frame: data.slice(..end),
+                        payload_at: range.start,
+                    },
+                    _ => update_frame(payload),
+                };
+                p.deliveries.push((Target::AllBut(conn), out));
+            }
+            Frame::Awareness { payload } => {
+                if !self.awareness.apply(conn, &data[payload.clone()]) {
+                    return self.refuse(conn, "bad awareness update", p);
+                }
+                let out = OutFrame::Other(data.slice(..payload.end));
+                p.deliveries.push((Target::AllBut(conn), out));
+            }
+            Frame::AwarenessQuery => {
+                if let Some(aw) = self.awareness.full_update() {
+                    let frame = protocol::encode_awareness(&aw);
+                    p.deliveries
+                        .push((Target::One(conn), OutFrame::Other(frame.into())));
+                }
+            }
+            Frame::Auth | Frame::Unknown(_) => {}
+        }
+    }
+
+    fn refuse(&mut self, conn: ConnId, reason: &str, p: &mut Pending) {
+        tracing::warn!(room = %self.name, conn, reason, "refusing a client message; closing it");
+        Metrics::inc(&self.shared.metrics.malformed_frames_total);
+        if let Some(outbox) = self.conns.get(&conn) {
+            outbox.close(1008, truncate(reason));
+        }
+        self.drop_conn(conn, p);
+    }
+
+    fn drop_conn(&mut self, conn: ConnId, p: &mut Pending) {
+        if self.conns.remove(&conn).is_none() {
+            return;
+        }
+        if let Some(removal) = self.awareness.remove_conn(conn) {
+            let frame = protocol::encode_awareness(&removal);
+            p.deliveries
+                .push((Target::All, OutFrame::Other(frame.into())));
+        }
+        self.schedule_event(SaveEvent::Disconnected, p);
+    }
+
+    fn schedule_event(&mut self, event: SaveEvent, p: &mut Pending) {
+        if let Some(action) = self.schedule.handle(event, self.shared.now_ms()) {
+            p.actions.push(action);
+        }
+    }
+
+    /// Commits the batch, then releases everything it produced. Returns true when the room
+    /// should unload.
+    async fn finish_batch(&mut self, mut p: Pending) -> Result<bool, Fatal> {
+        if !p.log.is_empty() {
+            self.seq += 1;
+            let data = std::mem::take(&mut p.log);
+            self.append(record_format::BATCH, data).await?;
+            let m = &self.shared.metrics;
+            Metrics::add(&m.updates_total, p.updates);
+            Metrics::add(&m.update_bytes_total, p.update_bytes);
+            self.schedule_event(SaveEvent::Updated { seq: self.seq }, &mut p);
+        }
+        self.deliver(&mut p.deliveries);
+        for (sv, reply) in p.states.drain(..) {
+            let _ = reply.send(self.state_update(sv.as_deref()));
+        }
+        for reply in p.durables.drain(..) {
+            let _ = reply.send(self.durable_info());
+        }
+        for (seq, result) in std::mem::take(&mut p.saves_done) {
+            self.save_done(seq, *result, &mut p).await?;
+        }
+        self.deliver(&mut p.deliveries);
+        let mut unload = false;
+        // Actions may produce more actions (a save finishing at once is not possible: saves
+        // run in their own task), so one pass suffices.
+        for action in std::mem::take(&mut p.actions) {
+            match action {
+                SaveAction::SaveNow { seq } => self.start_save(seq),
+                SaveAction::Unload => unload = true,
+            }
+        }
+        if self.shutting_down && !self.schedule.is_dirty() || unload {
+            self.answer_shutdown();
+        }
+        Ok(unload)
+    }
+
+    async fn append(&mut self, format: i64, data: Vec<u8>) -> Result<(), Fatal> {
+        self.shared
+            .log
+            .append(&self.key, self.seq, format, data)
+            .await
+            .map_err(|source| Fatal {
+                room: self.name.clone(),
+                source,
+            })?;
+        Metrics::inc(&self.shared.metrics.log_commits_total);
+        Ok(())
+    }
+
+    fn deliver(&mut self, deliveries: &mut Vec<(Target, OutFrame)>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        for (conn, outbox) in &self.conns {
+            let frames = deliveries
+                .iter()
+                .filter(|(t, _)| t.includes(*conn))
+                .map(|(_, f)| f.clone());
+            if !outbox.push(frames) {
+                tracing::warn!(room = %self.name, conn, "slow reader over its backlog limit: closing it (1013)");
+                Metrics::inc(&self.shared.metrics.slow_reader_closes_total);
+            }
+        }
+        deliveries.clear();
+    }
+
+    fn state_update(&self, sv: Option<&[u8]>) -> Result<Vec<u8>, MergeError> {
+        let sv = ykeep_core::merge::decode_state_vector(sv.unwrap_or_default())?;
+        Ok(self.doc.transact().encode_state_as_update_v1(&sv))
+    }
+
+    fn durable_info(&self) -> DurableInfo {
+        DurableInfo {
+            relay: DurabilityMarker::of_txn(&self.doc.transact()),
+            store: self.store.marker.clone(),
+            store_snapshot_id: self.store.snapshot_id.clone(),
+            saved_at: self.store.saved_at,
+        }
+    }
+
+    /// Applies content from the store; what was new is logged and sent to every client.
+    async fn merge_store_content(&mut self, bytes: &[u8], p: &mut Pending) -> Result<(), LogError> {
+        let delta = {
+            let update = match Update::decode_v1(bytes) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(room = %self.name, error = %e, "store snapshot is not a Yjs update; ignored");
+                    return Ok(());
+                }
+            };
+            let mut txn = self.doc.transact_mut();
+            if let Err(e) = txn.apply_update(update) {
+                tracing::error!(room = %self.name, error = %e, "store snapshot does not apply; ignored");
+                return Ok(());
+            }
+            txn.encode_update_v1()
+        };
+        if Update::decode_v1(&delta)
+            .map(|u| u.is_empty())
+            .unwrap_or(true)
+        {
+            return Ok(());
+        }
+        self.seq += 1;
+        let mut record = Vec::with_capacity(delta.len() + 5);
+        protocol::write_len_prefixed(&mut record, &delta);
+        self.shared
+            .log
+            .append(&self.key, self.seq, record_format::BATCH, record)
+            .await?;
+        let seq = self.seq;
+        self.schedule_event(SaveEvent::StoreMerged { seq }, p);
+        p.deliveries.push((Target::All, update_frame(&delta)));
+        Ok(())
+    }
+
+    fn start_save(&mut self, seq: u64) {
+        let state = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let input = SaveInput {
+            state,
+            known_snapshot: self.store.snapshot_id.clone(),
+            store_synced: self.store.synced,
+            max_bytes: self.shared.config.max_snapshot_bytes,
+        };
+        let shared = self.shared.clone();
+        let name = self.name.clone();
+        let Some(tx) = self.tx.upgrade() else { return };
+        tracing::debug!(room = %name, seq, "saving");
+        tokio::spawn(async move {
+            let result = save_room(shared.store.as_ref(), &name, input).await;
+            let _ = tx
+                .send(RoomMsg::SaveDone {
+                    seq,
+                    result: Box::new(result),
+                })
+                .await;
+        });
+    }
+
+    async fn save_done(
+        &mut self,
+        seq: u64,
+        result: Result<SaveOutcome, SaveError>,
+        p: &mut Pending,
+    ) -> Result<(), Fatal> {
+        let m = self.shared.metrics.clone();
+        match result {
+            Ok(outcome) => {
+                Metrics::inc(&m.saves_ok_total);
+                Metrics::add(&m.saved_bytes_total, outcome.saved_state.len() as u64);
+                Metrics::add(
+                    &m.save_seconds_sum_micros,
+                    outcome.elapsed.as_micros() as u64,
+                );
+                Metrics::inc(&m.save_seconds_count);
+                if !outcome.merged_from_store.is_empty() {
+                    Metrics::inc(&m.save_conflicts_total);
+                }
+                for bytes in &outcome.merged_from_store {
+                    self.merge_store_content(bytes, p)
+                        .await
+                        .map_err(|source| Fatal {
+                            room: self.name.clone(),
+                            source,
+                        })?;
+                }
+                tracing::info!(room = %self.name, seq, bytes = outcome.saved_state.len(),
+                    snapshot = %outcome.receipt.snapshot_id, ms = outcome.elapsed.as_millis() as u64,
+                    "saved");
+                let marker = outcome.saved_marker.encode();
+                self.store = StoreView {
+                    synced: true,
+                    snapshot_id: Some(outcome.receipt.snapshot_id.clone()),
+                    marker: Some(marker.clone()),
+                    saved_at: Some(outcome.receipt.saved_at),
+                };
+                let saved = SavedRecord {
+                    saved_seq: seq,
+                    store_snapshot_id: outcome.receipt.snapshot_id,
+                    store_marker: marker,
+                    saved_at: outcome.receipt.saved_at,
+                    compacted: outcome.saved_state,
+                };
+                if let Err(e) = self.shared.log.saved(&self.key, saved).await {
+                    // The save itself succeeded; the log keeps its records and stays "dirty",
+                    // so the next trigger saves again. Nothing is lost.
+                    tracing::error!(room = %self.name, error = %e, "recording the save in the local log failed");
+                    self.schedule_event(SaveEvent::SaveFailed, p);
+                    return Ok(());
+                }
+                self.schedule_event(SaveEvent::SaveOk { seq }, p);
+            }
+            Err(e) if e.is_gone() => {
+                tracing::warn!(room = %self.name,
+                    "the store has no such resource (deleted?): dropping the room's local copy");
+                Metrics::inc(&m.saves_failed_total);
+                if let Err(e) = self.shared.log.forget(&self.key).await {
+                    tracing::error!(room = %self.name, error = %e, "forgetting the room failed");
+                }
+                for outbox in self.conns.values() {
+                    outbox.close(1008, "this resource no longer exists");
+                }
+                let latest = self.schedule.latest_seq();
+                self.schedule_event(SaveEvent::SaveOk { seq: latest }, p);
+            }
+            Err(e) => {
+                if e.is_too_large() {
+                    Metrics::inc(&m.saves_too_large_total);
+                }
+                Metrics::inc(&m.saves_failed_total);
+                Metrics::inc(&m.save_seconds_count);
+                tracing::error!(room = %self.name, seq, error = %e,
+                    "save failed; the room stays dirty and its updates stay in the local log");
+                self.schedule_event(SaveEvent::SaveFailed, p);
+                if self.shutting_down {
+                    self.answer_shutdown();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn answer_shutdown(&mut self) {
+        for done in self.shutdown_waiters.drain(..) {
+            let _ = done.send(());
+        }
+    }
+
+    /// The log failed: the doc may hold updates that are not durable, so nothing of it may be
+    /// sent. Close every client (they resync on reconnect) and drop the room.
+    fn fail(&mut self, fatal: Fatal, rx: &mut mpsc::Receiver<RoomMsg>) {
+        tracing::error!(error = %fatal, "room stopped: local log failure");
+        registry::remove(&self.shared, &self.name);
+        rx.close();
+        for outbox in self.conns.values() {
+            outbox.close(1011, "the relay's durable log failed; reconnect");
+        }
+        while let Ok(msg) = rx.try_recv() {
+            if let RoomMsg::Join { outbox, .. } = msg {
+                outbox.close(1011, "the relay's durable log failed; reconnect");
+            }
+        }
+        self.answer_shutdown();
+    }
+}
+
+fn update_frame(payload: &[u8]) -> OutFrame {
+    OutFrame::Update {
+        frame: protocol::encode_update(payload).into(),
+        payload_at: protocol::update_payload_offset(payload.len()),
+    }
+}
+
+/// Applies log records to a doc (used by cold start and by `/durable` for unloaded rooms).
+pub(crate) fn marker_of_records(doc: &Doc, records: &[(i64, Vec<u8>)], room: &RoomName) {
+    apply_records(doc, records, room)
+}
+
+fn apply_records(doc: &Doc, records: &[(i64, Vec<u8>)], room: &RoomName) {
+    let mut txn = doc.transact_mut();
+    for (format, data) in records {
+        let parts = match *format {
+            record_format::BATCH => match protocol::read_len_prefixed(data) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    tracing::error!(%room, error = %e, "unreadable log record skipped");
+                    continue;
+                }
+            },
+            record_format::SNAPSHOT => vec![data.as_slice()],
+            other => {
+                tracing::error!(%room, format = other, "log record of unknown format skipped");
+                continue;
+            }
+        };
+        for part in parts {
+            match Update::decode_v1(part) {
+                Ok(u) => {
+                    if let Err(e) = txn.apply_update(u) {
+                        tracing::error!(%room, error = %e, "log update does not apply; skipped");
+                    }
+                }
+                Err(e) => tracing::error!(%room, error = %e, "log update does not decode; skipped"),
+            }
+        }
+    }
+}
+
+fn truncate(reason: &str) -> String {
+    // Close reasons are limited to 123 bytes.
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}

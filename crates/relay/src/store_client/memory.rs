@@ -1,0 +1,154 @@
+//! [`SnapshotStore`] in memory, following the contract's rules, for tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use ykeep_core::{DurabilityMarker, RoomName};
+
+use super::{Precondition, SaveReceipt, SnapshotStore, StoreError, StoredSnapshot, Verdict};
+
+/// An in-memory store. Every resource exists (as with `--auto-create`); `set_down(true)` makes
+/// every call fail as if the store were unreachable.
+#[derive(Default)]
+pub struct MemoryStore {
+    snapshots: Mutex<HashMap<RoomName, StoredSnapshot>>,
+    tokens: Mutex<HashMap<String, Verdict>>,
+    down: AtomicBool,
+    next_id: AtomicU64,
+    saves: AtomicU64,
+    verifies: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Successful saves so far.
+    pub fn saves(&self) -> u64 {
+        self.saves.load(Ordering::SeqCst)
+    }
+
+    /// Verify calls so far.
+    pub fn verifies(&self) -> u64 {
+        self.verifies.load(Ordering::SeqCst)
+    }
+
+    pub fn snapshot(&self, room: &RoomName) -> Option<StoredSnapshot> {
+        self.snapshots
+            .lock()
+            .expect("store lock")
+            .get(room)
+            .cloned()
+    }
+
+    /// Puts a snapshot in place directly (as another relay's save would).
+    pub fn put(&self, room: &RoomName, bytes: Vec<u8>) -> String {
+        let id = format!("m{}", self.next_id.fetch_add(1, Ordering::SeqCst) + 1);
+        let snap = StoredSnapshot {
+            bytes,
+            snapshot_id: id.clone(),
+            saved_at: Some(0),
+        };
+        self.snapshots
+            .lock()
+            .expect("store lock")
+            .insert(room.clone(), snap);
+        id
+    }
+
+    /// Declares what verifying `token` answers (unknown tokens are denied as `bad_signature`).
+    pub fn set_token(&self, token: &str, verdict: Verdict) {
+        self.tokens
+            .lock()
+            .expect("store lock")
+            .insert(token.to_owned(), verdict);
+    }
+
+    fn check_up(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unreachable("memory store is down".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SnapshotStore for MemoryStore {
+    fn load<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
+        async move {
+            self.check_up()?;
+            Ok(self.snapshot(room))
+        }
+        .boxed()
+    }
+
+    fn save<'a>(
+        &'a self,
+        room: &'a RoomName,
+        state: Vec<u8>,
+        precondition: Precondition,
+    ) -> BoxFuture<'a, Result<SaveReceipt, StoreError>> {
+        async move {
+            self.check_up()?;
+            ykeep_core::validate_update(&state).map_err(|e| StoreError::Status {
+                status: 400,
+                code: "bad_update".into(),
+                message: e.to_string(),
+            })?;
+            let current = self.snapshot(room);
+            let current_id = current.as_ref().map(|s| s.snapshot_id.clone());
+            let ok = match &precondition {
+                Precondition::IfMatch(id) => current_id.as_deref() == Some(id.as_str()),
+                Precondition::IfNoneMatch => current.is_none(),
+            };
+            if !ok {
+                return Err(StoreError::Conflict {
+                    current: current_id,
+                });
+            }
+            if let Some(cur) = &current {
+                // The store's own guard: a save never loses what the store holds.
+                let new = DurabilityMarker::of_update(&state).expect("validated");
+                let old = DurabilityMarker::of_update(&cur.bytes).expect("stored");
+                assert!(
+                    new.covers(&old),
+                    "relay saved a state that lacks the stored snapshot"
+                );
+            }
+            let id = self.put(room, state);
+            self.saves.fetch_add(1, Ordering::SeqCst);
+            Ok(SaveReceipt {
+                snapshot_id: id,
+                saved_at: 0,
+            })
+        }
+        .boxed()
+    }
+
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        _room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Verdict, StoreError>> {
+        async move {
+            self.check_up()?;
+            self.verifies.fetch_add(1, Ordering::SeqCst);
+            let tokens = self.tokens.lock().expect("store lock");
+            Ok(tokens.get(token).cloned().unwrap_or(Verdict::Denied {
+                reason: "bad_signature".into(),
+            }))
+        }
+        .boxed()
+    }
+}
