@@ -196,3 +196,50 @@ test("relay saves a left room to Convex and a fresh relay cold-starts from it", 
     `relay-vs-convex: first save ${saveDelayMs} ms after leave (debounce 300 ms); store requests: ${store.log.join(", ")}`,
   );
 });
+
+test("two relays saving the same room to Convex: the conflict is merged, both edits kept", { timeout: 120_000 }, async () => {
+  if (!existsSync(RELAY_BIN)) {
+    throw new Error(`relay binary not found at ${RELAY_BIN}, build it with cargo build -p ykeep-relay`);
+  }
+  const t = convexTest(schema, modules);
+  const fetchConvex = serialFetch(t);
+  const id = await t.mutation(internal.resources.create, { kind: "document" });
+  const store = await startForwardingServer(fetchConvex);
+  cleanups.push(() => store.close());
+  const dirs = [mkdtempSync(join(tmpdir(), "ykeep-convex-relay-")), mkdtempSync(join(tmpdir(), "ykeep-convex-relay-"))];
+  cleanups.push(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const [relayA, relayB] = await Promise.all([startRelay(store.url, dirs[0]), startRelay(store.url, dirs[1])]);
+
+  // Each relay holds the room with a different edit; neither sees the other's.
+  const docA = new Y.Doc();
+  const docB = new Y.Doc();
+  const [providerA, providerB] = await Promise.all([connect(relayA.url, id, docA), connect(relayB.url, id, docB)]);
+  docA.getText("t").insert(0, "[from A]");
+  docB.getText("t").insert(0, "[from B]");
+  for (const [relay, text] of [[relayA, "[from A]"], [relayB, "[from B]"]] as const) {
+    await until(`relay to hold ${text}`, 10_000, async () => {
+      const res = await fetch(`${relay.url}/rooms/document/${id}/state`);
+      if (res.status !== 200) return null;
+      return textOf(new Uint8Array(await res.arrayBuffer())) === text ? true : null;
+    });
+  }
+  // Both leave at once: both debounced saves race for the same row.
+  providerA.destroy();
+  providerB.destroy();
+
+  const final = await until("a snapshot holding both edits", 20_000, async () => {
+    const r = await fetchConvex(`/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+    if (r.status !== 200) return null;
+    const text = textOf(new Uint8Array(await r.arrayBuffer()));
+    return text.includes("[from A]") && text.includes("[from B]") ? text : null;
+  });
+  expect(final.length).toBe("[from A][from B]".length);
+  console.log(`relay-vs-convex, two relays: store requests: ${store.log.join(", ")}`);
+  const posts = store.log.filter((l) => l.startsWith("POST "));
+  expect(posts.filter((l) => l.endsWith(" 409")).length).toBeGreaterThanOrEqual(1); // they really collided
+  expect(posts.filter((l) => l.endsWith(" 200")).length).toBeGreaterThanOrEqual(2); // a first save, then the merged retry
+  const blobs = await t.run(async (ctx) => (await ctx.db.system.query("_storage").collect()).length);
+  expect(blobs).toBe(1);
+  await Promise.all([relayA.stop(), relayB.stop()]);
+  console.log(`relay-vs-convex, two relays: store requests: ${store.log.join(", ")}`);
+});
