@@ -1,0 +1,233 @@
+//! Real sockets on 127.0.0.1: y-sync convergence, routes, refusals, slow readers.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ykeep_core::{DurabilityMarker, ResourceKind, RoomName, b64};
+use ykeep_relay::protocol;
+use ykeep_relay::store_client::{MemoryStore, Verdict};
+use yrs::{Text, Transact};
+
+#[tokio::test]
+async fn clients_converge_and_late_joiners_get_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let relay = TestRelay::start(config(dir.path()), store).await;
+    let url = relay.ws_url("/rooms/document/conv");
+    let mut a = Client::connect(&url, 1).await;
+    let mut b = Client::connect(&url, 2).await;
+    a.wait_synced().await;
+    b.wait_synced().await;
+    a.insert(0, "hello").await;
+    b.wait_text("hello").await;
+    b.insert(5, " world").await;
+    a.wait_text("hello world").await;
+    let mut c = Client::connect(&url, 3).await;
+    c.wait_text("hello world").await;
+
+    // /state: the live room's state, and only the diff against a state vector.
+    let http = reqwest::Client::new();
+    let state = http
+        .get(relay.http_url("/rooms/document/conv/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state.status(), 200);
+    let full = state.bytes().await.unwrap();
+    assert_eq!(text_of_update(&full), "hello world");
+    let sv = ykeep_core::state_vector_of(&full).unwrap();
+    let url_sv = format!("/rooms/document/conv/state?sv={}", b64::encode(&sv));
+    let diff = http
+        .get(relay.http_url(&url_sv))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(diff.len() < full.len());
+    let missing = http
+        .get(relay.http_url("/rooms/document/nobody/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_live");
+    let bad = http
+        .get(relay.http_url("/rooms/nope/x/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // /durable: the relay marker covers what the clients wrote; the store has nothing yet.
+    let durable: serde_json::Value = http
+        .get(relay.http_url("/rooms/document/conv/durable"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let marker = DurabilityMarker::from_base64(durable["relay"].as_str().unwrap()).unwrap();
+    assert!(marker.covers_update(&full).unwrap());
+    assert!(durable["store"].is_null());
+    let health = http.get(relay.http_url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = http
+        .get(relay.http_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("ykeep_updates_total 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn all_three_kinds_and_partykit_routes_share_one_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let relay = TestRelay::start(config(dir.path()), store.clone()).await;
+    for kind in ResourceKind::ALL {
+        let room = RoomName::from_parts(kind.as_str(), "k1").unwrap();
+        let mut a = Client::connect(&relay.ws_url(&format!("/rooms/{kind}/k1")), 1).await;
+        let mut b = Client::connect(&relay.ws_url(&format!("/parties/{kind}/k1?_pk=x")), 2).await;
+        let mut c = Client::connect(&relay.ws_url(&format!("/parties/main/{kind}:k1")), 3).await;
+        a.insert(0, kind.as_str()).await;
+        b.wait_text(kind.as_str()).await;
+        c.wait_text(kind.as_str()).await;
+        a.close().await;
+        b.close().await;
+        c.close().await;
+        wait_for("the room's save", || store.snapshot(&room).is_some()).await;
+        assert_eq!(
+            text_of_update(&store.snapshot(&room).unwrap().bytes),
+            kind.as_str()
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_rooms_tokens_and_frames_are_refused_while_others_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    store.set_token(
+        "good",
+        Verdict::Allowed {
+            user_id: Some("u".into()),
+        },
+    );
+    store.set_token(
+        "elsewhere",
+        Verdict::Denied {
+            reason: "wrong_resource".into(),
+        },
+    );
+    let mut cfg = config(dir.path());
+    cfg.dev_allow_all = false;
+    cfg.max_frame_bytes = 64 * 1024;
+    let relay = TestRelay::start(cfg, store.clone()).await;
+    let good = relay.ws_url("/rooms/document/safe?token=good");
+    let mut a = Client::connect(&good, 1).await;
+    let mut b = Client::connect(&good, 2).await;
+    a.insert(0, "keep").await;
+    b.wait_text("keep").await;
+
+    for (path, expect) in [
+        ("/rooms/document/safe", "unauthorized"),
+        ("/rooms/document/safe?token=bad", "unauthorized"),
+        ("/rooms/document/safe?token=elsewhere", "forbidden"),
+        ("/rooms/spreadsheet/x?token=good", "bad_kind"),
+        ("/rooms/document/a.b?token=good", "bad_id"),
+        ("/parties/main/nocolon?token=good", "bad_id"),
+    ] {
+        let mut c = Client::connect(&relay.ws_url(path), 9).await;
+        let (code, reason) = c.wait_closed().await;
+        assert_eq!(code, 1008, "{path}: {reason}");
+        assert!(reason.starts_with(expect), "{path}: {reason}");
+    }
+    let http = reqwest::Client::new();
+    let no_token = http
+        .get(relay.http_url("/rooms/document/safe/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 401);
+    let other = http
+        .get(relay.http_url("/rooms/document/safe/state"))
+        .bearer_auth("elsewhere")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    let ok = http
+        .get(relay.http_url("/rooms/document/safe/state"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    // Malformed frames: a truncated sync message, and a Yjs update that is garbage.
+    for frame in [
+        vec![0u8, 2, 50, 1, 2, 3],
+        protocol::encode_update(&[0xff; 12]),
+    ] {
+        let mut bad = Client::connect(&good, 7).await;
+        bad.send_raw(frame).await;
+        let (code, _) = bad.wait_closed().await;
+        assert_eq!(code, 1008);
+    }
+    // Oversized message.
+    let mut big = Client::connect(&good, 8).await;
+    big.send_raw(protocol::encode_update(&vec![0u8; 100 * 1024]))
+        .await;
+    let (code, reason) = big.wait_closed().await;
+    assert_eq!(code, 1009, "{reason}");
+
+    // The room is unchanged and still serves the others.
+    b.insert(4, "!").await;
+    a.wait_text("keep!").await;
+    assert_eq!(relay.metric("updates_total"), 2);
+}
+
+#[tokio::test]
+async fn a_slow_reader_still_gets_every_update_of_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(config(dir.path()), Arc::new(MemoryStore::new())).await;
+    let url = relay.ws_url("/rooms/document/burst");
+    let mut writer = Client::connect(&url, 1).await;
+    let mut slow = Client::connect(&url, 2).await;
+    writer.wait_synced().await;
+    slow.wait_synced().await;
+    // Encode the burst up front, then send it as fast as the socket takes it while the slow
+    // reader does not read at all.
+    let mut frames = Vec::with_capacity(50_000);
+    {
+        let t = writer.doc.get_or_insert_text("t");
+        for i in 0..50_000u32 {
+            let mut txn = writer.doc.transact_mut();
+            t.insert(&mut txn, i, "x");
+            frames.push(protocol::encode_update(&txn.encode_update_v1()));
+        }
+    }
+    let expected = writer.text();
+    use futures_util::SinkExt;
+    for f in frames {
+        writer
+            .ws
+            .feed(tokio_tungstenite::tungstenite::Message::Binary(f.into()))
+            .await
+            .unwrap();
+    }
+    writer.ws.flush().await.unwrap();
+    relay.wait_metric("updates_total", 50_000).await;
+    // Now read: everything must arrive (possibly merged), nothing dropped.
+    slow.wait_text(&expected).await;
+    assert_eq!(slow.text().len(), 50_000);
+}
