@@ -260,3 +260,69 @@ pub fn update_with_text(client: u64, text: &str) -> Vec<u8> {
     doc.transact()
         .encode_state_as_update_v1(&StateVector::default())
 }
+
+/// A store whose saves can be held at a gate (to edit while a save is in flight).
+pub struct GatedStore {
+    pub inner: ykeep_relay::store_client::MemoryStore,
+    pub gate: tokio::sync::Semaphore,
+    pub started: std::sync::atomic::AtomicU64,
+}
+
+impl GatedStore {
+    pub fn new() -> Self {
+        GatedStore {
+            inner: ykeep_relay::store_client::MemoryStore::new(),
+            gate: tokio::sync::Semaphore::new(0),
+            started: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn started(&self) -> u64 {
+        self.started.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl ykeep_relay::store_client::SnapshotStore for GatedStore {
+    fn load<'a>(
+        &'a self,
+        room: &'a ykeep_core::RoomName,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<
+            Option<ykeep_relay::store_client::StoredSnapshot>,
+            ykeep_relay::store_client::StoreError,
+        >,
+    > {
+        self.inner.load(room)
+    }
+
+    fn save<'a>(
+        &'a self,
+        room: &'a ykeep_core::RoomName,
+        state: Vec<u8>,
+        precondition: ykeep_relay::store_client::Precondition,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<ykeep_relay::store_client::SaveReceipt, ykeep_relay::store_client::StoreError>,
+    > {
+        use futures_util::FutureExt;
+        async move {
+            self.started
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.gate.acquire().await.unwrap().forget();
+            self.inner.save(room, state, precondition).await
+        }
+        .boxed()
+    }
+
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        room: &'a ykeep_core::RoomName,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<ykeep_relay::store_client::Verdict, ykeep_relay::store_client::StoreError>,
+    > {
+        self.inner.verify(token, room)
+    }
+}
