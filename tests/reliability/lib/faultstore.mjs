@@ -4,12 +4,13 @@
 //                  resources, verify-allows-all)
 //   mode '500'   : every request answers 500 {"error":{"code":"internal",...}}
 //   mode 'stall' : accepts the request and never answers (the relay's store timeout must fire)
+//   mode 'refuse': drops the connection (a store that is down, when no real store process is used)
 // Every request is counted per mode, so tests can assert that saves were attempted.
 import http from 'node:http'
 import * as Y from 'yjs'
 
 export async function startFaultStore ({ upstream = null, secret } = {}) {
-  const state = { mode: 'pass', counts: { pass: 0, 500: 0, stall: 0 }, saves: [], stalled: [] }
+  const state = { mode: 'pass', counts: { pass: 0, 500: 0, stall: 0, refuse: 0 }, saves: [], stalled: [] }
   const mem = new Map() // kind/id -> { snapshotId, bytes } | { snapshotId: null }
   let nextId = 1
   const server = http.createServer(async (req, res) => {
@@ -19,6 +20,7 @@ export async function startFaultStore ({ upstream = null, secret } = {}) {
     if (req.method === 'POST' && req.url.startsWith('/snapshots/')) state.saves.push({ mode, url: req.url, at: Date.now() })
     if (mode === '500') return json(res, 500, { error: { code: 'internal', message: 'injected failure' } })
     if (mode === 'stall') { state.stalled.push(res); return }
+    if (mode === 'refuse') { req.socket.destroy(); return }
     if (upstream) return forward(upstream, req, body, res)
     memStore(req, body, res)
   })
