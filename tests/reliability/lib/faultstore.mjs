@@ -8,8 +8,9 @@
 // Every request is counted per mode, so tests can assert that saves were attempted.
 import http from 'node:http'
 import * as Y from 'yjs'
+import { verifyToken } from './tokens.mjs'
 
-export async function startFaultStore ({ upstream = null, secret } = {}) {
+export async function startFaultStore ({ upstream = null, secret, tokenKey = null } = {}) {
   const state = { mode: 'pass', counts: { pass: 0, 500: 0, stall: 0, refuse: 0 }, saves: [], stalled: [] }
   const mem = new Map() // kind/id -> { snapshotId, bytes } | { snapshotId: null }
   let nextId = 1
@@ -33,8 +34,12 @@ export async function startFaultStore ({ upstream = null, secret } = {}) {
     const parts = url.pathname.split('/').filter(Boolean)
     const authed = auth === `Bearer ${secret}`
     if (parts[0] === 'healthz') return json(res, 200, { ok: true })
-    if (parts[0] === 'collaboration') return json(res, 200, { allowed: true, userId: 'test' })
     if (!authed) return json(res, 401, { error: { code: 'unauthorized', message: 'no' } })
+    if (parts[0] === 'collaboration') {
+      if (!tokenKey) return json(res, 200, { allowed: true, userId: 'test' })
+      const { token, kind, id } = JSON.parse(body.toString() || '{}')
+      return json(res, 200, verifyToken(tokenKey, token, kind, id))
+    }
     if (parts[0] === 'resources' && req.method === 'POST') {
       const id = JSON.parse(body.toString() || '{}').id
       const key = `${parts[1]}/${id}`

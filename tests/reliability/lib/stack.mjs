@@ -1,19 +1,19 @@
 // Process stacks for the outage and two-relay drivers: a real store process (`ykeep-relay store`)
 // or, with YKEEP_RELIABILITY_FAKE_STORE=1, the in-memory store of faultstore.mjs; relays saving to it.
 import * as Y from 'yjs'
-import { startProcess, relayArgs, tempDir, kill9, terminate, SECRET, waitFor, sleep } from './procs.mjs'
+import { startProcess, relayArgs, tempDir, kill9, terminate, SECRET, TOKEN_KEY, waitFor, sleep } from './procs.mjs'
 import { startFaultStore } from './faultstore.mjs'
 import { SyncClient, runAgent } from './client.mjs'
 
 export const useFakeStore = () => process.env.YKEEP_RELIABILITY_FAKE_STORE === '1'
 
-export async function startStore (dir, { port = 0 } = {}) {
+export async function startStore (dir, { port = 0, extra: more = [] } = {}) {
   if (useFakeStore()) {
-    const f = await startFaultStore({ secret: SECRET })
+    const f = await startFaultStore({ secret: SECRET, tokenKey: TOKEN_KEY })
     return { url: f.url, fake: f, kill: () => f.setMode('refuse'), restart: async () => f.setMode('pass'), stop: () => f.close() }
   }
   const dataDir = `${dir}/store-data`
-  const extra = ['--dev-allow-all']
+  const extra = [...more]
   let p = await startProcess('store', relayArgs({ port, dataDir, extra }), { logDir: dir, name: 'store' })
   const s = {
     get url () { return p.url },
@@ -25,8 +25,8 @@ export async function startStore (dir, { port = 0 } = {}) {
   return s
 }
 
-export async function startRelay (dir, storeUrl, { port = 0, extra = [], name = 'relay', dataDir = `${dir}/${name}-data` } = {}) {
-  const args = relayArgs({ port, dataDir, extra: ['--store-url', storeUrl, '--dev-allow-all', ...extra] })
+export async function startRelay (dir, storeUrl, { port = 0, extra = [], name = 'relay', dataDir = `${dir}/${name}-data`, allowAll = true } = {}) {
+  const args = relayArgs({ port, dataDir, extra: ['--store-url', storeUrl, ...(allowAll ? ['--dev-allow-all'] : []), ...extra] })
   const p = await startProcess('relay', args, { logDir: dir, name })
   return p
 }
