@@ -1,0 +1,165 @@
+//! Issue 7, item 6: the fuzz targets' checks under `cargo test` (no nightly needed).
+//!
+//! Replays every input of the committed corpus (`fuzz/corpus/<target>/`) and every regression
+//! input (`fuzz/regressions/<target>/`, crashes found by fuzzing) through the same checks the
+//! cargo-fuzz targets run, plus a seeded batch of mutated valid frames and updates (the seed is
+//! printed; rerun with YKEEP_SEED=<seed>).
+
+use std::path::{Path, PathBuf};
+
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
+
+#[path = "../../../fuzz/checks/frame_decoder.rs"]
+mod frame_decoder;
+#[path = "../../../fuzz/checks/snapshot_save.rs"]
+mod snapshot_save;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+/// Inputs under fuzz/corpus/<target> and fuzz/regressions/<target>.
+fn committed_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["corpus", "regressions"] {
+        let dir = fuzz_dir().join(sub).join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).expect("read corpus file");
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("YKEEP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    println!("seed {seed} (rerun with YKEEP_SEED={seed})");
+    seed
+}
+
+/// Valid updates to mutate: inserts and deletes by a few clients.
+fn sample_updates(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for client in 1..4u64 {
+        let doc = Doc::with_client_id(client * 100);
+        let t = doc.get_or_insert_text("t");
+        let sv0 = doc.transact().state_vector();
+        t.insert(&mut doc.transact_mut(), 0, "some text to edit");
+        let len = 5 + rng.below(10) as u32;
+        t.remove_range(&mut doc.transact_mut(), 1, len);
+        out.push(doc.transact().encode_state_as_update_v1(&sv0));
+        out.push(
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        );
+        out.push(doc.transact().state_vector().encode_v1());
+    }
+    out
+}
+
+fn mutate(rng: &mut Rng, mut bytes: Vec<u8>) -> Vec<u8> {
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(4) {
+            0 if !bytes.is_empty() => {
+                let i = rng.below(bytes.len());
+                bytes[i] ^= 1 << rng.below(8);
+            }
+            1 if !bytes.is_empty() => {
+                let i = rng.below(bytes.len());
+                bytes.truncate(i);
+            }
+            2 => {
+                let i = rng.below(bytes.len() + 1);
+                bytes.insert(i, rng.next() as u8);
+            }
+            _ if !bytes.is_empty() => {
+                let i = rng.below(bytes.len());
+                bytes[i] = [0, 0x7f, 0x80, 0xff][rng.below(4)];
+            }
+            _ => bytes.push(0xff),
+        }
+    }
+    bytes
+}
+
+#[test]
+fn frame_decoder_corpus_and_regressions() {
+    let inputs = committed_inputs("frame_decoder");
+    for (path, bytes) in &inputs {
+        println!("frame_decoder: {}", path.display());
+        frame_decoder::run(bytes);
+    }
+    println!("frame_decoder: {} committed inputs", inputs.len());
+}
+
+#[test]
+fn snapshot_save_corpus_and_regressions() {
+    let inputs = committed_inputs("snapshot_save");
+    for (path, bytes) in &inputs {
+        println!("snapshot_save: {}", path.display());
+        snapshot_save::run(bytes);
+    }
+    println!("snapshot_save: {} committed inputs", inputs.len());
+}
+
+#[test]
+fn seeded_mutations_of_valid_frames_and_updates() {
+    let mut rng = Rng(seed());
+    let samples = sample_updates(&mut rng);
+    let mut runs = 0;
+    for _ in 0..1500 {
+        let base = samples[rng.below(samples.len())].clone();
+        let payload = mutate(&mut rng, base.clone());
+        snapshot_save::run(&payload);
+        // One frame of each kind around the (mutated) payload, length-prefixed as the target reads.
+        let frame = match rng.below(4) {
+            0 => ykeep_relay::protocol::encode_update(&payload),
+            1 => ykeep_relay::protocol::encode_step2(&payload),
+            2 => ykeep_relay::protocol::encode_step1(&payload),
+            _ => mutate(&mut rng, ykeep_relay::protocol::encode_update(&base)),
+        };
+        let mut input = Vec::new();
+        let good = ykeep_relay::protocol::encode_update(&samples[0]);
+        for f in [&good, &frame] {
+            if f.len() < 255 {
+                input.push(f.len() as u8);
+                input.extend_from_slice(f);
+            }
+        }
+        frame_decoder::run(&input);
+        runs += 2;
+    }
+    println!("{runs} mutated inputs checked");
+}

@@ -1,0 +1,64 @@
+// Shared by the cargo-fuzz target and by crates/relay/tests/reliability_fuzz_corpus.rs,
+// which replays the committed corpus and every regression input under `cargo test`.
+//! The snapshot save path: a body that claims to be a Yjs v1 update arrives at
+//! `POST /snapshots/{kind}/{id}`. The store must validate it, compute its durability marker, and
+//! accept it without a precondition only if it contains the current snapshot. This target runs
+//! the shared functions that path is built from (`ykeep_core`): validate, marker, containment,
+//! merge (the relay's merge-and-retry on 409), and checks their invariants.
+use ykeep_core::{DurabilityMarker, merge_updates, validate_update};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Text, Transact, Update};
+
+fn current_snapshot() -> Vec<u8> {
+    let doc = Doc::with_client_id(7);
+    let t = doc.get_or_insert_text("t");
+    t.insert(&mut doc.transact_mut(), 0, "stored snapshot");
+    t.remove_range(&mut doc.transact_mut(), 0, 7);
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+/// Runs one input; panics when an invariant breaks.
+pub fn run(body: &[u8]) {
+    let current = current_snapshot();
+    let current_marker = DurabilityMarker::of_update(&current).expect("current snapshot is valid");
+    if validate_update(body).is_err() {
+        // Refused (400 bad_update): nothing else may be computed from it.
+        return;
+    }
+    let Ok(marker) = DurabilityMarker::of_update(body) else {
+        panic!("a body that validates must have a marker");
+    };
+    // The marker covers the body itself, unless part of the body cannot be integrated (missing
+    // dependencies: yrs keeps it pending, outside the marker).
+    let doc = Doc::new();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(body).expect("validated"))
+        .expect("validated");
+    let pending = doc.transact().has_missing_updates();
+    if !pending {
+        assert!(
+            marker.covers_update(body).expect("validated"),
+            "marker does not cover its own update"
+        );
+    }
+    // Encoded markers round-trip (they are what /durable reports).
+    let enc = marker.encode();
+    assert_eq!(
+        DurabilityMarker::decode(&enc).expect("marker decodes"),
+        marker
+    );
+    let contains = marker.covers(&current_marker);
+    // The relay's 409 path: merge the current snapshot in and retry. The merge must contain both.
+    let merged = merge_updates([current.as_slice(), body]).expect("two valid updates merge");
+    let merged_marker = DurabilityMarker::of_update(&merged).expect("merged state is valid");
+    assert!(
+        merged_marker.covers(&current_marker),
+        "merge lost the stored snapshot"
+    );
+    assert!(merged_marker.covers(&marker), "merge lost the saved body");
+    if contains {
+        // A body that contains the current snapshot is what the merge would produce anyway.
+        assert!(marker.covers(&merged_marker));
+    }
+}
