@@ -1,0 +1,48 @@
+//! Who is calling: the relay (shared secret) or a browser (user token, loads only).
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use subtle::ConstantTimeEq;
+use ykeep_core::{ResourceId, ResourceKind};
+
+use crate::error::StoreError;
+use crate::token;
+
+/// The bearer credential of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Constant-time comparison of the presented secret with ours.
+pub fn is_secret(presented: &str, secret: &str) -> bool {
+    !secret.is_empty() && bool::from(presented.as_bytes().ct_eq(secret.as_bytes()))
+}
+
+/// Server-to-server calls: the shared secret or 401.
+pub fn require_secret(headers: &HeaderMap, secret: &str) -> Result<(), StoreError> {
+    match bearer(headers) {
+        Some(p) if is_secret(p, secret) => Ok(()),
+        _ => Err(StoreError::Unauthorized),
+    }
+}
+
+/// Loads: the shared secret, or a user token for this resource.
+pub fn require_reader(
+    headers: &HeaderMap,
+    secret: &str,
+    token_key: &str,
+    kind: ResourceKind,
+    id: &ResourceId,
+) -> Result<(), StoreError> {
+    let presented = bearer(headers).ok_or(StoreError::Unauthorized)?;
+    if is_secret(presented, secret) {
+        return Ok(());
+    }
+    match token::verify(token_key, presented, kind, id, token::now_unix()) {
+        Ok(_) => Ok(()),
+        Err(token::TokenError::WrongResource) => Err(StoreError::Forbidden),
+        Err(_) => Err(StoreError::Unauthorized),
+    }
+}

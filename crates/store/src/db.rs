@@ -1,0 +1,208 @@
+//! The store's SQLite schema, its migrations, and the queries the service runs.
+//!
+//! `PRAGMA user_version` is the schema version. Version 1 is the app's legacy schema, with
+//! `documents.content` (ProseMirror JSON) and `diagrams.content` (Excalidraw JSON); version 2
+//! drops both and adds `deleted_at`. Every migration runs in one transaction.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use ykeep_core::{ResourceId, ResourceKind};
+
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The legacy schema (version 1). Kept as code so the migration test can build such a database.
+pub const SCHEMA_V1: &str = "
+CREATE TABLE blobs (
+    id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    state_vector BLOB NOT NULL,
+    marker BLOB NOT NULL,
+    saved_at INTEGER NOT NULL
+);
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    content TEXT,
+    yjs_snapshot_id TEXT REFERENCES blobs(id)
+);
+CREATE TABLE diagrams (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    content TEXT,
+    yjs_snapshot_id TEXT REFERENCES blobs(id)
+);
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    yjs_snapshot_id TEXT REFERENCES blobs(id)
+);
+PRAGMA user_version = 1;
+";
+
+const MIGRATE_V1_TO_V2: &str = "
+ALTER TABLE documents DROP COLUMN content;
+ALTER TABLE diagrams DROP COLUMN content;
+ALTER TABLE documents ADD COLUMN deleted_at INTEGER;
+ALTER TABLE diagrams ADD COLUMN deleted_at INTEGER;
+ALTER TABLE tasks ADD COLUMN deleted_at INTEGER;
+PRAGMA user_version = 2;
+";
+
+/// Opens (creating if needed) and migrates the database at `path`.
+pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a committed row switch survives power loss, so a save the relay was told
+    // succeeded is never rolled back under it.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one version per transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let step = match version {
+            0 => SCHEMA_V1,
+            1 => MIGRATE_V1_TO_V2,
+            SCHEMA_VERSION => return Ok(()),
+            newer => {
+                return Err(rusqlite::Error::InvalidParameterName(format!(
+                    "database schema version {newer} is newer than this store ({SCHEMA_VERSION})"
+                )));
+            }
+        };
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.commit()?;
+        tracing::info!(from = version, "store schema migrated");
+    }
+}
+
+/// A resource row as the service sees it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub deleted: bool,
+    pub snapshot: Option<BlobRow>,
+}
+
+/// The metadata of the blob a row points at.
+#[derive(Debug, Clone)]
+pub struct BlobRow {
+    pub id: String,
+    pub size: i64,
+    pub state_vector: Vec<u8>,
+    pub marker: Vec<u8>,
+    pub saved_at: i64,
+}
+
+pub fn row(tx: &Connection, kind: ResourceKind, id: &ResourceId) -> rusqlite::Result<Option<Row>> {
+    let sql = format!(
+        "SELECT r.deleted_at IS NOT NULL, b.id, b.size, b.state_vector, b.marker, b.saved_at
+         FROM {} r LEFT JOIN blobs b ON b.id = r.yjs_snapshot_id WHERE r.id = ?1",
+        kind.table()
+    );
+    tx.query_row(&sql, params![id.as_str()], |r| {
+        let blob_id: Option<String> = r.get(1)?;
+        Ok(Row {
+            deleted: r.get(0)?,
+            snapshot: match blob_id {
+                None => None,
+                Some(id) => Some(BlobRow {
+                    id,
+                    size: r.get(2)?,
+                    state_vector: r.get(3)?,
+                    marker: r.get(4)?,
+                    saved_at: r.get(5)?,
+                }),
+            },
+        })
+    })
+    .optional()
+}
+
+/// Inserts a resource row; false when it already exists.
+pub fn create(
+    tx: &Connection,
+    kind: ResourceKind,
+    id: &ResourceId,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "INSERT OR IGNORE INTO {} (id, created_at) VALUES (?1, ?2)",
+        kind.table()
+    );
+    Ok(tx.execute(&sql, params![id.as_str(), now])? == 1)
+}
+
+/// Points the row at a new blob row and removes the old blob row, in the caller's transaction.
+pub fn switch(
+    tx: &Transaction<'_>,
+    kind: ResourceKind,
+    id: &ResourceId,
+    new: &BlobRow,
+    old: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO blobs (id, size, state_vector, marker, saved_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![new.id, new.size, new.state_vector, new.marker, new.saved_at],
+    )?;
+    let sql = format!(
+        "UPDATE {} SET yjs_snapshot_id = ?1 WHERE id = ?2",
+        kind.table()
+    );
+    tx.execute(&sql, params![new.id, id.as_str()])?;
+    if let Some(old) = old {
+        tx.execute("DELETE FROM blobs WHERE id = ?1", params![old])?;
+    }
+    Ok(())
+}
+
+/// Marks the resource gone and detaches its blob row; returns the detached blob id.
+pub fn mark_deleted(
+    tx: &Transaction<'_>,
+    kind: ResourceKind,
+    id: &ResourceId,
+    now: i64,
+) -> rusqlite::Result<Option<String>> {
+    let table = kind.table();
+    let old: Option<String> = tx
+        .query_row(
+            &format!("SELECT yjs_snapshot_id FROM {table} WHERE id = ?1"),
+            params![id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    tx.execute(
+        &format!("UPDATE {table} SET deleted_at = ?1, yjs_snapshot_id = NULL WHERE id = ?2"),
+        params![now, id.as_str()],
+    )?;
+    if let Some(old) = &old {
+        tx.execute("DELETE FROM blobs WHERE id = ?1", params![old])?;
+    }
+    Ok(old)
+}
+
+/// Every blob id a row refers to (for orphan collection).
+pub fn live_blob_ids(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let mut ids = std::collections::HashSet::new();
+    let mut stmt = conn.prepare("SELECT id FROM blobs")?;
+    for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        ids.insert(id?);
+    }
+    Ok(ids)
+}
+
+/// Blob rows no resource points at (left by nothing in normal operation; collected anyway).
+pub fn delete_unreferenced_blob_rows(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM blobs WHERE id NOT IN (
+            SELECT yjs_snapshot_id FROM documents WHERE yjs_snapshot_id IS NOT NULL
+            UNION SELECT yjs_snapshot_id FROM diagrams WHERE yjs_snapshot_id IS NOT NULL
+            UNION SELECT yjs_snapshot_id FROM tasks WHERE yjs_snapshot_id IS NOT NULL)",
+        [],
+    )
+}

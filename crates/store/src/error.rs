@@ -1,0 +1,93 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ykeep_core::{AddressError, ErrorBody};
+
+/// Everything a store operation can fail with. The HTTP mapping shows clients a status and a
+/// short message; internal details (`Db`, `Io`) go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error("the body is not a Yjs v1 update: {0}")]
+    BadUpdate(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong credentials")]
+    Unauthorized,
+    #[error("this token does not grant access to this resource")]
+    Forbidden,
+    #[error("no {kind} with id {id}")]
+    NotFound { kind: String, id: String },
+    #[error("{kind} {id} has no snapshot yet")]
+    NoSnapshot { kind: String, id: String },
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        current: Option<String>,
+    },
+    #[error("the body is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            StoreError::Address(_) | StoreError::BadUpdate(_) | StoreError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            StoreError::Unauthorized => StatusCode::UNAUTHORIZED,
+            StoreError::Forbidden => StatusCode::FORBIDDEN,
+            StoreError::NotFound { .. } | StoreError::NoSnapshot { .. } => StatusCode::NOT_FOUND,
+            StoreError::Conflict { .. } => StatusCode::CONFLICT,
+            StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            StoreError::Db(_) | StoreError::Io(_) | StoreError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Address(e) => e.code(),
+            StoreError::BadUpdate(_) => "bad_update",
+            StoreError::BadRequest(_) => "bad_request",
+            StoreError::Unauthorized => "unauthorized",
+            StoreError::Forbidden => "forbidden",
+            StoreError::NotFound { .. } => "not_found",
+            StoreError::NoSnapshot { .. } => "no_snapshot",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::TooLarge { .. } => "too_large",
+            StoreError::Db(_) | StoreError::Io(_) | StoreError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for StoreError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "store request failed");
+            "the store could not complete the request".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut body = ErrorBody::new(self.code(), message);
+        if let StoreError::Conflict { current, .. } = self {
+            body = body.with_current_snapshot(current);
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

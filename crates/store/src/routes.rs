@@ -1,0 +1,217 @@
+//! The HTTP face of the store: the routes of `docs/store-api.md`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tower_http::cors::{Any, CorsLayer};
+use ykeep_core::{ResourceId, ResourceKind};
+
+use crate::auth;
+use crate::error::StoreError;
+use crate::service::{EmbeddedStore, Precondition};
+
+const SAVED_AT: HeaderName = HeaderName::from_static("x-ykeep-saved-at");
+
+impl EmbeddedStore {
+    /// The contract's routes with CORS, for mounting beside the relay's (`serve`).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/snapshots/{kind}/{id}",
+                get(load).post(save).delete(delete),
+            )
+            .route("/resources/{kind}", post(create))
+            .route("/collaboration/verify", post(verify))
+            .layer(cors())
+            .with_state(self.clone())
+    }
+
+    /// [`Self::router`] plus `/healthz`, for the store running alone.
+    pub fn standalone_router(&self) -> Router {
+        self.router().route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"ok": true})) }),
+        )
+    }
+}
+
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([ETAG, SAVED_AT])
+}
+
+fn address(kind: &str, id: &str) -> Result<(ResourceKind, ResourceId), StoreError> {
+    Ok((kind.parse()?, ResourceId::parse(id)?))
+}
+
+fn precondition(headers: &HeaderMap) -> Result<Precondition, StoreError> {
+    let text = |name| {
+        headers
+            .get(&name)
+            .map(|v: &HeaderValue| {
+                v.to_str()
+                    .map_err(|_| StoreError::BadRequest(format!("{name} is not text")))
+            })
+            .transpose()
+    };
+    match (text(IF_MATCH)?, text(IF_NONE_MATCH)?) {
+        (Some(_), Some(_)) => Err(StoreError::BadRequest(
+            "send If-Match or If-None-Match, not both".into(),
+        )),
+        (Some(tag), None) => {
+            let tag = tag.trim().trim_start_matches("W/").trim_matches('"');
+            if tag.is_empty() {
+                return Err(StoreError::BadRequest("If-Match is empty".into()));
+            }
+            Ok(Precondition::IfMatch(tag.to_owned()))
+        }
+        (None, Some(tag)) if tag.trim() == "*" => Ok(Precondition::IfNoneMatch),
+        (None, Some(_)) => Err(StoreError::BadRequest(
+            "If-None-Match accepts only *".into(),
+        )),
+        (None, None) => Ok(Precondition::Contains),
+    }
+}
+
+/// Reads at most `limit` bytes; larger bodies are refused before they are buffered whole.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, StoreError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|&s| s > limit) {
+        return Err(StoreError::TooLarge { size, limit });
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| StoreError::TooLarge {
+            size: limit + 1,
+            limit,
+        })
+}
+
+fn etag(id: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{id}\"")).expect("snapshot ids are hex")
+}
+
+async fn save(
+    State(store): State<EmbeddedStore>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, StoreError> {
+    let (kind, id) = address(&kind, &id)?;
+    auth::require_secret(&headers, &store.config().secret)?;
+    let precondition = precondition(&headers)?;
+    let bytes = read_body(&headers, body, store.config().max_snapshot_bytes).await?;
+    let receipt = store.save(kind, id, bytes, precondition).await?;
+    let tag = etag(&receipt.snapshot_id);
+    Ok(([(ETAG, tag)], Json(receipt)).into_response())
+}
+
+async fn load(
+    State(store): State<EmbeddedStore>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, StoreError> {
+    let (kind, id) = address(&kind, &id)?;
+    let config = store.config();
+    auth::require_reader(&headers, &config.secret, &config.token_key, kind, &id)?;
+    let snapshot = store.load(kind, id).await?;
+    let headers = [
+        (
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        ),
+        (ETAG, etag(&snapshot.id)),
+        (SAVED_AT, HeaderValue::from(snapshot.saved_at)),
+    ];
+    Ok((headers, snapshot.bytes).into_response())
+}
+
+async fn delete(
+    State(store): State<EmbeddedStore>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, StoreError> {
+    let (kind, id) = address(&kind, &id)?;
+    auth::require_secret(&headers, &store.config().secret)?;
+    store.delete(kind, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    id: Option<String>,
+}
+
+async fn create(
+    State(store): State<EmbeddedStore>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, StoreError> {
+    let kind: ResourceKind = kind.parse()?;
+    auth::require_secret(&headers, &store.config().secret)?;
+    let bytes = read_body(&headers, body, 64 * 1024).await?;
+    let request: CreateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        CreateBody { id: None }
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::BadRequest(format!("bad JSON body: {e}")))?
+    };
+    let id = match request.id {
+        Some(id) => ResourceId::parse(&id)?,
+        None => ResourceId::parse(&random_id())?,
+    };
+    store.create(kind, id.clone()).await?;
+    let body = serde_json::json!({"kind": kind, "id": id});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    token: String,
+    kind: String,
+    id: String,
+}
+
+async fn verify(
+    State(store): State<EmbeddedStore>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, StoreError> {
+    auth::require_secret(&headers, &store.config().secret)?;
+    let bytes = read_body(&headers, body, 64 * 1024).await?;
+    let request: VerifyBody = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::BadRequest(format!("bad JSON body: {e}")))?;
+    let (kind, id) = address(&request.kind, &request.id)?;
+    let body = match store.verify_token(&request.token, kind, &id) {
+        Ok(claims) => serde_json::json!({"allowed": true, "userId": claims.sub}),
+        Err(e) => serde_json::json!({"allowed": false, "userId": null, "reason": e.reason()}),
+    };
+    Ok(Json(body).into_response())
+}
+
+fn random_id() -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let digest = Sha256::new()
+        .chain_update(nanos.to_le_bytes())
+        .chain_update(std::process::id().to_le_bytes())
+        .finalize();
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}

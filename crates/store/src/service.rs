@@ -1,0 +1,431 @@
+//! The store's operations, independent of HTTP: save, load, delete, create, verify.
+//!
+//! SQLite and file work run on the blocking pool. One connection behind a mutex serialises
+//! row switches; blob files are written outside the lock and the precondition is checked again
+//! inside the switching transaction, so two concurrent saves can never both win.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use ykeep_core::{DurabilityMarker, ResourceId, ResourceKind, b64, state_vector_of};
+
+use crate::blobs::BlobDir;
+use crate::config::StoreConfig;
+use crate::db::{self, BlobRow, Row};
+use crate::error::StoreError;
+use crate::token;
+
+/// What a save must find before it may replace the current snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No header: the new state must contain the current snapshot.
+    Contains,
+    /// `If-Match: <id>`: the row must point at this snapshot.
+    IfMatch(String),
+    /// `If-None-Match: *`: the row must have no snapshot.
+    IfNoneMatch,
+}
+
+/// The reply to a successful save.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaveReceipt {
+    pub snapshot_id: String,
+    pub size: u64,
+    /// base64url of the v1 state vector.
+    pub state_vector: String,
+    /// Milliseconds since the Unix epoch.
+    pub saved_at: i64,
+}
+
+/// A loaded snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub id: String,
+    pub bytes: Vec<u8>,
+    pub saved_at: i64,
+}
+
+/// Test hook: `YKEEP_STORE_CRASH_AT` aborts the process at one step of a save, so tests can
+/// prove a crash there leaves one valid snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    AfterBlobWrite,
+    AfterRowSwitch,
+}
+
+impl CrashPoint {
+    fn from_env() -> Option<Self> {
+        match std::env::var("YKEEP_STORE_CRASH_AT").ok()?.as_str() {
+            "after_blob_write" => Some(CrashPoint::AfterBlobWrite),
+            "after_row_switch" => Some(CrashPoint::AfterRowSwitch),
+            other => {
+                tracing::warn!(value = other, "unknown YKEEP_STORE_CRASH_AT ignored");
+                None
+            }
+        }
+    }
+}
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    conn: Mutex<Connection>,
+    blobs: BlobDir,
+    counter: AtomicU64,
+    crash_at: Option<CrashPoint>,
+}
+
+impl EmbeddedStore {
+    /// Opens the store in `config.data_dir`: creates it, migrates the schema, collects orphans.
+    pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(config))
+            .await
+            .map_err(join)?
+    }
+
+    fn open_blocking(config: StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let conn = db::open(&config.data_dir.join("store.sqlite3"))?;
+        let blobs = BlobDir::open(config.data_dir.join("blobs"))?;
+        let rows = db::delete_unreferenced_blob_rows(&conn)?;
+        let files = blobs.collect_orphans(&db::live_blob_ids(&conn)?)?;
+        if rows + files > 0 {
+            tracing::info!(
+                rows,
+                files,
+                "collected orphaned blobs from an interrupted save"
+            );
+        }
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                config,
+                conn: Mutex::new(conn),
+                blobs,
+                counter: AtomicU64::new(0),
+                crash_at: CrashPoint::from_env(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Saves `body` (a full-state Yjs v1 update) as the resource's snapshot.
+    pub async fn save(
+        &self,
+        kind: ResourceKind,
+        id: ResourceId,
+        body: Vec<u8>,
+        precondition: Precondition,
+    ) -> Result<SaveReceipt, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.save(kind, &id, &body, &precondition)).await
+    }
+
+    pub async fn load(&self, kind: ResourceKind, id: ResourceId) -> Result<Snapshot, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.load(kind, &id)).await
+    }
+
+    /// Marks the resource gone and removes its blob.
+    pub async fn delete(&self, kind: ResourceKind, id: ResourceId) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.delete(kind, &id)).await
+    }
+
+    /// Creates a resource row; `Conflict` when the id is taken.
+    pub async fn create(&self, kind: ResourceKind, id: ResourceId) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let conn = inner.lock();
+            if db::create(&conn, kind, &id, now_ms())? {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict {
+                    message: format!("{kind} {id} already exists"),
+                    current: None,
+                })
+            }
+        })
+        .await
+    }
+
+    /// Checks a user token for a resource, as `POST /collaboration/verify` does.
+    pub fn verify_token(
+        &self,
+        token: &str,
+        kind: ResourceKind,
+        id: &ResourceId,
+    ) -> Result<token::Claims, token::TokenError> {
+        token::verify(
+            &self.inner.config.token_key,
+            token,
+            kind,
+            id,
+            token::now_unix(),
+        )
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn save(
+        &self,
+        kind: ResourceKind,
+        id: &ResourceId,
+        body: &[u8],
+        precondition: &Precondition,
+    ) -> Result<SaveReceipt, StoreError> {
+        let limit = self.config.max_snapshot_bytes;
+        if body.len() > limit {
+            return Err(StoreError::TooLarge {
+                size: body.len(),
+                limit,
+            });
+        }
+        if body.is_empty() {
+            return Err(StoreError::BadUpdate("the body is empty".into()));
+        }
+        let marker =
+            DurabilityMarker::of_update(body).map_err(|e| StoreError::BadUpdate(e.to_string()))?;
+        let state_vector =
+            state_vector_of(body).map_err(|e| StoreError::BadUpdate(e.to_string()))?;
+
+        // Check early so a refused save writes no file; checked again in the transaction.
+        {
+            let conn = self.lock();
+            let row = self.existing_row(&conn, kind, id)?;
+            check(&row, precondition, &marker)?;
+        }
+
+        let new = BlobRow {
+            id: self.new_snapshot_id(body),
+            size: body.len() as i64,
+            state_vector,
+            marker: marker.encode(),
+            saved_at: now_ms(),
+        };
+        self.blobs.write(&new.id, body)?;
+        self.crash_if(CrashPoint::AfterBlobWrite);
+
+        let switched = self.switch(kind, id, &new, precondition, &marker);
+        let old = match switched {
+            Ok(old) => old,
+            Err(e) => {
+                if let Err(rm) = self.blobs.remove(&new.id) {
+                    tracing::warn!(error = %rm, "could not remove the blob of a refused save");
+                }
+                return Err(e);
+            }
+        };
+        self.crash_if(CrashPoint::AfterRowSwitch);
+        if let Some(old) = old {
+            if let Err(e) = self.blobs.remove(&old) {
+                tracing::warn!(error = %e, blob = %old, "old blob not removed; collected at next start");
+            }
+        }
+        Ok(SaveReceipt {
+            snapshot_id: new.id,
+            size: body.len() as u64,
+            state_vector: b64::encode(&new.state_vector),
+            saved_at: new.saved_at,
+        })
+    }
+
+    /// The row switch: re-checks the precondition and points the row at `new`, atomically.
+    fn switch(
+        &self,
+        kind: ResourceKind,
+        id: &ResourceId,
+        new: &BlobRow,
+        precondition: &Precondition,
+        marker: &DurabilityMarker,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let row = self.existing_row(&tx, kind, id)?;
+        check(&row, precondition, marker)?;
+        let old = row.snapshot.map(|b| b.id);
+        db::switch(&tx, kind, id, new, old.as_deref())?;
+        tx.commit()?;
+        Ok(old)
+    }
+
+    /// The live row, created first under `--auto-create`; deleted rows are gone for good.
+    fn existing_row(
+        &self,
+        conn: &Connection,
+        kind: ResourceKind,
+        id: &ResourceId,
+    ) -> Result<Row, StoreError> {
+        let not_found = || StoreError::NotFound {
+            kind: kind.to_string(),
+            id: id.to_string(),
+        };
+        let row = match db::row(conn, kind, id)? {
+            Some(row) => row,
+            None if self.config.auto_create => {
+                db::create(conn, kind, id, now_ms())?;
+                db::row(conn, kind, id)?.ok_or_else(not_found)?
+            }
+            None => return Err(not_found()),
+        };
+        if row.deleted {
+            Err(not_found())
+        } else {
+            Ok(row)
+        }
+    }
+
+    fn load(&self, kind: ResourceKind, id: &ResourceId) -> Result<Snapshot, StoreError> {
+        // A save that lands between reading the row and reading the file removes the old
+        // file; read the row again then.
+        for _ in 0..3 {
+            let blob = {
+                let conn = self.lock();
+                let row = db::row(&conn, kind, id)?
+                    .filter(|r| !r.deleted)
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: kind.to_string(),
+                        id: id.to_string(),
+                    })?;
+                row.snapshot.ok_or_else(|| StoreError::NoSnapshot {
+                    kind: kind.to_string(),
+                    id: id.to_string(),
+                })?
+            };
+            match self.blobs.read(&blob.id) {
+                Ok(bytes) => {
+                    return Ok(Snapshot {
+                        id: blob.id,
+                        bytes,
+                        saved_at: blob.saved_at,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Internal(format!(
+            "the snapshot file of {kind} {id} is missing"
+        )))
+    }
+
+    fn delete(&self, kind: ResourceKind, id: &ResourceId) -> Result<(), StoreError> {
+        let old = {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            match db::row(&tx, kind, id)? {
+                Some(row) if !row.deleted => {}
+                _ => {
+                    return Err(StoreError::NotFound {
+                        kind: kind.to_string(),
+                        id: id.to_string(),
+                    });
+                }
+            }
+            let old = db::mark_deleted(&tx, kind, id, now_ms())?;
+            tx.commit()?;
+            old
+        };
+        if let Some(old) = old {
+            self.blobs.remove(&old)?;
+        }
+        Ok(())
+    }
+
+    fn new_snapshot_id(&self, body: &[u8]) -> String {
+        let mut h = Sha256::new();
+        h.update(self.counter.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        h.update(std::process::id().to_le_bytes());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        h.update(nanos.to_le_bytes());
+        h.update(body);
+        h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn crash_if(&self, point: CrashPoint) {
+        if self.crash_at == Some(point) {
+            tracing::error!(
+                ?point,
+                "YKEEP_STORE_CRASH_AT: aborting the process (test hook)"
+            );
+            std::process::abort();
+        }
+    }
+}
+
+/// The compare-and-set rule of the contract.
+fn check(
+    row: &Row,
+    precondition: &Precondition,
+    marker: &DurabilityMarker,
+) -> Result<(), StoreError> {
+    let current = row.snapshot.as_ref();
+    let current_id = current.map(|b| b.id.clone());
+    let conflict = |message: String| {
+        Err(StoreError::Conflict {
+            message,
+            current: current_id.clone(),
+        })
+    };
+    match precondition {
+        Precondition::IfMatch(want) if current.map(|b| &b.id) != Some(want) => conflict(format!(
+            "If-Match {want:?} does not match the current snapshot"
+        )),
+        Precondition::IfNoneMatch if current.is_some() => {
+            conflict("If-None-Match: * but a snapshot exists".into())
+        }
+        Precondition::Contains => match current {
+            None => Ok(()),
+            Some(blob) => {
+                let stored = DurabilityMarker::decode(&blob.marker).map_err(|e| {
+                    StoreError::Internal(format!("stored marker of {}: {e}", blob.id))
+                })?;
+                if marker.covers(&stored) {
+                    Ok(())
+                } else {
+                    conflict("the new state does not contain the current snapshot; merge it and retry with If-Match".into())
+                }
+            }
+        },
+        _ => Ok(()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(join)?
+}
+
+fn join(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Internal(format!("store task failed: {e}"))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
