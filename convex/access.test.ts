@@ -27,8 +27,11 @@ test("tokens are refused with the contract's reasons", async () => {
   const [payload, sig] = ok.split(".");
   expect(await reason(`${payload}x.${sig}`)).toBe("bad_signature");
   expect(await reason("nodot")).toBe("malformed");
-  expect(await reason("a.b.c")).toBe("malformed");
-  expect(await reason(`${payload}.`)).toBe("malformed");
+  expect(await reason("a.b.c")).toBe("malformed"); // "b.c" is not base64url
+  expect(await reason(`${payload}.`)).toBe("bad_signature");
+  expect(await reason(`${payload}.not base64`)).toBe("malformed");
+  expect(await reason(await mintToken(KEY, { kind: "document", id: "x", exp: exp() } as never))).toBe("malformed"); // no sub
+  expect(await reason(await mintToken(KEY, { sub: "a", kind: "document", id: "x", exp: 1.5 }))).toBe("malformed");
   expect(await reason(42)).toBe("malformed");
   // A signed payload that is not the claims object.
   expect(await reason(await mintToken(KEY, "not json" as never))).toBe("malformed");

@@ -80,17 +80,19 @@ export async function verifyToken(token: unknown, kind: string, id: string, nowM
     reason,
   });
   if (typeof token !== "string") return refuse("malformed");
-  const parts = token.split(".");
-  if (parts.length !== 2 || parts[0] === "" || parts[1] === "") return refuse("malformed");
-  const [payload, sigText] = parts;
-  const sig = fromBase64url(sigText);
-  const payloadBytes = fromBase64url(payload);
-  if (sig === null || payloadBytes === null) return refuse("malformed");
+  // Same order of checks as the embedded store (crates/store/src/token.rs).
+  const dot = token.indexOf(".");
+  if (dot < 0) return refuse("malformed");
+  const payload = token.slice(0, dot);
+  const sig = fromBase64url(token.slice(dot + 1));
+  if (sig === null) return refuse("malformed");
   const key = process.env.YKEEP_TOKEN_KEY;
   if (!key) return refuse("bad_signature");
   // crypto.subtle.verify compares the MAC in constant time.
   const ok = await crypto.subtle.verify("HMAC", await hmacKey(key), sig, encoder.encode(payload));
   if (!ok) return refuse("bad_signature");
+  const payloadBytes = fromBase64url(payload);
+  if (payloadBytes === null) return refuse("malformed");
   let claims: unknown;
   try {
     claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payloadBytes));
@@ -99,11 +101,17 @@ export async function verifyToken(token: unknown, kind: string, id: string, nowM
   }
   if (typeof claims !== "object" || claims === null) return refuse("malformed");
   const c = claims as Record<string, unknown>;
-  if (typeof c.kind !== "string" || typeof c.id !== "string" || typeof c.exp !== "number") {
+  if (
+    typeof c.sub !== "string" ||
+    typeof c.kind !== "string" ||
+    typeof c.id !== "string" ||
+    typeof c.exp !== "number" ||
+    !Number.isSafeInteger(c.exp) ||
+    c.exp < 0
+  ) {
     return refuse("malformed");
   }
-  if (c.sub !== undefined && c.sub !== null && typeof c.sub !== "string") return refuse("malformed");
-  if (c.exp * 1000 <= nowMs) return refuse("expired");
+  if (c.exp <= Math.floor(nowMs / 1000)) return refuse("expired");
   if ((c.kind !== "*" && c.kind !== kind) || (c.id !== "*" && c.id !== id)) return refuse("wrong_resource");
-  return { allowed: true, userId: typeof c.sub === "string" ? c.sub : null };
+  return { allowed: true, userId: c.sub };
 }

@@ -122,10 +122,9 @@ function parsePrecondition(request: Request): Precondition {
     return { type: "ifNoneMatch" };
   }
   if (ifMatch !== null) {
+    // Like the embedded store: any other value is a snapshot id (that will not match).
     const snapshotId = unquote(ifMatch);
-    if (snapshotId === "" || snapshotId === "*" || snapshotId.includes(",")) {
-      throw new HttpError(400, "bad_request", "If-Match takes one snapshot id");
-    }
+    if (snapshotId === "") throw new HttpError(400, "bad_request", "If-Match is empty");
     return { type: "ifMatch", snapshotId };
   }
   return { type: "none" };
