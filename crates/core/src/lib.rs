@@ -4,6 +4,7 @@
 //! policies take events and a `now` and return actions. Everything is tested natively.
 
 pub mod b64;
+pub mod compaction;
 pub mod error_body;
 pub mod markers;
 pub mod merge;
@@ -12,6 +13,8 @@ pub mod schedule;
 
 pub use error_body::{ErrorBody, ErrorDetail};
 pub use markers::{DurabilityMarker, MarkerError};
-pub use merge::{MergeError, diff_update, merge_updates, state_vector_of, validate_update};
+pub use merge::{
+    MergeError, diff_update, load_full_state, merge_updates, state_vector_of, validate_update,
+};
 pub use resource::{AddressError, ResourceId, ResourceKind, RoomName};
 pub use schedule::{Action as SaveAction, Event as SaveEvent, SaveSchedule, SchedulePolicy};

@@ -15,6 +15,8 @@ pub enum MergeError {
     Apply(String),
     #[error("not a Yjs state vector: {0}")]
     StateVector(String),
+    #[error("{0} trailing bytes after the Yjs update")]
+    Trailing(usize),
 }
 
 /// Decodes `bytes` as a Yjs v1 update.
@@ -28,6 +30,27 @@ pub fn apply_to(doc: &Doc, bytes: &[u8]) -> Result<(), MergeError> {
     doc.transact_mut()
         .apply_update(update)
         .map_err(|e| MergeError::Apply(e.to_string()))
+}
+
+/// Loads a snapshot strictly: it must decode with no trailing bytes and apply to an empty
+/// document. This is what a snapshot store accepts.
+///
+/// Content waiting for missing predecessors (pending) is accepted and kept: a relay that
+/// received an out-of-order update still holds it in its snapshot, and refusing that snapshot
+/// would leave the room unsaveable for good.
+pub fn load_full_state(bytes: &[u8]) -> Result<Doc, MergeError> {
+    use yrs::updates::decoder::{Decoder, DecoderV1};
+    let mut decoder = DecoderV1::from(bytes);
+    let update = Update::decode(&mut decoder).map_err(|e| MergeError::Decode(e.to_string()))?;
+    let rest = decoder.read_to_end().map(<[u8]>::len).unwrap_or(0);
+    if rest > 0 {
+        return Err(MergeError::Trailing(rest));
+    }
+    let doc = Doc::new();
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|e| MergeError::Apply(e.to_string()))?;
+    Ok(doc)
 }
 
 /// Checks that `bytes` is a Yjs v1 update that applies to an empty document.
@@ -49,7 +72,9 @@ where
             apply_to(&doc, update)?;
         }
     }
-    Ok(doc.transact().encode_state_as_update_v1(&StateVector::default()))
+    Ok(doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default()))
 }
 
 /// The part of `update` that a peer with state vector `sv` (v1-encoded) lacks.
@@ -98,7 +123,8 @@ mod tests {
     use yrs::Text;
 
     fn full(doc: &Doc) -> Vec<u8> {
-        doc.transact().encode_state_as_update_v1(&StateVector::default())
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
 
     #[test]
@@ -120,7 +146,8 @@ mod tests {
     fn merge_keeps_deletions() {
         let a = doc_with(1, "abcdef");
         let before = full(&a);
-        a.get_or_insert_text("t").remove_range(&mut a.transact_mut(), 0, 3);
+        a.get_or_insert_text("t")
+            .remove_range(&mut a.transact_mut(), 0, 3);
         let after = full(&a);
         let merged = merge_updates([before.as_slice(), after.as_slice()]).unwrap();
         let d = Doc::new();
@@ -133,7 +160,8 @@ mod tests {
         let a = doc_with(1, "base");
         let base = full(&a);
         let sv = state_vector_of(&base).unwrap();
-        a.get_or_insert_text("t").insert(&mut a.transact_mut(), 4, "+more");
+        a.get_or_insert_text("t")
+            .insert(&mut a.transact_mut(), 4, "+more");
         let now = full(&a);
         let diff = diff_update(&now, &sv).unwrap();
         assert!(diff.len() < now.len());
@@ -149,5 +177,22 @@ mod tests {
         assert!(validate_update(b"hello world, not yjs").is_err());
         assert!(validate_update(&full(&doc_with(3, "ok"))).is_ok());
         assert!(decode_state_vector(&[0xff]).is_err());
+    }
+
+    #[test]
+    fn full_state_is_strict() {
+        let whole = full(&doc_with(4, "complete"));
+        assert_eq!(text_of(&load_full_state(&whole).unwrap()), "complete");
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(&[0, 0, 0]);
+        assert!(matches!(
+            load_full_state(&trailing),
+            Err(MergeError::Trailing(3))
+        ));
+        assert!(matches!(
+            load_full_state(&[0u8; 16]),
+            Err(MergeError::Trailing(14))
+        ));
+        assert!(load_full_state(b"hello world, not yjs").is_err());
     }
 }

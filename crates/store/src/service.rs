@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use ykeep_core::{DurabilityMarker, ResourceId, ResourceKind, b64, state_vector_of};
+use ykeep_core::{DurabilityMarker, ResourceId, ResourceKind, b64, load_full_state};
+use yrs::updates::encoder::Encode;
+use yrs::{ReadTxn, Transact};
 
 use crate::blobs::BlobDir;
 use crate::config::StoreConfig;
@@ -200,10 +202,14 @@ impl Inner {
         if body.is_empty() {
             return Err(StoreError::BadUpdate("the body is empty".into()));
         }
-        let marker =
-            DurabilityMarker::of_update(body).map_err(|e| StoreError::BadUpdate(e.to_string()))?;
-        let state_vector =
-            state_vector_of(body).map_err(|e| StoreError::BadUpdate(e.to_string()))?;
+        let doc = load_full_state(body).map_err(|e| StoreError::BadUpdate(e.to_string()))?;
+        let (marker, state_vector) = {
+            let txn = doc.transact();
+            (
+                DurabilityMarker::of_txn(&txn),
+                txn.state_vector().encode_v1(),
+            )
+        };
 
         // Check early so a refused save writes no file; checked again in the transaction.
         {

@@ -65,7 +65,8 @@ pub fn verify(
     now_unix: u64,
 ) -> Result<Claims, TokenError> {
     let (payload, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    let signature = b64::decode(signature).map_err(|_| TokenError::Malformed)?;
+    // A signature that does not decode cannot match: same answer as a wrong one.
+    let signature = b64::decode(signature).map_err(|_| TokenError::BadSignature)?;
     let mut m = mac(key);
     m.update(payload.as_bytes());
     m.verify_slice(&signature)
