@@ -46,7 +46,8 @@ mod tests {
             serde_json::to_string(&body).unwrap(),
             r#"{"error":{"code":"bad_id","message":"id too long"}}"#
         );
-        let conflict = ErrorBody::new("conflict", "changed").with_current_snapshot(Some("s1".into()));
+        let conflict =
+            ErrorBody::new("conflict", "changed").with_current_snapshot(Some("s1".into()));
         let json = serde_json::to_value(&conflict).unwrap();
         assert_eq!(json["error"]["currentSnapshotId"], "s1");
     }

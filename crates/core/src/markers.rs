@@ -43,7 +43,10 @@ impl DurabilityMarker {
     /// True when everything `other` describes is also in `self`.
     pub fn covers(&self, other: &DurabilityMarker) -> bool {
         let (mine, theirs) = (&self.0, &other.0);
-        theirs.state_map.iter().all(|(client, clock)| mine.state_map.get(client) >= *clock)
+        theirs
+            .state_map
+            .iter()
+            .all(|(client, clock)| mine.state_map.get(client) >= *clock)
             && theirs.delete_set.diff(&mine.delete_set).is_empty()
     }
 
@@ -85,7 +88,8 @@ mod tests {
     use yrs::{StateVector, Text};
 
     fn full(doc: &Doc) -> Vec<u8> {
-        doc.transact().encode_state_as_update_v1(&StateVector::default())
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
 
     #[test]
@@ -100,9 +104,15 @@ mod tests {
             delete.extend(txn.encode_update_v1());
         }
         let after = DurabilityMarker::of_txn(&doc.transact());
-        assert_eq!(before.0.state_map, after.0.state_map, "state vector must not move");
+        assert_eq!(
+            before.0.state_map, after.0.state_map,
+            "state vector must not move"
+        );
         assert!(after.covers(&before));
-        assert!(!before.covers(&after), "a state vector alone would call this covered");
+        assert!(
+            !before.covers(&after),
+            "a state vector alone would call this covered"
+        );
         assert!(!before.covers_update(&delete).unwrap());
         assert!(after.covers_update(&delete).unwrap());
     }
@@ -127,7 +137,8 @@ mod tests {
     #[test]
     fn encoding_round_trips() {
         let doc = doc_with(11, "hello");
-        doc.get_or_insert_text("t").remove_range(&mut doc.transact_mut(), 0, 1);
+        doc.get_or_insert_text("t")
+            .remove_range(&mut doc.transact_mut(), 0, 1);
         let m = DurabilityMarker::of_txn(&doc.transact());
         assert_eq!(DurabilityMarker::from_base64(&m.to_base64()).unwrap(), m);
         assert!(DurabilityMarker::from_base64("%%").is_err());

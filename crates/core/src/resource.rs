@@ -44,7 +44,11 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 3] = [ResourceKind::Document, ResourceKind::Diagram, ResourceKind::Task];
+    pub const ALL: [ResourceKind; 3] = [
+        ResourceKind::Document,
+        ResourceKind::Diagram,
+        ResourceKind::Task,
+    ];
 
     /// The name used in URLs and tokens: `document`, `diagram`, `task`.
     pub fn as_str(self) -> &'static str {
@@ -97,7 +101,10 @@ impl ResourceId {
         if s.len() > MAX_ID_LEN {
             return Err(AddressError::IdTooLong(s.chars().count()));
         }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(AddressError::IdBadChar);
         }
         Ok(ResourceId(s.to_owned()))
@@ -143,7 +150,10 @@ impl RoomName {
 
     /// Parses `kind` and `id` path segments.
     pub fn from_parts(kind: &str, id: &str) -> Result<Self, AddressError> {
-        Ok(RoomName { kind: kind.parse()?, id: ResourceId::parse(id)? })
+        Ok(RoomName {
+            kind: kind.parse()?,
+            id: ResourceId::parse(id)?,
+        })
     }
 
     /// Parses `kind/id` or `kind:id` (the PartyKit default party's room form).
@@ -191,17 +201,27 @@ mod tests {
             assert_eq!(kind.as_str().parse::<ResourceKind>().unwrap(), kind);
         }
         assert_eq!(ResourceKind::Task.table(), "tasks");
-        assert!(matches!("Document".parse::<ResourceKind>(), Err(AddressError::UnknownKind(_))));
+        assert!(matches!(
+            "Document".parse::<ResourceKind>(),
+            Err(AddressError::UnknownKind(_))
+        ));
     }
 
     #[test]
     fn ids_are_validated() {
         assert!(ResourceId::parse("abc_DEF-123").is_ok());
         assert_eq!(ResourceId::parse(""), Err(AddressError::EmptyId));
-        assert_eq!(ResourceId::parse(&"a".repeat(129)), Err(AddressError::IdTooLong(129)));
+        assert_eq!(
+            ResourceId::parse(&"a".repeat(129)),
+            Err(AddressError::IdTooLong(129))
+        );
         assert!(ResourceId::parse(&"a".repeat(128)).is_ok());
         for bad in ["../etc", "a/b", "a b", "é", "a.b", "a%2F", "a\0"] {
-            assert_eq!(ResourceId::parse(bad), Err(AddressError::IdBadChar), "{bad:?}");
+            assert_eq!(
+                ResourceId::parse(bad),
+                Err(AddressError::IdBadChar),
+                "{bad:?}"
+            );
         }
     }
 
@@ -210,11 +230,17 @@ mod tests {
         let room = RoomName::parse("diagram/x1").unwrap();
         assert_eq!(room.to_string(), "diagram/x1");
         assert_eq!(RoomName::parse("task:t-9").unwrap().to_string(), "task/t-9");
-        assert!(matches!(RoomName::parse("nothing"), Err(AddressError::BadRoomName(_))));
+        assert!(matches!(
+            RoomName::parse("nothing"),
+            Err(AddressError::BadRoomName(_))
+        ));
         assert!(RoomName::parse("document/../../x").is_err());
         let long = "x".repeat(10_000);
         let err = RoomName::parse(&long).unwrap_err().to_string();
-        assert!(err.len() < 100, "error message echoes the whole input: {err}");
+        assert!(
+            err.len() < 100,
+            "error message echoes the whole input: {err}"
+        );
     }
 
     #[test]
