@@ -1,0 +1,180 @@
+//! The IndexedDB cache's pure half: record shapes, the outbox rule and the compaction fold.
+//!
+//! Per room the cache holds one [`RoomRecord`] (compacted state, the outbox folded at the last
+//! compaction, the best remote durability marker seen) and an append-only log of
+//! [`LogEntry`]s written since. The wasm-only `idb` module moves these to and from rexie.
+
+use ykeep_core::{DurabilityMarker, merge_updates};
+
+use crate::error::KeepError;
+
+/// Format version written into every stored record; records of another version are ignored
+/// (and replaced at the next compaction) rather than misread.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The compacted part of a room's cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// Full state (a Yjs v1 update) as of the last compaction; empty when never compacted.
+    pub state: Vec<u8>,
+    /// Edits made in this browser, folded at the last compaction, that no remote marker
+    /// covered yet (one merged Yjs v1 update; empty = none).
+    pub pending: Vec<u8>,
+    /// The latest durability marker (encoded Yjs snapshot) reported by the relay or the store.
+    pub remote_marker: Vec<u8>,
+}
+
+/// One appended update. `local` = made in this browser (outbox candidate); `false` = loaded
+/// from the relay or the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub update: Vec<u8>,
+    pub local: bool,
+}
+
+impl RoomRecord {
+    pub fn marker(&self) -> Result<Option<DurabilityMarker>, KeepError> {
+        if self.remote_marker.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(DurabilityMarker::decode(&self.remote_marker)?))
+    }
+
+    /// Bytes this record stores (values only).
+    pub fn bytes(&self) -> usize {
+        self.state.len() + self.pending.len() + self.remote_marker.len()
+    }
+}
+
+/// The updates still waiting for a remote durability marker: the folded `pending` and every
+/// local log entry, minus those the record's marker covers.
+pub fn outbox<'a>(record: &'a RoomRecord, log: &'a [LogEntry]) -> Result<Vec<&'a [u8]>, KeepError> {
+    let marker = record.marker()?;
+    let covered = |u: &[u8]| -> Result<bool, KeepError> {
+        Ok(match &marker {
+            Some(m) => m.covers_update(u)?,
+            None => false,
+        })
+    };
+    let mut out = Vec::new();
+    if !record.pending.is_empty() && !covered(&record.pending)? {
+        out.push(record.pending.as_slice());
+    }
+    for e in log.iter().filter(|e| e.local) {
+        if !covered(&e.update)? {
+            out.push(e.update.as_slice());
+        }
+    }
+    Ok(out)
+}
+
+/// Folds the log into the record: state = union of state and log; pending = the outbox merged
+/// into one update. Content is unchanged by construction (CRDT union of the same updates).
+pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, KeepError> {
+    let state = merge_updates(
+        std::iter::once(record.state.as_slice()).chain(log.iter().map(|e| e.update.as_slice())),
+    )?;
+    let waiting = outbox(record, log)?;
+    let pending = match waiting.len() {
+        0 => Vec::new(),
+        1 => waiting[0].to_vec(),
+        _ => yrs::merge_updates_v1(waiting)
+            .map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?,
+    };
+    Ok(RoomRecord { state, pending, remote_marker: record.remote_marker.clone() })
+}
+
+/// Takes a newly reported remote marker into the record. Returns true when the record changed.
+/// A marker that the stored one already covers changes nothing; the pending fold is dropped
+/// once the marker covers it.
+pub fn settle(record: &mut RoomRecord, marker: &DurabilityMarker) -> Result<bool, KeepError> {
+    let newer = match record.marker()? {
+        Some(old) => !old.covers(marker),
+        None => true,
+    };
+    if !newer {
+        return Ok(false);
+    }
+    record.remote_marker = marker.encode();
+    if !record.pending.is_empty() && marker.covers_update(&record.pending)? {
+        record.pending.clear();
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
+
+    fn edit(doc: &Doc, f: impl FnOnce(&yrs::TextRef, &mut yrs::TransactionMut)) -> Vec<u8> {
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        f(&t, &mut txn);
+        txn.encode_update_v1()
+    }
+    fn text_of(update: &[u8]) -> String {
+        let d = Doc::new();
+        d.transact_mut().apply_update(Update::decode_v1(update).unwrap()).unwrap();
+        d.get_or_insert_text("t").get_string(&d.transact())
+    }
+    fn marker(doc: &Doc) -> DurabilityMarker {
+        DurabilityMarker::of_txn(&doc.transact())
+    }
+
+    #[test]
+    fn compaction_keeps_content_and_folds_the_outbox() {
+        let doc = Doc::with_client_id(1);
+        let mut log = Vec::new();
+        for i in 0..50 {
+            log.push(LogEntry { update: edit(&doc, |t, x| t.insert(x, i, "a")), local: true });
+        }
+        log.push(LogEntry { update: edit(&doc, |t, x| t.remove_range(x, 0, 10)), local: true });
+        let rec = compact(&RoomRecord::default(), &log).unwrap();
+        let want = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        assert_eq!(text_of(&rec.state), text_of(&want));
+        assert_eq!(text_of(&rec.pending), text_of(&want), "nothing remote: all of it is pending");
+        let again = compact(&rec, &[]).unwrap();
+        assert_eq!(text_of(&again.state), text_of(&want));
+    }
+
+    #[test]
+    fn delete_only_edit_waits_for_a_marker_with_its_deletion() {
+        let doc = Doc::with_client_id(2);
+        let insert = edit(&doc, |t, x| t.insert(x, 0, "hello"));
+        let before_delete = marker(&doc);
+        let delete = edit(&doc, |t, x| t.remove_range(x, 0, 2));
+        let mut rec = RoomRecord::default();
+        let log = vec![
+            LogEntry { update: insert, local: true },
+            LogEntry { update: delete.clone(), local: true },
+        ];
+        assert_eq!(outbox(&rec, &log).unwrap().len(), 2);
+        assert!(settle(&mut rec, &before_delete).unwrap());
+        assert_eq!(outbox(&rec, &log).unwrap(), vec![delete.as_slice()], "same state vector, delete not covered");
+        assert!(settle(&mut rec, &marker(&doc)).unwrap());
+        assert!(outbox(&rec, &log).unwrap().is_empty());
+        assert!(!settle(&mut rec, &before_delete).unwrap(), "an older marker changes nothing");
+    }
+
+    #[test]
+    fn settle_drops_a_covered_pending_fold() {
+        let doc = Doc::with_client_id(3);
+        let u = edit(&doc, |t, x| t.insert(x, 0, "x"));
+        let mut rec = compact(&RoomRecord::default(), &[LogEntry { update: u, local: true }]).unwrap();
+        assert!(!rec.pending.is_empty());
+        settle(&mut rec, &marker(&doc)).unwrap();
+        assert!(rec.pending.is_empty());
+        assert!(compact(&rec, &[]).unwrap().pending.is_empty());
+    }
+
+    #[test]
+    fn remote_entries_are_never_pending() {
+        let doc = Doc::with_client_id(4);
+        let u = edit(&doc, |t, x| t.insert(x, 0, "from relay"));
+        let log = [LogEntry { update: u, local: false }];
+        assert!(outbox(&RoomRecord::default(), &log).unwrap().is_empty());
+        assert!(compact(&RoomRecord::default(), &log).unwrap().pending.is_empty());
+    }
+}

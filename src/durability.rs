@@ -1,0 +1,97 @@
+//! The durability view: is what this browser holds also on the relay / in the store?
+//!
+//! Compared as Yjs snapshots (state vector + delete set) through `DurabilityMarker::covers`:
+//! a state vector alone would call a delete-only edit durable before it is.
+
+use serde::{Deserialize, Serialize};
+use ykeep_core::DurabilityMarker;
+
+use crate::error::KeepError;
+
+/// The relay's `GET /rooms/{kind}/{id}/durable` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DurableBody {
+    pub relay: Option<String>,
+    pub store: Option<String>,
+    pub store_snapshot_id: Option<String>,
+    pub saved_at: Option<f64>,
+}
+
+/// What `keep.durability()` resolves to.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DurabilityView {
+    /// Everything the page handed over is written to IndexedDB.
+    pub local: bool,
+    /// The relay's durable log covers this browser's state (None = relay not asked / down).
+    pub relay: Option<bool>,
+    /// The store's snapshot covers this browser's state.
+    pub store: Option<bool>,
+    pub store_snapshot_id: Option<String>,
+    pub saved_at: Option<f64>,
+    /// Local edits not yet covered by any remote marker.
+    pub pending_updates: usize,
+    pub pending_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub struct ParsedDurable {
+    pub relay: Option<DurabilityMarker>,
+    pub store: Option<DurabilityMarker>,
+    pub store_snapshot_id: Option<String>,
+    pub saved_at: Option<f64>,
+}
+
+pub fn parse_durable(json: &str) -> Result<ParsedDurable, KeepError> {
+    let body: DurableBody = serde_json::from_str(json).map_err(|e| KeepError::Source {
+        source_name: "relay",
+        message: format!("bad /durable JSON: {e}"),
+    })?;
+    let decode = |m: Option<String>| -> Result<Option<DurabilityMarker>, KeepError> {
+        m.map(|s| DurabilityMarker::from_base64(&s)).transpose().map_err(Into::into)
+    };
+    Ok(ParsedDurable {
+        relay: decode(body.relay)?,
+        store: decode(body.store)?,
+        store_snapshot_id: body.store_snapshot_id,
+        saved_at: body.saved_at,
+    })
+}
+
+/// The best marker of the two (the one covering the other; the relay's when neither does).
+pub fn best_marker(p: &ParsedDurable) -> Option<&DurabilityMarker> {
+    match (&p.relay, &p.store) {
+        (Some(r), Some(s)) => Some(if s.covers(r) && !r.covers(s) { s } else { r }),
+        (r, s) => r.as_ref().or(s.as_ref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{Doc, Text, Transact};
+
+    #[test]
+    fn parses_the_relay_body_and_compares_snapshots() {
+        let d = Doc::with_client_id(1);
+        d.get_or_insert_text("t").insert(&mut d.transact_mut(), 0, "abc");
+        let early = DurabilityMarker::of_txn(&d.transact());
+        d.get_or_insert_text("t").remove_range(&mut d.transact_mut(), 0, 1);
+        let late = DurabilityMarker::of_txn(&d.transact());
+        let json = format!(
+            r#"{{"relay":"{}","store":"{}","storeSnapshotId":"s1","savedAt":5}}"#,
+            late.to_base64(),
+            early.to_base64()
+        );
+        let p = parse_durable(&json).unwrap();
+        assert_eq!(best_marker(&p), Some(&late));
+        assert!(p.relay.as_ref().unwrap().covers(&late));
+        assert!(!p.store.as_ref().unwrap().covers(&late));
+        let none = parse_durable(r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#).unwrap();
+        assert!(best_marker(&none).is_none());
+        assert!(parse_durable("{").is_err());
+        assert!(parse_durable(r#"{"relay":"%%"}"#).is_err());
+    }
+}
