@@ -18,5 +18,6 @@ mod service;
 pub mod token;
 
 pub use config::StoreConfig;
+pub use db::{SCHEMA_V1 as LEGACY_SCHEMA_V1, SCHEMA_VERSION};
 pub use error::StoreError;
 pub use service::{EmbeddedStore, Precondition, SaveReceipt, Snapshot};
