@@ -43,7 +43,6 @@ metrics! {
     refused_connections_total: "counter", "WebSocket connections refused (room, auth).";
     malformed_frames_total: "counter", "Frames refused as malformed or oversized.";
     slow_reader_closes_total: "counter", "Readers closed (1013) because their backlog grew over the limit.";
-    backlog_merges_total: "counter", "Times a reader's queued updates were merged into one.";
     cold_starts_total: "counter", "Rooms loaded from the local log and the store.";
 }
 

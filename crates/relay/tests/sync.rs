@@ -231,3 +231,25 @@ async fn a_slow_reader_still_gets_every_update_of_a_burst() {
     slow.wait_text(&expected).await;
     assert_eq!(slow.text().len(), 50_000);
 }
+
+#[tokio::test]
+async fn a_reader_over_its_backlog_limit_is_closed_1013_and_resyncs_on_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_backlog_bytes = 4 * 1024;
+    let relay = TestRelay::start(cfg, Arc::new(MemoryStore::new())).await;
+    let url = relay.ws_url("/rooms/document/stuck");
+    let mut writer = Client::connect(&url, 1).await;
+    let mut stuck = Client::connect(&url, 2).await;
+    writer.wait_synced().await;
+    stuck.wait_synced().await;
+    for i in 0..400u32 {
+        writer.insert(i, "y").await;
+    }
+    relay.wait_metric("slow_reader_closes_total", 1).await;
+    let (code, reason) = stuck.wait_closed().await;
+    assert_eq!(code, 1013, "{reason}");
+    // Its provider reconnects and resyncs: nothing was lost.
+    let mut again = Client::connect(&url, 2).await;
+    again.wait_text(&"y".repeat(400)).await;
+}

@@ -13,7 +13,7 @@ use ykeep_core::{AddressError, RoomName};
 
 use crate::Shared;
 use crate::metrics::Metrics;
-use crate::room::outbox::{Drained, Outbox, merge_backlog};
+use crate::room::outbox::{Drained, OutFrame, Outbox};
 use crate::room::{RoomMsg, registry};
 
 #[derive(Deserialize)]
@@ -109,17 +109,13 @@ async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
     };
     Metrics::inc(&shared.metrics.connections);
     let (mut sink, mut stream) = socket.split();
-    let writer_metrics = shared.metrics.clone();
     let writer_outbox = outbox.clone();
     let mut writer = tokio::spawn(async move {
         loop {
             match writer_outbox.next().await {
                 Drained::Frames(frames) => {
-                    let (frames, merged) = merge_backlog(frames);
-                    if merged {
-                        Metrics::inc(&writer_metrics.backlog_merges_total);
-                    }
                     for frame in frames {
+                        let (OutFrame::Update { frame, .. } | OutFrame::Other(frame)) = frame;
                         if sink.feed(Message::Binary(frame)).await.is_err() {
                             return;
                         }

@@ -690,7 +690,7 @@ pub(crate) fn marker_of_records(doc: &Doc, records: &[(i64, Vec<u8>)], room: &Ro
 }
 
 fn apply_records(doc: &Doc, records: &[(i64, Vec<u8>)], room: &RoomName) {
-    let mut txn = doc.transact_mut();
+    // One transaction per update: one huge transaction was ~4x slower to apply in yrs.
     for (format, data) in records {
         let parts = match *format {
             record_format::BATCH => match protocol::read_len_prefixed(data) {
@@ -709,7 +709,7 @@ fn apply_records(doc: &Doc, records: &[(i64, Vec<u8>)], room: &RoomName) {
         for part in parts {
             match Update::decode_v1(part) {
                 Ok(u) => {
-                    if let Err(e) = txn.apply_update(u) {
+                    if let Err(e) = doc.transact_mut().apply_update(u) {
                         tracing::error!(%room, error = %e, "log update does not apply; skipped");
                     }
                 }
