@@ -1,0 +1,34 @@
+// Where the page finds the relay and the store, and which room set it opens.
+//   default: the relay and the embedded store on the page's own origin (`ykeep-relay serve`);
+//   ?relay=http://127.0.0.1:9000&store=http://127.0.0.1:9001&token=...  override them
+//   #<room set>  the room set (the three rooms are document/<set>, diagram/<set>, task/<set>).
+const ID = /^[A-Za-z0-9_-]{1,128}$/
+
+export function readConfig (loc = window.location) {
+  const q = new URLSearchParams(loc.search)
+  const origin = loc.protocol.startsWith('http') ? loc.origin : 'http://127.0.0.1:8787'
+  const relayUrl = (q.get('relay') || origin).replace(/\/+$/, '')
+  const storeParam = q.get('store')
+  // The store's load route needs a user token; without one the page does not ask the store
+  // directly (the relay still cold-starts rooms from it).
+  const token = q.get('token') || undefined
+  const storeUrl = storeParam === '' ? undefined : (storeParam || relayUrl).replace(/\/+$/, '')
+  const set = decodeURIComponent(loc.hash.replace(/^#/, ''))
+  return {
+    relayUrl,
+    wsUrl: relayUrl.replace(/^http/, 'ws'),
+    storeUrl: token ? storeUrl : undefined,
+    storeUrlIgnored: token ? undefined : storeUrl,
+    token,
+    set: ID.test(set) ? set : null
+  }
+}
+
+export function validSet (name) {
+  return ID.test(name)
+}
+
+export function randomSet () {
+  const bytes = crypto.getRandomValues(new Uint8Array(4))
+  return 'room-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
