@@ -24,7 +24,9 @@ const THROUGHPUT_OPS: usize = 40;
 fn bench_dir() -> PathBuf {
     std::env::var_os("YKEEP_BENCH_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench-data"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench-data")
+        })
 }
 
 /// Replays the trace; returns the full state as a Yjs v1 update and the final text length.
@@ -116,7 +118,12 @@ impl Client {
             .send()
             .await
             .expect("save request");
-        assert_eq!(r.status(), 200, "save: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            200,
+            "save: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
 
     async fn load(&self, id: &str) -> usize {
@@ -149,13 +156,16 @@ async fn main() {
         state.len(),
         ms(t0.elapsed())
     );
-    let t = Instant::now();
-    let marker = DurabilityMarker::of_update(&state).expect("marker");
-    println!(
-        "decode + apply + marker of the body (per save, on the blocking pool): {}, marker {} bytes",
-        ms(t.elapsed()),
-        marker.encode().len()
-    );
+    let mut markers = Vec::new();
+    let mut marker_len = 0;
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        let marker = DurabilityMarker::of_update(&state).expect("marker");
+        markers.push(t.elapsed());
+        marker_len = marker.encode().len();
+    }
+    summary("body check: decode + apply + Yjs snapshot", markers);
+    println!("marker (encoded Yjs snapshot) kept per blob row: {marker_len} bytes");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(StoreConfig {
@@ -276,6 +286,14 @@ async fn main() {
     let files = std::fs::read_dir(dir.path().join("store/blobs"))
         .map(|d| d.count())
         .unwrap_or(0);
-    println!("blob files after all saves: {files} (one per row with a snapshot: {})", rows.len());
-    println!("machine: {} cores shared with other builds; numbers are indicative", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "blob files after all saves: {files} (one per row with a snapshot: {})",
+        rows.len()
+    );
+    println!(
+        "machine: {} cores shared with other builds; numbers are indicative",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
 }
