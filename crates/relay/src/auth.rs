@@ -43,12 +43,15 @@ impl AuthError {
 
 const CACHE_MAX: usize = 10_000;
 
+/// (token, room) → when checked, and the answer.
+type Cache = HashMap<(String, RoomName), (Instant, Result<(), AuthError>)>;
+
 pub struct Authorizer {
     allow_all: bool,
     secret: Option<String>,
     store: Arc<dyn SnapshotStore>,
     ttl: Duration,
-    cache: Mutex<HashMap<(String, RoomName), (Instant, Result<(), AuthError>)>>,
+    cache: Mutex<Cache>,
 }
 
 impl Authorizer {

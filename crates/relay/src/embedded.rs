@@ -1,42 +1,91 @@
-//! The embedded snapshot store, wired into `serve`, `store` and `token`.
+//! The embedded snapshot store (`crates/store`), wired into `serve`, `store` and `token`.
 
 use axum::Router;
+use ykeep_core::{ResourceId, ResourceKind};
 use ykeep_relay::RelayError;
 use ykeep_relay::config::{Config, TokenArgs};
+use ykeep_store::token::{Claims, mint};
+use ykeep_store::{EmbeddedStore, StoreConfig};
 
-/// The embedded store's routes for `serve`.
-pub async fn store_router(_config: &Config) -> Result<Router, RelayError> {
-    Err(RelayError::Config(
-        "the embedded store (crates/store) is not built yet".into(),
-    ))
+fn store_config(config: &Config) -> Result<StoreConfig, RelayError> {
+    let secret = config
+        .secret
+        .clone()
+        .ok_or_else(|| RelayError::Config("the store needs --secret (YKEEP_SECRET)".into()))?;
+    let token_key = match (&config.token_key, config.dev_allow_all) {
+        (Some(key), _) => key.clone(),
+        // Users are not checked in dev mode; the store still needs some key.
+        (None, true) => random_secret(),
+        (None, false) => {
+            return Err(RelayError::Config(
+                "the store needs --token-key (YKEEP_TOKEN_KEY)".into(),
+            ));
+        }
+    };
+    Ok(StoreConfig {
+        data_dir: config.store_dir(),
+        secret,
+        token_key,
+        auto_create: config.auto_create,
+        max_snapshot_bytes: config.max_snapshot_bytes,
+    })
 }
 
-/// `ykeep-relay store`.
-pub async fn store_only(_config: Config) -> Result<(), RelayError> {
-    Err(RelayError::Config(
-        "the embedded store (crates/store) is not built yet".into(),
-    ))
+/// Opens the embedded store under `<data>/store/` and returns its routes (for `serve`).
+pub async fn store_router(config: &Config) -> Result<Router, RelayError> {
+    let store = EmbeddedStore::open(store_config(config)?)
+        .await
+        .map_err(|e| RelayError::Config(format!("embedded store: {e}")))?;
+    Ok(store.router())
 }
 
-/// `ykeep-relay token`.
-pub fn print_token(_args: TokenArgs) -> Result<(), RelayError> {
-    Err(RelayError::Config(
-        "the embedded store (crates/store) is not built yet".into(),
-    ))
+/// `ykeep-relay store`: the embedded store alone.
+pub async fn store_only(config: Config) -> Result<(), RelayError> {
+    let app = store_router(&config).await?;
+    let listener = crate::bind(&config).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::shutdown_signal())
+        .await?;
+    Ok(())
 }
 
-/// A random secret for `serve --demo` when none is given.
+/// `ykeep-relay token`: prints a user token for one resource (`*` allowed for kind or id).
+pub fn print_token(args: TokenArgs) -> Result<(), RelayError> {
+    if args.kind != "*" {
+        args.kind
+            .parse::<ResourceKind>()
+            .map_err(|e| RelayError::Config(e.to_string()))?;
+    }
+    if args.id != "*" {
+        ResourceId::parse(&args.id).map_err(|e| RelayError::Config(e.to_string()))?;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = Claims {
+        sub: args.sub,
+        kind: args.kind,
+        id: args.id,
+        exp: now + args.ttl,
+    };
+    println!("{}", mint(&args.token_key, &claims));
+    Ok(())
+}
+
+/// A random secret for `serve --demo` when none is given (hex, 256 bits from the OS-seeded
+/// hasher keys and the clock).
 pub fn random_secret() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::new();
-    for _ in 0..4 {
+    for i in 0..4u64 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        h.write_u128(nanos);
+        h.write_u64(i);
         out.push_str(&format!("{:016x}", h.finish()));
     }
     out

@@ -29,6 +29,9 @@ use save::{SaveError, SaveInput, SaveOutcome, save_room};
 
 pub type ConnId = u64;
 
+/// A `/state` request: the optional state vector and where to send the update.
+type StateReply = oneshot::Sender<Result<Vec<u8>, MergeError>>;
+
 /// Most messages handled in one batch (one log commit).
 const MAX_BATCH: usize = 4096;
 
@@ -111,10 +114,7 @@ struct Pending {
     log: Vec<u8>,
     updates: u64,
     update_bytes: u64,
-    states: Vec<(
-        Option<Vec<u8>>,
-        oneshot::Sender<Result<Vec<u8>, MergeError>>,
-    )>,
+    states: Vec<(Option<Vec<u8>>, StateReply)>,
     durables: Vec<oneshot::Sender<DurableInfo>>,
     saves_done: Vec<(u64, Box<Result<SaveOutcome, SaveError>>)>,
     actions: Vec<SaveAction>,
