@@ -78,10 +78,16 @@ impl IntoResponse for StoreError {
             self.to_string()
         };
         let mut body = ErrorBody::new(self.code(), message);
+        let conflict = matches!(self, StoreError::Conflict { .. });
         if let StoreError::Conflict { current, .. } = self {
             body = body.with_current_snapshot(current);
         }
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut json = serde_json::to_value(body).expect("error bodies serialize");
+        if conflict && json["error"].get("currentSnapshotId").is_none() {
+            // A 409 always names the current snapshot, `null` when there is none.
+            json["error"]["currentSnapshotId"] = serde_json::Value::Null;
+        }
+        let mut response = (status, axum::Json(json)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -64,9 +64,10 @@ pub fn verify(
     id: &ResourceId,
     now_unix: u64,
 ) -> Result<Claims, TokenError> {
+    // The order of checks is the contract's (docs/store-api.md, "Auth"); Convex uses the same.
     let (payload, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    // A signature that does not decode cannot match: same answer as a wrong one.
-    let signature = b64::decode(signature).map_err(|_| TokenError::BadSignature)?;
+    // A signature segment that is not base64url is not of the token's form at all.
+    let signature = b64::decode(signature).map_err(|_| TokenError::Malformed)?;
     let mut m = mac(key);
     m.update(payload.as_bytes());
     m.verify_slice(&signature)
@@ -142,6 +143,21 @@ mod tests {
             Err(TokenError::Malformed)
         );
         let (payload, _) = token.split_once('.').unwrap();
+        assert_eq!(
+            v(
+                "k",
+                &format!("{payload}.not base64"),
+                ResourceKind::Document,
+                &id,
+                1_000
+            ),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            v("k", "a.b.c", ResourceKind::Document, &id, 1_000),
+            Err(TokenError::Malformed),
+            "the token splits at its first dot; `b.c` is not base64url"
+        );
         let forged = format!("{payload}.AAAA");
         assert_eq!(
             v("k", &forged, ResourceKind::Document, &id, 1_000),

@@ -15,6 +15,30 @@ use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 
 const SECRET: &str = "contract-secret";
 const TOKEN_KEY: &str = "contract-token-key";
+/// The snapshot limit both runners set (tests/contract/README.md, "Runner settings").
+const CASE_SNAPSHOT_LIMIT: usize = 4096;
+
+/// Fields a case may have; anything else fails the case (the format may have moved on).
+const FREE_TEXT: [&str; 3] = ["comment", "description", "notes"];
+const KNOWN: [(&str, &[&str]); 4] = [
+    ("case", &["name", "resources", "tokens", "steps"]),
+    ("step", &["request", "expect", "capture"]),
+    ("request", &["method", "path", "auth", "headers", "body"]),
+    (
+        "expect",
+        &["status", "errorCode", "json", "headers", "loadText"],
+    ),
+];
+
+fn check_known_fields(what: &str, value: &Value, at: &str) {
+    let known = KNOWN.iter().find(|(w, _)| *w == what).unwrap().1;
+    for key in value.as_object().into_iter().flat_map(|o| o.keys()) {
+        assert!(
+            known.contains(&key.as_str()) || FREE_TEXT.contains(&key.as_str()),
+            "{at}: unknown {what} field {key:?} (format: tests/contract/README.md)"
+        );
+    }
+}
 
 fn case_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract")
@@ -22,7 +46,7 @@ fn case_dir() -> PathBuf {
 
 struct Run {
     store: EmbeddedStore,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     vars: HashMap<String, String>,
     bodies: HashMap<String, Vec<u8>>,
 }
@@ -35,13 +59,13 @@ impl Run {
             secret: SECRET.into(),
             token_key: TOKEN_KEY.into(),
             auto_create: false,
-            max_snapshot_bytes: StoreConfig::DEFAULT_MAX_SNAPSHOT_BYTES,
+            max_snapshot_bytes: CASE_SNAPSHOT_LIMIT,
         })
         .await
         .unwrap();
         Run {
             store,
-            _dir: dir,
+            dir,
             vars: HashMap::new(),
             bodies: HashMap::new(),
         }
@@ -95,19 +119,48 @@ impl Run {
             Some(Value::Object(o)) if o.contains_key("raw") => {
                 Some(o["raw"].as_str().unwrap().to_owned())
             }
-            Some(Value::Object(o)) => {
-                let t = &o["token"];
-                let exp_in = t["expInSeconds"].as_i64().unwrap();
-                let claims = Claims {
-                    sub: self.subst(t["sub"].as_str().unwrap()),
-                    kind: self.subst(t["kind"].as_str().unwrap()),
-                    id: self.subst(t["id"].as_str().unwrap()),
-                    exp: (now_unix() as i64 + exp_in).max(0) as u64,
-                };
-                Some(format!("Bearer {}", mint(TOKEN_KEY, &claims)))
+            Some(Value::Object(o)) if o.contains_key("token") => {
+                Some(format!("Bearer {}", self.token(&o["token"])))
             }
             Some(other) => panic!("unknown auth {other}"),
         }
+    }
+
+    /// A user token minted with the test key from a case's token spec.
+    fn token(&self, spec: &Value) -> String {
+        let exp_in = spec["expInSeconds"].as_i64().expect("token expInSeconds");
+        let claims = Claims {
+            sub: self.subst(spec["sub"].as_str().unwrap_or("u1")),
+            kind: self.subst(spec["kind"].as_str().expect("token kind")),
+            id: self.subst(spec["id"].as_str().expect("token id")),
+            exp: (now_unix() as i64 + exp_in).max(0) as u64,
+        };
+        mint(TOKEN_KEY, &claims)
+    }
+
+    /// After a case: `blobs/` holds exactly one `.yjs` file per resource with a snapshot and
+    /// nothing else, so an overwritten or deleted blob is really gone.
+    async fn check_blob_files(&self, kinds: &[(String, String)], at: &str) {
+        let mut with_snapshot = 0;
+        for (symbol, kind) in kinds {
+            let path = format!("/snapshots/{kind}/{}", self.subst(&format!("{{{symbol}}}")));
+            if self.load_text(&path).await.is_some() {
+                with_snapshot += 1;
+            }
+        }
+        let files: Vec<String> = std::fs::read_dir(self.dir.path().join("store/blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            files.iter().all(|f| f.ends_with(".yjs")),
+            "{at}: stray files in blobs/: {files:?}"
+        );
+        assert_eq!(
+            files.len(),
+            with_snapshot,
+            "{at}: one blob file per resource with a snapshot, found {files:?}"
+        );
     }
 
     fn body(&self, body: Option<&Value>, step: usize) -> Vec<u8> {
@@ -189,7 +242,7 @@ fn matches(expected: &Value, actual: Option<&Value>) -> bool {
             "$number" => a.is_some_and(Value::is_number),
             "$string" => a.is_some_and(Value::is_string),
             "$present" => a.is_some_and(|v| !v.is_null()),
-            "$null" => a.is_none_or(Value::is_null),
+            "$null" => a.is_some_and(Value::is_null),
             other => panic!("unknown matcher {other}"),
         },
         (Value::Object(e), Some(Value::Object(a))) => e.iter().all(|(k, v)| matches(v, a.get(k))),
@@ -201,7 +254,10 @@ fn matches(expected: &Value, actual: Option<&Value>) -> bool {
 async fn run_case(file: &Path) {
     let case: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     let name = case["name"].as_str().unwrap_or("?");
+    let file_name = file.file_name().unwrap().to_string_lossy().into_owned();
+    check_known_fields("case", &case, &file_name);
     let mut run = Run::new().await;
+    let mut kinds = Vec::new();
     if let Some(resources) = case["resources"].as_object() {
         for (symbol, kind) in resources {
             let request = Request::post(format!("/resources/{}", kind.as_str().unwrap()))
@@ -215,6 +271,13 @@ async fn run_case(file: &Path) {
                 "{name}: creating resource {symbol}"
             );
             run.vars.insert(symbol.clone(), symbol.clone());
+            kinds.push((symbol.clone(), kind.as_str().unwrap().to_owned()));
+        }
+    }
+    if let Some(tokens) = case["tokens"].as_object() {
+        for (symbol, spec) in tokens {
+            let token = run.token(spec);
+            run.vars.insert(symbol.clone(), token);
         }
     }
     for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
@@ -224,6 +287,9 @@ async fn run_case(file: &Path) {
             file.file_name().unwrap().to_string_lossy(),
             i + 1
         );
+        check_known_fields("step", step, &at);
+        check_known_fields("request", &step["request"], &at);
+        check_known_fields("expect", &step["expect"], &at);
         let req = &step["request"];
         let path = run.subst(req["path"].as_str().unwrap());
         let mut builder = Request::builder()
@@ -305,6 +371,8 @@ async fn run_case(file: &Path) {
             }
         }
     }
+    run.check_blob_files(&kinds, &format!("{name} ({file_name})"))
+        .await;
 }
 
 #[tokio::test]
@@ -320,8 +388,20 @@ async fn every_contract_case_passes() {
         "expected the shared contract cases in {:?}",
         case_dir()
     );
+    // Every case runs, each in its own task, so one report names every failing case.
+    let mut failed = Vec::new();
     for file in &files {
-        run_case(file).await;
+        let f = file.clone();
+        if tokio::spawn(async move { run_case(&f).await })
+            .await
+            .is_err()
+        {
+            failed.push(file.file_name().unwrap().to_string_lossy().into_owned());
+        }
     }
+    assert!(
+        failed.is_empty(),
+        "contract cases failed (see panics above): {failed:?}"
+    );
     println!("{} contract cases passed", files.len());
 }
