@@ -13,18 +13,16 @@ import { mintToken } from "./access";
 
 export const SECRET = "contract-test-secret";
 export const TOKEN_KEY = "contract-test-token-key";
+/** The contract runners' snapshot limit (tests/contract/README.md, "Runner settings"). */
+const MAX_SNAPSHOT_BYTES = 4096;
 
 const CASE_DIR = process.env.YKEEP_CONTRACT_DIR ?? join(process.cwd(), "tests", "contract");
-/**
- * Convex-side cases in the same format, written while tests/contract had none; to be
- * deleted once the shared cases cover them (they are not a second contract).
- */
-const SCRATCH_DIR = join(process.cwd(), "convex", "scratch-contract");
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Case = {
   name: string;
   resources?: Record<string, "document" | "diagram" | "task">;
+  tokens?: Record<string, TokenSpec>;
   steps: Step[];
 };
 type Step = {
@@ -118,19 +116,21 @@ function buildBody(spec: BodySpec, vars: Vars): { body: BodyInit; contentType: s
   throw new Error(`unknown body spec ${JSON.stringify(spec)}`);
 }
 
-async function authHeader(auth: Step["request"]["auth"], vars: Vars): Promise<string | null> {
-  if (auth === undefined || auth === "none") return null;
-  if (auth === "secret") return `Bearer ${SECRET}`;
-  if (auth === "wrong") return "Bearer not-the-secret";
-  if ("raw" in auth) return subst(auth.raw, vars);
-  const tok = auth.token;
-  const token = await mintToken(TOKEN_KEY, {
+async function mint(tok: TokenSpec, vars: Vars): Promise<string> {
+  return mintToken(TOKEN_KEY, {
     sub: tok.sub ?? "u1",
     kind: subst(tok.kind, vars),
     id: subst(tok.id, vars),
     exp: Math.floor(Date.now() / 1000) + tok.expInSeconds,
   });
-  return `Bearer ${token}`;
+}
+
+async function authHeader(auth: Step["request"]["auth"], vars: Vars): Promise<string | null> {
+  if (auth === undefined || auth === "none") return null;
+  if (auth === "secret") return `Bearer ${SECRET}`;
+  if (auth === "wrong") return "Bearer not-the-secret";
+  if ("raw" in auth) return subst(auth.raw, vars);
+  return `Bearer ${await mint(auth.token, vars)}`;
 }
 
 /** Subset match with the `$number`/`$string`/`$present`/`$null` matchers; returns a mismatch or null. */
@@ -172,7 +172,7 @@ function parseJson(bytes: Uint8Array): unknown {
 
 const FREE_TEXT = ["description", "comment", "notes"];
 const KNOWN_KEYS: Record<string, string[]> = {
-  case: ["name", "resources", "steps"],
+  case: ["name", "resources", "tokens", "steps"],
   step: ["request", "expect", "capture"],
   request: ["method", "path", "auth", "headers", "body"],
   expect: ["status", "errorCode", "json", "headers", "loadText"],
@@ -203,6 +203,7 @@ async function runCase(c: Case) {
   for (const [name, kind] of Object.entries(c.resources ?? {})) {
     vars.set(name, await t.mutation(internal.resources.create, { kind }));
   }
+  for (const [name, tok] of Object.entries(c.tokens ?? {})) vars.set(name, await mint(tok, vars));
   for (const [i, step] of c.steps.entries()) {
     const where = `case "${c.name}", step ${i + 1} (${step.request.method} ${step.request.path})`;
     const fail = (what: string) => {
@@ -273,24 +274,39 @@ async function runCase(c: Case) {
       }
     }
   }
+  // As the Rust runner checks blob files: file storage holds exactly the blobs that rows
+  // point at (an overwritten, refused or deleted blob is really gone).
+  const { pointed, stored } = await t.run(async (ctx) => {
+    const pointed: string[] = [];
+    for (const table of ["documents", "diagrams", "tasks"] as const) {
+      for (const row of await ctx.db.query(table).collect()) {
+        if (row.yjsSnapshotId !== undefined) pointed.push(row.yjsSnapshotId);
+      }
+    }
+    const stored = (await ctx.db.system.query("_storage").collect()).map((b) => b._id as string);
+    return { pointed: pointed.sort(), stored: stored.sort() };
+  });
+  if (JSON.stringify(pointed) !== JSON.stringify(stored)) {
+    throw new Error(`case "${c.name}": after the steps, storage holds ${JSON.stringify(stored)} but rows point at ${JSON.stringify(pointed)}`);
+  }
 }
 
-function suite(title: string, dir: string, required: boolean) {
+function suite(title: string, dir: string) {
   describe(title, () => {
     beforeEach(() => {
       vi.stubEnv("YKEEP_SECRET", SECRET);
       vi.stubEnv("YKEEP_TOKEN_KEY", TOKEN_KEY);
+      // Runner settings of tests/contract/README.md.
+      vi.stubEnv("YKEEP_MAX_SNAPSHOT_BYTES", String(MAX_SNAPSHOT_BYTES));
     });
     afterEach(() => {
       vi.unstubAllEnvs();
     });
 
     const cases = loadCases(dir);
-    if (required) {
-      test(`case files exist in ${dir}`, () => {
-        expect(cases.length, `no contract cases (*.json) in ${dir}`).toBeGreaterThan(0);
-      });
-    }
+    test(`case files exist in ${dir}`, () => {
+      expect(cases.length, `no contract cases (*.json) in ${dir}`).toBeGreaterThan(0);
+    });
     for (const { file, c } of cases) {
       test(`${file}: ${c.name}`, { timeout: 60_000 }, async () => {
         await runCase(c);
@@ -299,5 +315,4 @@ function suite(title: string, dir: string, required: boolean) {
   });
 }
 
-suite("store contract cases on Convex", CASE_DIR, true);
-if (process.env.YKEEP_CONTRACT_DIR === undefined) suite("Convex scratch cases (same format)", SCRATCH_DIR, false);
+suite("store contract cases on Convex", CASE_DIR);
