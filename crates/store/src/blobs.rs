@@ -73,3 +73,36 @@ fn orphan(path: &Path, live: &std::collections::HashSet<String>) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn write_read_remove_and_collect_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        blobs.write("live", b"one").unwrap();
+        blobs.write("orphan", b"two").unwrap();
+        fs::write(dir.path().join("blobs/half.tmp"), b"partial").unwrap();
+        fs::write(dir.path().join("blobs/README"), b"not ours").unwrap();
+        assert_eq!(blobs.read("live").unwrap(), b"one");
+
+        let live: HashSet<String> = ["live".to_string()].into();
+        assert_eq!(blobs.collect_orphans(&live).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["README", "live.yjs"]);
+
+        blobs.remove("live").unwrap();
+        blobs.remove("live").unwrap(); // already gone: not an error
+        assert_eq!(
+            blobs.read("live").unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
+}

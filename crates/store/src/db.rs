@@ -206,3 +206,84 @@ pub fn delete_unreferenced_blob_rows(conn: &Connection) -> rusqlite::Result<usiz
         [],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(conn: &Connection, table: &str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(1))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_database_reaches_the_current_version_without_legacy_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("s.sqlite3")).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(!columns(&conn, "documents").contains(&"content".into()));
+        assert!(!columns(&conn, "diagrams").contains(&"content".into()));
+        assert!(columns(&conn, "tasks").contains(&"deleted_at".into()));
+        let journal: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        drop(conn);
+        // Opening again is a no-op.
+        open(&dir.path().join("s.sqlite3")).unwrap();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_not_downgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(open(&path).is_err());
+    }
+
+    #[test]
+    fn switch_points_the_row_at_the_new_blob_and_drops_the_old_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("s.sqlite3")).unwrap();
+        let id = ResourceId::parse("d1").unwrap();
+        assert!(create(&conn, ResourceKind::Document, &id, 1).unwrap());
+        assert!(!create(&conn, ResourceKind::Document, &id, 2).unwrap());
+        let blob = |name: &str| BlobRow {
+            id: name.into(),
+            size: 1,
+            state_vector: vec![0],
+            marker: vec![0, 0],
+            saved_at: 3,
+        };
+        for (new, old) in [("b1", None), ("b2", Some("b1"))] {
+            let tx = conn.transaction().unwrap();
+            switch(&tx, ResourceKind::Document, &id, &blob(new), old).unwrap();
+            tx.commit().unwrap();
+        }
+        let current = row(&conn, ResourceKind::Document, &id).unwrap().unwrap();
+        assert_eq!(current.snapshot.unwrap().id, "b2");
+        assert_eq!(live_blob_ids(&conn).unwrap(), ["b2".to_string()].into());
+        let tx = conn.transaction().unwrap();
+        let old = mark_deleted(&tx, ResourceKind::Document, &id, 4).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(old.as_deref(), Some("b2"));
+        assert!(live_blob_ids(&conn).unwrap().is_empty());
+        assert!(
+            row(&conn, ResourceKind::Document, &id)
+                .unwrap()
+                .unwrap()
+                .deleted
+        );
+    }
+}

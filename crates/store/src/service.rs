@@ -435,3 +435,95 @@ pub(crate) fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
+
+    fn state(doc: &Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    fn marker(update: &[u8]) -> DurabilityMarker {
+        DurabilityMarker::of_update(update).unwrap()
+    }
+
+    fn row_at(id: &str, update: &[u8]) -> Row {
+        Row {
+            deleted: false,
+            snapshot: Some(BlobRow {
+                id: id.into(),
+                size: update.len() as i64,
+                state_vector: ykeep_core::state_vector_of(update).unwrap(),
+                marker: marker(update).encode(),
+                saved_at: 0,
+            }),
+        }
+    }
+
+    fn conflict_id(r: Result<(), StoreError>) -> Option<String> {
+        match r {
+            Err(StoreError::Conflict { current, .. }) => current,
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn contains_rule_follows_inserts_and_deletes() {
+        let doc = Doc::with_client_id(1);
+        let t = doc.get_or_insert_text("t");
+        t.insert(&mut doc.transact_mut(), 0, "hello world");
+        let saved = state(&doc);
+        let row = row_at("s1", &saved);
+
+        // Same state, a superset, and a delete-only change all contain the snapshot.
+        assert!(check(&row, &Precondition::Contains, &marker(&saved)).is_ok());
+        t.remove_range(&mut doc.transact_mut(), 0, 6);
+        let deleted = state(&doc);
+        assert!(check(&row, &Precondition::Contains, &marker(&deleted)).is_ok());
+
+        // Once the delete is saved, the old state (same state vector) no longer contains it.
+        let row = row_at("s2", &deleted);
+        assert_eq!(
+            conflict_id(check(&row, &Precondition::Contains, &marker(&saved))),
+            Some("s2".into())
+        );
+        // Nor does a fresh doc that never saw it.
+        let other = Doc::with_client_id(2);
+        other
+            .get_or_insert_text("t")
+            .insert(&mut other.transact_mut(), 0, "x");
+        assert!(check(&row, &Precondition::Contains, &marker(&state(&other))).is_err());
+    }
+
+    #[test]
+    fn if_match_and_if_none_match() {
+        let doc = Doc::with_client_id(1);
+        doc.get_or_insert_text("t")
+            .insert(&mut doc.transact_mut(), 0, "a");
+        let body = state(&doc);
+        let m = marker(&body);
+        let empty = Row {
+            deleted: false,
+            snapshot: None,
+        };
+        let row = row_at("s1", &body);
+        assert!(check(&empty, &Precondition::IfNoneMatch, &m).is_ok());
+        assert!(check(&empty, &Precondition::Contains, &m).is_ok());
+        assert_eq!(
+            conflict_id(check(&empty, &Precondition::IfMatch("s1".into()), &m)),
+            None
+        );
+        assert!(check(&row, &Precondition::IfMatch("s1".into()), &m).is_ok());
+        assert_eq!(
+            conflict_id(check(&row, &Precondition::IfMatch("s0".into()), &m)),
+            Some("s1".into())
+        );
+        assert_eq!(
+            conflict_id(check(&row, &Precondition::IfNoneMatch, &m)),
+            Some("s1".into())
+        );
+    }
+}
