@@ -54,7 +54,8 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 }
 
 function errorResponse(e: HttpError): Response {
-  return json(e.status, { error: { code: e.code, message: e.message, ...e.extra } });
+  const headers: Record<string, string> = e.status === 401 ? { "WWW-Authenticate": "Bearer" } : {};
+  return json(e.status, { error: { code: e.code, message: e.message, ...e.extra } }, headers);
 }
 
 /** Wraps a handler: HttpErrors become their JSON reply; anything else a 500 that hides the detail. */

@@ -45,6 +45,7 @@ test("save, load, errors and CORS through a real HTTP listener", async () => {
       body: Y.encodeStateAsUpdate(doc) as Uint8Array<ArrayBuffer>,
     });
     expect(wrong.status).toBe(401);
+    expect(wrong.headers.get("www-authenticate")).toBe("Bearer");
     expect(await wrong.json()).toMatchObject({ error: { code: "unauthorized" } });
 
     const preflight = await fetch(`${server.url}/snapshots/document/${id}`, {
