@@ -81,7 +81,11 @@ pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, Keep
         _ => yrs::merge_updates_v1(waiting)
             .map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?,
     };
-    Ok(RoomRecord { state, pending, remote_marker: record.remote_marker.clone() })
+    Ok(RoomRecord {
+        state,
+        pending,
+        remote_marker: record.remote_marker.clone(),
+    })
 }
 
 /// Takes a newly reported remote marker into the record. Returns true when the record changed.
@@ -116,7 +120,9 @@ mod tests {
     }
     fn text_of(update: &[u8]) -> String {
         let d = Doc::new();
-        d.transact_mut().apply_update(Update::decode_v1(update).unwrap()).unwrap();
+        d.transact_mut()
+            .apply_update(Update::decode_v1(update).unwrap())
+            .unwrap();
         d.get_or_insert_text("t").get_string(&d.transact())
     }
     fn marker(doc: &Doc) -> DurabilityMarker {
@@ -128,13 +134,25 @@ mod tests {
         let doc = Doc::with_client_id(1);
         let mut log = Vec::new();
         for i in 0..50 {
-            log.push(LogEntry { update: edit(&doc, |t, x| t.insert(x, i, "a")), local: true });
+            log.push(LogEntry {
+                update: edit(&doc, |t, x| t.insert(x, i, "a")),
+                local: true,
+            });
         }
-        log.push(LogEntry { update: edit(&doc, |t, x| t.remove_range(x, 0, 10)), local: true });
+        log.push(LogEntry {
+            update: edit(&doc, |t, x| t.remove_range(x, 0, 10)),
+            local: true,
+        });
         let rec = compact(&RoomRecord::default(), &log).unwrap();
-        let want = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let want = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
         assert_eq!(text_of(&rec.state), text_of(&want));
-        assert_eq!(text_of(&rec.pending), text_of(&want), "nothing remote: all of it is pending");
+        assert_eq!(
+            text_of(&rec.pending),
+            text_of(&want),
+            "nothing remote: all of it is pending"
+        );
         let again = compact(&rec, &[]).unwrap();
         assert_eq!(text_of(&again.state), text_of(&want));
     }
@@ -147,22 +165,42 @@ mod tests {
         let delete = edit(&doc, |t, x| t.remove_range(x, 0, 2));
         let mut rec = RoomRecord::default();
         let log = vec![
-            LogEntry { update: insert, local: true },
-            LogEntry { update: delete.clone(), local: true },
+            LogEntry {
+                update: insert,
+                local: true,
+            },
+            LogEntry {
+                update: delete.clone(),
+                local: true,
+            },
         ];
         assert_eq!(outbox(&rec, &log).unwrap().len(), 2);
         assert!(settle(&mut rec, &before_delete).unwrap());
-        assert_eq!(outbox(&rec, &log).unwrap(), vec![delete.as_slice()], "same state vector, delete not covered");
+        assert_eq!(
+            outbox(&rec, &log).unwrap(),
+            vec![delete.as_slice()],
+            "same state vector, delete not covered"
+        );
         assert!(settle(&mut rec, &marker(&doc)).unwrap());
         assert!(outbox(&rec, &log).unwrap().is_empty());
-        assert!(!settle(&mut rec, &before_delete).unwrap(), "an older marker changes nothing");
+        assert!(
+            !settle(&mut rec, &before_delete).unwrap(),
+            "an older marker changes nothing"
+        );
     }
 
     #[test]
     fn settle_drops_a_covered_pending_fold() {
         let doc = Doc::with_client_id(3);
         let u = edit(&doc, |t, x| t.insert(x, 0, "x"));
-        let mut rec = compact(&RoomRecord::default(), &[LogEntry { update: u, local: true }]).unwrap();
+        let mut rec = compact(
+            &RoomRecord::default(),
+            &[LogEntry {
+                update: u,
+                local: true,
+            }],
+        )
+        .unwrap();
         assert!(!rec.pending.is_empty());
         settle(&mut rec, &marker(&doc)).unwrap();
         assert!(rec.pending.is_empty());
@@ -173,8 +211,16 @@ mod tests {
     fn remote_entries_are_never_pending() {
         let doc = Doc::with_client_id(4);
         let u = edit(&doc, |t, x| t.insert(x, 0, "from relay"));
-        let log = [LogEntry { update: u, local: false }];
+        let log = [LogEntry {
+            update: u,
+            local: false,
+        }];
         assert!(outbox(&RoomRecord::default(), &log).unwrap().is_empty());
-        assert!(compact(&RoomRecord::default(), &log).unwrap().pending.is_empty());
+        assert!(
+            compact(&RoomRecord::default(), &log)
+                .unwrap()
+                .pending
+                .is_empty()
+        );
     }
 }

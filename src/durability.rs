@@ -50,7 +50,9 @@ pub fn parse_durable(json: &str) -> Result<ParsedDurable, KeepError> {
         message: format!("bad /durable JSON: {e}"),
     })?;
     let decode = |m: Option<String>| -> Result<Option<DurabilityMarker>, KeepError> {
-        m.map(|s| DurabilityMarker::from_base64(&s)).transpose().map_err(Into::into)
+        m.map(|s| DurabilityMarker::from_base64(&s))
+            .transpose()
+            .map_err(Into::into)
     };
     Ok(ParsedDurable {
         relay: decode(body.relay)?,
@@ -76,9 +78,11 @@ mod tests {
     #[test]
     fn parses_the_relay_body_and_compares_snapshots() {
         let d = Doc::with_client_id(1);
-        d.get_or_insert_text("t").insert(&mut d.transact_mut(), 0, "abc");
+        d.get_or_insert_text("t")
+            .insert(&mut d.transact_mut(), 0, "abc");
         let early = DurabilityMarker::of_txn(&d.transact());
-        d.get_or_insert_text("t").remove_range(&mut d.transact_mut(), 0, 1);
+        d.get_or_insert_text("t")
+            .remove_range(&mut d.transact_mut(), 0, 1);
         let late = DurabilityMarker::of_txn(&d.transact());
         let json = format!(
             r#"{{"relay":"{}","store":"{}","storeSnapshotId":"s1","savedAt":5}}"#,
@@ -89,7 +93,9 @@ mod tests {
         assert_eq!(best_marker(&p), Some(&late));
         assert!(p.relay.as_ref().unwrap().covers(&late));
         assert!(!p.store.as_ref().unwrap().covers(&late));
-        let none = parse_durable(r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#).unwrap();
+        let none =
+            parse_durable(r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#)
+                .unwrap();
         assert!(best_marker(&none).is_none());
         assert!(parse_durable("{").is_err());
         assert!(parse_durable(r#"{"relay":"%%"}"#).is_err());

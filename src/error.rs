@@ -15,7 +15,10 @@ pub enum KeepError {
     #[error("IndexedDB: {0}")]
     Cache(String),
     #[error("{source_name}: {message}")]
-    Source { source_name: &'static str, message: String },
+    Source {
+        source_name: &'static str,
+        message: String,
+    },
     #[error("this YKeep was destroyed")]
     Destroyed,
 }

@@ -25,7 +25,7 @@ pub mod bindings;
 #[cfg(target_arch = "wasm32")]
 pub mod engine;
 #[cfg(target_arch = "wasm32")]
-mod http;
+pub mod http;
 #[cfg(target_arch = "wasm32")]
 pub mod idb;
 

@@ -86,7 +86,13 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
     let mut cache: Vec<Vec<u8>> = Vec::new();
     let mut remote: Vec<Update> = Vec::new();
     for (source, outcome, ms) in fetched {
-        let mut report = SourceReport { source, status: "ok", bytes: 0, ms, error: None };
+        let mut report = SourceReport {
+            source,
+            status: "ok",
+            bytes: 0,
+            ms,
+            error: None,
+        };
         match outcome {
             Fetched::Data(blobs) => {
                 report.bytes = blobs.iter().map(Vec::len).sum();
@@ -137,13 +143,21 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
         }
     };
     Merged {
-        report: LoadReport { sources: reports, merged_bytes: update.len(), total_ms: 0.0, loaded },
+        report: LoadReport {
+            sources: reports,
+            merged_bytes: update.len(),
+            total_ms: 0.0,
+            loaded,
+        },
         update,
         new_for_cache,
     }
 }
 
-fn merge(cache: Vec<Vec<u8>>, remote: Vec<Update>) -> Result<(Vec<u8>, Option<Vec<u8>>), KeepError> {
+fn merge(
+    cache: Vec<Vec<u8>>,
+    remote: Vec<Update>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), KeepError> {
     let non_empty: Vec<Vec<u8>> = cache.into_iter().filter(|b| !b.is_empty()).collect();
     // Fast path (a repeat visit with a compacted cache and nothing remote): the stored state
     // is already one full update; hand it over as it is.
@@ -154,8 +168,10 @@ fn merge(cache: Vec<Vec<u8>>, remote: Vec<Update>) -> Result<(Vec<u8>, Option<Ve
     {
         let mut txn = doc.transact_mut();
         for blob in &non_empty {
-            let u = Update::decode_v1(blob).map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?;
-            txn.apply_update(u).map_err(|e| ykeep_core::MergeError::Apply(e.to_string()))?;
+            let u = Update::decode_v1(blob)
+                .map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?;
+            txn.apply_update(u)
+                .map_err(|e| ykeep_core::MergeError::Apply(e.to_string()))?;
         }
     }
     let (cached_sv, cached_snapshot) = {
@@ -165,7 +181,8 @@ fn merge(cache: Vec<Vec<u8>>, remote: Vec<Update>) -> Result<(Vec<u8>, Option<Ve
     if !remote.is_empty() {
         let mut txn = doc.transact_mut();
         for u in remote {
-            txn.apply_update(u).map_err(|e| ykeep_core::MergeError::Apply(e.to_string()))?;
+            txn.apply_update(u)
+                .map_err(|e| ykeep_core::MergeError::Apply(e.to_string()))?;
         }
     }
     let txn = doc.transact();
@@ -186,21 +203,29 @@ mod tests {
 
     fn doc_text(client: u64, text: &str) -> Doc {
         let d = Doc::with_client_id(client);
-        d.get_or_insert_text("t").insert(&mut d.transact_mut(), 0, text);
+        d.get_or_insert_text("t")
+            .insert(&mut d.transact_mut(), 0, text);
         d
     }
     fn full(d: &Doc) -> Vec<u8> {
-        d.transact().encode_state_as_update_v1(&StateVector::default())
+        d.transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
     fn text_of(update: &[u8]) -> String {
         let d = Doc::new();
-        d.transact_mut().apply_update(Update::decode_v1(update).unwrap()).unwrap();
+        d.transact_mut()
+            .apply_update(Update::decode_v1(update).unwrap())
+            .unwrap();
         d.get_or_insert_text("t").get_string(&d.transact())
     }
 
     #[test]
     fn three_sources_merge_and_report_in_order() {
-        let (a, b, c) = (doc_text(1, "relay "), doc_text(2, "store "), doc_text(3, "cache"));
+        let (a, b, c) = (
+            doc_text(1, "relay "),
+            doc_text(2, "store "),
+            doc_text(3, "cache"),
+        );
         let m = merge_sources(vec![
             (Source::Indexeddb, Fetched::Data(vec![full(&c)]), 1.0),
             (Source::Store, Fetched::Data(vec![full(&b)]), 2.0),
@@ -220,7 +245,11 @@ mod tests {
     fn corrupt_and_failed_sources_are_reported_and_skipped() {
         let c = doc_text(3, "cached");
         let m = merge_sources(vec![
-            (Source::Relay, Fetched::Data(vec![b"\xff\xff\xff\xffgarbage".to_vec()]), 1.0),
+            (
+                Source::Relay,
+                Fetched::Data(vec![b"\xff\xff\xff\xffgarbage".to_vec()]),
+                1.0,
+            ),
             (Source::Store, Fetched::Failed("HTTP 500".into()), 1.0),
             (Source::Indexeddb, Fetched::Data(vec![full(&c)]), 1.0),
         ]);
@@ -257,12 +286,16 @@ mod tests {
     fn remote_delete_is_new_for_the_cache() {
         let d = doc_text(5, "abcdef");
         let before = full(&d);
-        d.get_or_insert_text("t").remove_range(&mut d.transact_mut(), 0, 2);
+        d.get_or_insert_text("t")
+            .remove_range(&mut d.transact_mut(), 0, 2);
         let m = merge_sources(vec![
             (Source::Relay, Fetched::Data(vec![full(&d)]), 0.0),
             (Source::Indexeddb, Fetched::Data(vec![before]), 0.0),
         ]);
         assert_eq!(text_of(&m.update), "cdef");
-        assert!(m.new_for_cache.is_some(), "a delete-only change must reach the cache");
+        assert!(
+            m.new_for_cache.is_some(),
+            "a delete-only change must reach the cache"
+        );
     }
 }

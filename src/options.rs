@@ -44,7 +44,9 @@ fn base_url(name: &str, url: Option<String>) -> Result<Option<String>, KeepError
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
             Ok(Some(u.trim_end_matches('/').to_string()))
         }
-        Some(u) => Err(KeepError::Options(format!("{name} must be an http(s) URL, got {u:?}"))),
+        Some(u) => Err(KeepError::Options(format!(
+            "{name} must be an http(s) URL, got {u:?}"
+        ))),
     }
 }
 
@@ -82,12 +84,18 @@ impl Options {
 
     pub fn relay_durable_url(&self) -> Option<String> {
         let base = self.relay_url.as_ref()?;
-        Some(format!("{base}/rooms/{}/{}/durable", self.room.kind, self.room.id))
+        Some(format!(
+            "{base}/rooms/{}/{}/durable",
+            self.room.kind, self.room.id
+        ))
     }
 
     pub fn store_snapshot_url(&self) -> Option<String> {
         let base = self.store_url.as_ref()?;
-        Some(format!("{base}/snapshots/{}/{}", self.room.kind, self.room.id))
+        Some(format!(
+            "{base}/snapshots/{}/{}",
+            self.room.kind, self.room.id
+        ))
     }
 }
 
@@ -96,7 +104,11 @@ mod tests {
     use super::*;
 
     fn raw(kind: &str, id: &str) -> RawOptions {
-        RawOptions { kind: kind.into(), id: id.into(), ..Default::default() }
+        RawOptions {
+            kind: kind.into(),
+            id: id.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -106,10 +118,22 @@ mod tests {
         r.store_url = Some("https://s.example".into());
         let o = Options::parse(r).unwrap();
         assert_eq!(o.timeout_ms, 3000);
-        assert_eq!(o.relay_state_url(Some("AQID")).unwrap(), "http://127.0.0.1:9/rooms/document/abc/state?sv=AQID");
-        assert_eq!(o.relay_state_url(None).unwrap(), "http://127.0.0.1:9/rooms/document/abc/state");
-        assert_eq!(o.relay_durable_url().unwrap(), "http://127.0.0.1:9/rooms/document/abc/durable");
-        assert_eq!(o.store_snapshot_url().unwrap(), "https://s.example/snapshots/document/abc");
+        assert_eq!(
+            o.relay_state_url(Some("AQID")).unwrap(),
+            "http://127.0.0.1:9/rooms/document/abc/state?sv=AQID"
+        );
+        assert_eq!(
+            o.relay_state_url(None).unwrap(),
+            "http://127.0.0.1:9/rooms/document/abc/state"
+        );
+        assert_eq!(
+            o.relay_durable_url().unwrap(),
+            "http://127.0.0.1:9/rooms/document/abc/durable"
+        );
+        assert_eq!(
+            o.store_snapshot_url().unwrap(),
+            "https://s.example/snapshots/document/abc"
+        );
     }
 
     #[test]

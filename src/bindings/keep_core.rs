@@ -1,0 +1,251 @@
+//! `KeepCore`: the Rust engine as a JS class. Apps use `YKeep` (js/ykeep.js), which owns a
+//! `KeepCore` and does only what must touch the `Y.Doc`.
+
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::errors::{serde_error, to_js};
+use crate::engine::{Engine, Event};
+use crate::options::{Options, RawOptions};
+use ykeep_core::DurabilityMarker;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+export interface KeepOptions {
+  kind: 'document' | 'diagram' | 'task';
+  id: string;
+  relayUrl?: string;
+  storeUrl?: string;
+  token?: string;
+  timeoutMs?: number;
+  compactionFloorBytes?: number;
+  dbName?: string;
+  indexeddb?: boolean;
+}
+export interface SourceReport {
+  source: 'relay' | 'store' | 'indexeddb';
+  status: 'ok' | 'missing' | 'skipped' | 'error' | 'timeout' | 'corrupt';
+  bytes: number;
+  ms: number;
+  error?: string;
+}
+export interface LoadReport { sources: SourceReport[]; mergedBytes: number; totalMs: number; loaded: boolean; }
+export interface LoadResult { update: Uint8Array; report: LoadReport; }
+export interface DurabilityView {
+  local: boolean; relay: boolean | null; store: boolean | null;
+  storeSnapshotId: string | null; savedAt: number | null;
+  pendingUpdates: number; pendingBytes: number; error?: string;
+}
+export interface StoredBytes { recordBytes: number; logBytes: number; logEntries: number; total: number; }
+export interface CompactResult { logBytesBefore: number; logEntriesBefore: number; stateBytes: number; }
+export type KeepEvent =
+  | { type: 'warning'; message: string }
+  | { type: 'compacted'; logBytesBefore: number; stateBytes: number; byOtherTab: boolean }
+  | { type: 'durability'; view: DurabilityView };
+"#;
+
+fn to_value<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(serde_error)
+}
+
+fn set(o: &Object, k: &str, v: &JsValue) {
+    let _ = Reflect::set(o, &JsValue::from_str(k), v);
+}
+
+/// The client engine for one room. Low level: apps use `YKeep`.
+///
+/// ```js
+/// const core = new KeepCore({ kind: 'document', id: 'x', relayUrl })
+/// const { update, report } = await core.load()
+/// core.storeUpdate(update2); await core.flush()
+/// ```
+#[wasm_bindgen]
+pub struct KeepCore {
+    engine: Engine,
+}
+
+#[wasm_bindgen]
+impl KeepCore {
+    /// Checks the options (throws `RangeError` on a bad kind, id or URL) before any I/O.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "KeepOptions")] options: JsValue,
+    ) -> Result<KeepCore, JsValue> {
+        let raw: RawOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
+            JsValue::from(js_sys::RangeError::new(&format!("ykeep: bad options: {e}")))
+        })?;
+        let opts = Options::parse(raw).map_err(to_js)?;
+        Ok(KeepCore {
+            engine: Engine::new(opts),
+        })
+    }
+
+    /// The room, `kind/id`.
+    #[wasm_bindgen(getter)]
+    pub fn room(&self) -> String {
+        self.engine.options().room.to_string()
+    }
+
+    /// Runs the load chain; resolves `{ update, report }` (`update` is empty when nothing exists).
+    #[wasm_bindgen(unchecked_return_type = "Promise<LoadResult>")]
+    pub fn load(&self) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            let merged = engine.load().await.map_err(to_js)?;
+            let out = Object::new();
+            set(&out, "update", &Uint8Array::from(merged.update.as_slice()));
+            set(&out, "report", &to_value(&merged.report)?);
+            Ok(out.into())
+        })
+    }
+
+    /// Queues an update (Yjs v1) for the cache; throws `RangeError` if it does not decode.
+    #[wasm_bindgen(js_name = storeUpdate)]
+    pub fn store_update(&self, update: &[u8]) -> Result<(), JsValue> {
+        self.engine.store_update(update.to_vec()).map_err(to_js)
+    }
+
+    /// Resolves once every queued update is in IndexedDB.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn flush(&self) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            engine.flush().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Folds the log into the compacted record; resolves `null` without a cache.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CompactResult | null>")]
+    pub fn compact(&self) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            Ok(match engine.compact().await.map_err(to_js)? {
+                None => JsValue::NULL,
+                Some(c) => {
+                    let o = Object::new();
+                    set(
+                        &o,
+                        "logBytesBefore",
+                        &JsValue::from_f64(c.log_bytes_before as f64),
+                    );
+                    set(
+                        &o,
+                        "logEntriesBefore",
+                        &JsValue::from_f64(c.log_entries_before as f64),
+                    );
+                    set(&o, "stateBytes", &JsValue::from_f64(c.state_bytes as f64));
+                    o.into()
+                }
+            })
+        })
+    }
+
+    /// Compares `localState` (the page's full state) with the relay's durability markers.
+    #[wasm_bindgen(unchecked_return_type = "Promise<DurabilityView>")]
+    pub fn durability(&self, local_state: &[u8]) -> Promise {
+        let engine = self.engine.clone();
+        let local_state = local_state.to_vec();
+        future_to_promise(async move {
+            to_value(&engine.durability(&local_state).await.map_err(to_js)?)
+        })
+    }
+
+    /// Takes a base64url Yjs snapshot (a durability marker) into the cache; resolves the number
+    /// of outbox updates left.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn settle(&self, marker_b64: String) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            let marker = DurabilityMarker::from_base64(&marker_b64).map_err(|e| to_js(e.into()))?;
+            let left = engine.settle(&marker).await.map_err(to_js)?;
+            Ok(JsValue::from_f64(left as f64))
+        })
+    }
+
+    /// The outbox: updates made here that no remote marker covers yet.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Uint8Array[]>")]
+    pub fn outbox(&self) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            let list = engine.outbox().await.map_err(to_js)?;
+            Ok(list
+                .iter()
+                .map(|u| JsValue::from(Uint8Array::from(u.as_slice())))
+                .collect::<js_sys::Array>()
+                .into())
+        })
+    }
+
+    /// Bytes this room occupies in IndexedDB.
+    #[wasm_bindgen(js_name = storedBytes, unchecked_return_type = "Promise<StoredBytes>")]
+    pub fn stored_bytes(&self) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move { to_value(&engine.stored_bytes().await.map_err(to_js)?) })
+    }
+
+    /// Deletes this room's cache.
+    #[wasm_bindgen(js_name = clearData, unchecked_return_type = "Promise<void>")]
+    pub fn clear_data(&self) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            engine.clear_data().await.map_err(to_js)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Why there is no IndexedDB cache (`undefined` when it is in use).
+    #[wasm_bindgen(getter, js_name = cacheDisabledReason)]
+    pub fn cache_disabled_reason(&self) -> Option<String> {
+        self.engine.cache_disabled_reason()
+    }
+
+    /// Flushes and closes.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn destroy(&self) -> Promise {
+        let engine = self.engine.clone();
+        future_to_promise(async move {
+            engine.destroy().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Registers the one event listener (`YKeep` fans it out).
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: KeepEvent) => void")] f: Function,
+    ) {
+        self.engine.set_listener(Box::new(move |e: Event| {
+            let o = Object::new();
+            match e {
+                Event::Warning(m) => {
+                    set(&o, "type", &"warning".into());
+                    set(&o, "message", &JsValue::from_str(&m));
+                }
+                Event::Compacted {
+                    log_bytes_before,
+                    state_bytes,
+                    by_other_tab,
+                } => {
+                    set(&o, "type", &"compacted".into());
+                    set(
+                        &o,
+                        "logBytesBefore",
+                        &JsValue::from_f64(log_bytes_before as f64),
+                    );
+                    set(&o, "stateBytes", &JsValue::from_f64(state_bytes as f64));
+                    set(&o, "byOtherTab", &JsValue::from_bool(by_other_tab));
+                }
+                Event::Durability(view) => {
+                    set(&o, "type", &"durability".into());
+                    set(&o, "view", &to_value(&view).unwrap_or(JsValue::NULL));
+                }
+            }
+            let _ = f.call1(&JsValue::NULL, &o);
+        }));
+    }
+}

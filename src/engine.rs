@@ -1,0 +1,614 @@
+//! The client engine (wasm32 only): runs the load chain over `fetch` and IndexedDB, writes the
+//! page's updates to the cache log, compacts under a Web Lock, reads the relay's durability
+//! markers. Plain Rust: the `#[wasm_bindgen]` surface is in `bindings/`.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use futures_util::future::{Either, join, select};
+use gloo_timers::future::TimeoutFuture;
+use js_sys::{Function, Promise, Reflect};
+use rexie::Rexie;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, BroadcastChannel, MessageEvent};
+use ykeep_core::DurabilityMarker;
+use ykeep_core::compaction::CompactionPolicy;
+use yrs::updates::decoder::Decode;
+use yrs::{StateVector, Update};
+
+use crate::cache::{self, LogEntry};
+use crate::durability::{DurabilityView, best_marker, parse_durable};
+use crate::error::KeepError;
+use crate::http::{BrowserFetch, Fetch, Reply};
+use crate::idb::{self, Compacted, StoredBytes};
+use crate::load::{Fetched, Merged, Source, merge_sources};
+use crate::options::Options;
+
+/// What the engine tells the page (the bindings forward these as `status` / `durability` events).
+#[derive(Debug, Clone)]
+pub enum Event {
+    Warning(String),
+    Compacted {
+        log_bytes_before: u64,
+        state_bytes: u64,
+        by_other_tab: bool,
+    },
+    Durability(DurabilityView),
+}
+
+/// The engine of one `YKeep`. Cloning shares it.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    opts: Options,
+    room: String,
+    fetch: Rc<dyn Fetch>,
+    policy: CompactionPolicy,
+    db: RefCell<Option<Rc<Rexie>>>,
+    cache_off: RefCell<Option<String>>,
+    queue: RefCell<Vec<Vec<u8>>>,
+    writing: Cell<bool>,
+    state_bytes: Cell<u64>,
+    log_bytes: Cell<u64>,
+    destroyed: Cell<bool>,
+    listener: RefCell<Option<Box<dyn Fn(Event)>>>,
+    channel: RefCell<Option<(BroadcastChannel, Closure<dyn FnMut(MessageEvent)>)>>,
+}
+
+pub fn now_ms() -> f64 {
+    let perf = Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok();
+    perf.and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Runs `work` while holding the Web Lock `name` (navigator.locks, called through js-sys);
+/// without Web Locks (old browsers, Node) it just runs.
+async fn with_web_lock<T>(name: &str, work: impl std::future::Future<Output = T>) -> T {
+    let global = js_sys::global();
+    let locks = Reflect::get(&global, &JsValue::from_str("navigator"))
+        .ok()
+        .filter(|n| !n.is_undefined())
+        .and_then(|n| Reflect::get(&n, &JsValue::from_str("locks")).ok())
+        .filter(|l| !l.is_undefined() && !l.is_null());
+    let request = locks
+        .as_ref()
+        .and_then(|l| Reflect::get(l, &JsValue::from_str("request")).ok())
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    let (Some(locks), Some(request)) = (locks, request) else {
+        return work.await;
+    };
+    let mut release: Option<Function> = None;
+    let held_until = Promise::new(&mut |resolve, _| release = Some(resolve));
+    let mut acquired: Option<Function> = None;
+    let acquired_p = Promise::new(&mut |resolve, _| acquired = Some(resolve));
+    let acquired = acquired.expect("Promise executor runs synchronously");
+    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+        let _ = acquired.call0(&JsValue::NULL);
+        held_until.into()
+    });
+    let done = request.call2(&locks, &JsValue::from_str(name), &callback);
+    let Ok(done) = done.and_then(|d| d.dyn_into::<Promise>().map_err(JsValue::from)) else {
+        return work.await;
+    };
+    let _ = JsFuture::from(acquired_p).await;
+    let out = work.await;
+    if let Some(release) = release {
+        let _ = release.call0(&JsValue::NULL);
+    }
+    let _ = JsFuture::from(done).await;
+    out
+}
+
+impl Engine {
+    pub fn new(opts: Options) -> Engine {
+        Engine::with_fetch(opts, Rc::new(BrowserFetch))
+    }
+
+    /// An engine whose HTTP goes through `fetch` (tests plug in fakes here).
+    pub fn with_fetch(opts: Options, fetch: Rc<dyn Fetch>) -> Engine {
+        let policy = CompactionPolicy {
+            floor_bytes: opts.compaction_floor_bytes,
+        };
+        let inner = Rc::new(Inner {
+            room: opts.room.to_string(),
+            opts,
+            fetch,
+            policy,
+            db: RefCell::new(None),
+            cache_off: RefCell::new(None),
+            queue: RefCell::new(Vec::new()),
+            writing: Cell::new(false),
+            state_bytes: Cell::new(0),
+            log_bytes: Cell::new(0),
+            destroyed: Cell::new(false),
+            listener: RefCell::new(None),
+            channel: RefCell::new(None),
+        });
+        Engine { inner }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    pub fn set_listener(&self, f: Box<dyn Fn(Event)>) {
+        *self.inner.listener.borrow_mut() = Some(f);
+    }
+
+    fn emit(&self, e: Event) {
+        if let Some(f) = self.inner.listener.borrow().as_ref() {
+            f(e);
+        }
+    }
+
+    fn warn(&self, message: String) {
+        web_sys::console::warn_1(&JsValue::from_str(&format!("ykeep: {message}")));
+        self.emit(Event::Warning(message));
+    }
+
+    /// Why there is no cache (None = the cache is in use).
+    pub fn cache_disabled_reason(&self) -> Option<String> {
+        self.inner.cache_off.borrow().clone()
+    }
+
+    fn db(&self) -> Option<Rc<Rexie>> {
+        self.inner.db.borrow().clone()
+    }
+
+    /// Opens IndexedDB (once); on failure warns and turns the cache off.
+    async fn ensure_db(&self) -> Option<Rc<Rexie>> {
+        if let Some(db) = self.db() {
+            return Some(db);
+        }
+        if self.inner.cache_off.borrow().is_some() {
+            return None;
+        }
+        if !self.inner.opts.indexeddb {
+            *self.inner.cache_off.borrow_mut() = Some("disabled by options".into());
+            return None;
+        }
+        let has_idb = Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
+            .map(|v| !v.is_undefined() && !v.is_null())
+            .unwrap_or(false);
+        let opened = if has_idb {
+            idb::open(&self.inner.opts.db_name).await
+        } else {
+            Err(KeepError::Cache(
+                "indexedDB is not available in this context".into(),
+            ))
+        };
+        match opened {
+            Ok(db) => {
+                let db = Rc::new(db);
+                *self.inner.db.borrow_mut() = Some(db.clone());
+                self.listen_to_other_tabs();
+                Some(db)
+            }
+            Err(e) => {
+                *self.inner.cache_off.borrow_mut() = Some(e.to_string());
+                self.warn(format!("working without a local cache ({e})"));
+                None
+            }
+        }
+    }
+
+    /// Drops the handle and opens the database again (after an unexpected close, or a
+    /// version change from another tab made a transaction fail).
+    async fn reopen(&self) -> Option<Rc<Rexie>> {
+        if let Some(db) = self.inner.db.borrow_mut().take() {
+            if let Ok(db) = Rc::try_unwrap(db) {
+                db.close();
+            }
+        }
+        self.ensure_db().await
+    }
+
+    fn channel_name(&self) -> String {
+        format!("ykeep:{}", self.inner.opts.db_name)
+    }
+
+    fn listen_to_other_tabs(&self) {
+        if self.inner.channel.borrow().is_some() {
+            return;
+        }
+        let Ok(channel) = BroadcastChannel::new(&self.channel_name()) else {
+            return;
+        };
+        let weak: Weak<Inner> = Rc::downgrade(&self.inner);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let Some(inner) = weak.upgrade() else { return };
+            let data = ev.data();
+            let field = |k: &str| {
+                Reflect::get(&data, &JsValue::from_str(k))
+                    .ok()
+                    .and_then(|v| v.as_string())
+            };
+            if field("type").as_deref() == Some("compacted")
+                && field("room").as_deref() == Some(inner.room.as_str())
+            {
+                let state = Reflect::get(&data, &JsValue::from_str("stateBytes"))
+                    .ok()
+                    .and_then(|v| v.as_f64());
+                inner.log_bytes.set(0);
+                if let Some(s) = state {
+                    inner.state_bytes.set(s as u64);
+                }
+                let engine = Engine { inner };
+                engine.emit(Event::Compacted {
+                    log_bytes_before: 0,
+                    state_bytes: state.unwrap_or(0.0) as u64,
+                    by_other_tab: true,
+                });
+            }
+        });
+        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        *self.inner.channel.borrow_mut() = Some((channel, on_message));
+    }
+
+    fn note_other_tabs(&self, c: &Compacted) {
+        if let Some((channel, _)) = self.inner.channel.borrow().as_ref() {
+            let msg = js_sys::Object::new();
+            let _ = Reflect::set(&msg, &"type".into(), &"compacted".into());
+            let _ = Reflect::set(&msg, &"room".into(), &JsValue::from_str(&self.inner.room));
+            let _ = Reflect::set(
+                &msg,
+                &"stateBytes".into(),
+                &JsValue::from_f64(c.state_bytes as f64),
+            );
+            let _ = channel.post_message(&msg);
+        }
+    }
+
+    /// GET with the per-source timeout (the request is aborted when it fires).
+    async fn get(&self, url: String, with_token: bool) -> (Result<Reply, Fetched>, f64) {
+        let start = now_ms();
+        let controller = match AbortController::new() {
+            Ok(c) => c,
+            Err(e) => return (Err(Fetched::Failed(describe(&e))), 0.0),
+        };
+        let token = if with_token {
+            self.inner.opts.token.clone()
+        } else {
+            None
+        };
+        let request = self.inner.fetch.get(url, token, controller.signal());
+        let timer = TimeoutFuture::new(self.inner.opts.timeout_ms);
+        let out = match select(request, timer).await {
+            Either::Left((Ok(reply), _)) => Ok(reply),
+            Either::Left((Err(e), _)) => Err(Fetched::Failed(e)),
+            Either::Right(_) => {
+                controller.abort();
+                Err(Fetched::TimedOut)
+            }
+        };
+        (out, now_ms() - start)
+    }
+
+    async fn fetch_source(&self, url: Option<String>) -> (Fetched, f64) {
+        let Some(url) = url else {
+            return (Fetched::Skipped("no URL configured".into()), 0.0);
+        };
+        let (reply, ms) = self.get(url, true).await;
+        let fetched = match reply {
+            Err(f) => f,
+            Ok(r) if r.status == 200 => Fetched::Data(vec![r.body]),
+            Ok(r) if r.status == 404 => Fetched::Missing,
+            Ok(r) => {
+                let text = String::from_utf8_lossy(&r.body[..r.body.len().min(300)]).into_owned();
+                Fetched::Failed(format!("HTTP {}: {}", r.status, text))
+            }
+        };
+        (fetched, ms)
+    }
+
+    /// The load chain: IndexedDB first (its state vector goes to the relay), then relay and store
+    /// concurrently, each with its timeout; everything merged into one update. Anything remote
+    /// that the cache lacks is appended to the cache; an unchanged state is never re-appended.
+    pub async fn load(&self) -> Result<Merged, KeepError> {
+        if self.inner.destroyed.get() {
+            return Err(KeepError::Destroyed);
+        }
+        let start = now_ms();
+        let mut cached_blobs: Vec<Vec<u8>> = Vec::new();
+        let cache_outcome = match self.ensure_db().await {
+            None => Fetched::Skipped(self.cache_disabled_reason().unwrap_or_default()),
+            Some(db) => match idb::read(&db, &self.inner.room).await {
+                Ok(data) => {
+                    self.inner.state_bytes.set(data.record.state.len() as u64);
+                    self.inner.log_bytes.set(data.log_bytes());
+                    if !data.record.state.is_empty() {
+                        cached_blobs.push(data.record.state);
+                    }
+                    cached_blobs.extend(data.log.into_iter().map(|e| e.update));
+                    if cached_blobs.is_empty() {
+                        Fetched::Missing
+                    } else {
+                        Fetched::Data(cached_blobs.clone())
+                    }
+                }
+                Err(e) => {
+                    self.warn(format!("could not read the cache: {e}"));
+                    Fetched::Failed(e.to_string())
+                }
+            },
+        };
+        let cache_ms = now_ms() - start;
+        let sv = if self.inner.opts.relay_url.is_some() {
+            cached_state_vector(&cached_blobs)
+        } else {
+            None
+        };
+        let relay = self.fetch_source(self.inner.opts.relay_state_url(sv.as_deref()));
+        let store = self.fetch_source(self.inner.opts.store_snapshot_url());
+        let ((relay, relay_ms), (store, store_ms)) = join(relay, store).await;
+        let mut merged = merge_sources(vec![
+            (Source::Relay, relay, relay_ms),
+            (Source::Store, store, store_ms),
+            (Source::Indexeddb, cache_outcome, cache_ms),
+        ]);
+        if let Some(new) = merged.new_for_cache.take() {
+            self.append_now(vec![LogEntry {
+                update: new,
+                local: false,
+            }])
+            .await;
+        }
+        merged.report.total_ms = now_ms() - start;
+        Ok(merged)
+    }
+
+    /// Appends entries to the log (reopening once if the database went away).
+    async fn append_now(&self, entries: Vec<LogEntry>) {
+        let Some(db) = self.ensure_db().await else {
+            return;
+        };
+        let bytes: u64 = entries.iter().map(|e| e.update.len() as u64).sum();
+        let mut result = idb::append(&db, &self.inner.room, &entries).await;
+        if result.is_err() {
+            drop(db);
+            if let Some(db) = self.reopen().await {
+                result = idb::append(&db, &self.inner.room, &entries).await;
+            }
+        }
+        match result {
+            Ok(()) => self.inner.log_bytes.set(self.inner.log_bytes.get() + bytes),
+            Err(e) => self.warn(format!("could not write to the cache: {e}")),
+        }
+    }
+
+    /// Queues an update the page made; a background writer appends queued updates to the log
+    /// (one merged entry per batch, one transaction) and compacts by bytes.
+    pub fn store_update(&self, update: Vec<u8>) -> Result<(), KeepError> {
+        if self.inner.destroyed.get() {
+            return Err(KeepError::Destroyed);
+        }
+        Update::decode_v1(&update).map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?;
+        self.inner.queue.borrow_mut().push(update);
+        self.spawn_writer();
+        Ok(())
+    }
+
+    fn spawn_writer(&self) {
+        if self.inner.writing.replace(true) {
+            return;
+        }
+        let engine = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                let batch: Vec<Vec<u8>> = std::mem::take(&mut *engine.inner.queue.borrow_mut());
+                if batch.is_empty() {
+                    break;
+                }
+                let update = if batch.len() == 1 {
+                    batch.into_iter().next().unwrap_or_default()
+                } else {
+                    match yrs::merge_updates_v1(&batch) {
+                        Ok(u) => u,
+                        Err(e) => {
+                            engine.warn(format!("could not merge queued updates: {e}"));
+                            continue;
+                        }
+                    }
+                };
+                engine
+                    .append_now(vec![LogEntry {
+                        update,
+                        local: true,
+                    }])
+                    .await;
+                let (state, log) = (engine.inner.state_bytes.get(), engine.inner.log_bytes.get());
+                if engine.inner.policy.should_compact(state, log) {
+                    if let Err(e) = engine.compact_now().await {
+                        engine.warn(format!("compaction failed: {e}"));
+                    }
+                }
+            }
+            engine.inner.writing.set(false);
+        });
+    }
+
+    /// Resolves once every queued update is in IndexedDB.
+    pub async fn flush(&self) {
+        while self.inner.writing.get() || !self.inner.queue.borrow().is_empty() {
+            if !self.inner.writing.get() {
+                self.spawn_writer();
+            }
+            TimeoutFuture::new(1).await;
+        }
+    }
+
+    async fn compact_now(&self) -> Result<Option<Compacted>, KeepError> {
+        let Some(db) = self.ensure_db().await else {
+            return Ok(None);
+        };
+        let lock = format!("ykeep:{}:{}", self.inner.opts.db_name, self.inner.room);
+        let compacted = with_web_lock(&lock, idb::compact(&db, &self.inner.room)).await?;
+        self.inner.state_bytes.set(compacted.state_bytes);
+        self.inner.log_bytes.set(0);
+        self.note_other_tabs(&compacted);
+        self.emit(Event::Compacted {
+            log_bytes_before: compacted.log_bytes_before,
+            state_bytes: compacted.state_bytes,
+            by_other_tab: false,
+        });
+        Ok(Some(compacted))
+    }
+
+    /// Flushes, then folds the log into the compacted record (Web Lock held, one transaction).
+    pub async fn compact(&self) -> Result<Option<Compacted>, KeepError> {
+        self.flush().await;
+        self.compact_now().await
+    }
+
+    /// Asks the relay what is durable and compares it with `local_state` (the page's full
+    /// state); a marker newer than the cached one is stored, shrinking the outbox.
+    pub async fn durability(&self, local_state: &[u8]) -> Result<DurabilityView, KeepError> {
+        self.flush().await;
+        let local_marker = DurabilityMarker::of_update(local_state)?;
+        let db = self.db();
+        let mut view = DurabilityView {
+            local: db.is_some(),
+            relay: None,
+            store: None,
+            store_snapshot_id: None,
+            saved_at: None,
+            pending_updates: 0,
+            pending_bytes: 0,
+            error: None,
+        };
+        let mut best = None;
+        if let Some(url) = self.inner.opts.relay_durable_url() {
+            match self.get(url, true).await.0 {
+                Ok(r) if r.status == 200 => {
+                    match parse_durable(&String::from_utf8_lossy(&r.body)) {
+                        Ok(p) => {
+                            view.relay =
+                                Some(p.relay.as_ref().is_some_and(|m| m.covers(&local_marker)));
+                            view.store =
+                                Some(p.store.as_ref().is_some_and(|m| m.covers(&local_marker)));
+                            view.store_snapshot_id = p.store_snapshot_id.clone();
+                            view.saved_at = p.saved_at;
+                            best = best_marker(&p).cloned();
+                        }
+                        Err(e) => view.error = Some(e.to_string()),
+                    }
+                }
+                Ok(r) => view.error = Some(format!("relay /durable: HTTP {}", r.status)),
+                Err(Fetched::TimedOut) => view.error = Some("relay /durable: timeout".into()),
+                Err(other) => view.error = Some(format!("relay /durable: {other:?}")),
+            }
+        }
+        if let Some(db) = db {
+            let record = match &best {
+                Some(m) => Some(idb::settle(&db, &self.inner.room, m).await?),
+                None => None,
+            };
+            let mut data = idb::read(&db, &self.inner.room).await?;
+            if let Some(r) = record {
+                data.record = r;
+            }
+            let waiting = cache::outbox(&data.record, &data.log)?;
+            view.pending_updates = waiting.len();
+            view.pending_bytes = waiting.iter().map(|u| u.len()).sum();
+        }
+        self.emit(Event::Durability(view.clone()));
+        Ok(view)
+    }
+
+    /// Takes a durability marker reported by other means (e.g. an app's own channel) into the
+    /// cache. Returns the number of outbox updates left.
+    pub async fn settle(&self, marker: &DurabilityMarker) -> Result<usize, KeepError> {
+        let Some(db) = self.ensure_db().await else {
+            return Ok(0);
+        };
+        let record = idb::settle(&db, &self.inner.room, marker).await?;
+        let data = idb::read(&db, &self.inner.room).await?;
+        Ok(cache::outbox(&record, &data.log)?.len())
+    }
+
+    /// The outbox: updates made here that no remote marker covers yet.
+    pub async fn outbox(&self) -> Result<Vec<Vec<u8>>, KeepError> {
+        self.flush().await;
+        let Some(db) = self.ensure_db().await else {
+            return Ok(Vec::new());
+        };
+        let data = idb::read(&db, &self.inner.room).await?;
+        Ok(cache::outbox(&data.record, &data.log)?
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect())
+    }
+
+    pub async fn stored_bytes(&self) -> Result<StoredBytes, KeepError> {
+        self.flush().await;
+        let Some(db) = self.ensure_db().await else {
+            return Ok(StoredBytes::default());
+        };
+        idb::stored_bytes(&db, &self.inner.room).await
+    }
+
+    /// Deletes this room's cache (record and log).
+    pub async fn clear_data(&self) -> Result<(), KeepError> {
+        self.inner.queue.borrow_mut().clear();
+        self.flush().await;
+        let Some(db) = self.ensure_db().await else {
+            return Ok(());
+        };
+        idb::clear(&db, &self.inner.room).await?;
+        self.inner.state_bytes.set(0);
+        self.inner.log_bytes.set(0);
+        Ok(())
+    }
+
+    /// Flushes and closes. Later calls fail with `Destroyed`.
+    pub async fn destroy(&self) {
+        if self.inner.destroyed.get() {
+            return;
+        }
+        self.flush().await;
+        self.inner.destroyed.set(true);
+        if let Some((channel, _)) = self.inner.channel.borrow_mut().take() {
+            channel.close();
+        }
+        if let Some(db) = self.inner.db.borrow_mut().take() {
+            if let Ok(db) = Rc::try_unwrap(db) {
+                db.close();
+            }
+        }
+        self.inner.listener.borrow_mut().take();
+    }
+
+    /// Simulates a crash for tests: forget the handles without flushing or closing anything.
+    pub fn abandon(&self) {
+        self.inner.destroyed.set(true);
+        self.inner.queue.borrow_mut().clear();
+    }
+}
+
+/// base64url state vector of the union of the cached blobs (None when the cache is empty or
+/// unreadable: the relay then sends its full state).
+fn cached_state_vector(blobs: &[Vec<u8>]) -> Option<String> {
+    if blobs.is_empty() {
+        return None;
+    }
+    let mut sv = StateVector::default();
+    for b in blobs {
+        let u = Update::decode_v1(b).ok()?;
+        sv.merge(u.state_vector());
+    }
+    use yrs::updates::encoder::Encode;
+    Some(ykeep_core::b64::encode(&sv.encode_v1()))
+}

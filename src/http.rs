@@ -1,0 +1,79 @@
+//! HTTP GET for the load chain, behind a trait so browser tests can plug in fakes (a source
+//! that is down, slow or corrupt) without a server. The timeout lives in the engine, not here.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Request, RequestInit, Response};
+
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// A finished HTTP exchange: status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Something that performs `GET url` (with an optional bearer token). `Err` = network failure.
+pub trait Fetch {
+    fn get(
+        &self,
+        url: String,
+        token: Option<String>,
+        signal: AbortSignal,
+    ) -> LocalFuture<Result<Reply, String>>;
+}
+
+/// The browser's `fetch` (window or worker).
+pub struct BrowserFetch;
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+impl Fetch for BrowserFetch {
+    fn get(
+        &self,
+        url: String,
+        token: Option<String>,
+        signal: AbortSignal,
+    ) -> LocalFuture<Result<Reply, String>> {
+        Box::pin(async move {
+            let init = RequestInit::new();
+            init.set_method("GET");
+            init.set_signal(Some(&signal));
+            let request = Request::new_with_str_and_init(&url, &init).map_err(|e| describe(&e))?;
+            if let Some(token) = token {
+                request
+                    .headers()
+                    .set("Authorization", &format!("Bearer {token}"))
+                    .map_err(|e| describe(&e))?;
+            }
+            let global = js_sys::global();
+            let promise = if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+                w.fetch_with_request(&request)
+            } else if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+                w.fetch_with_request(&request)
+            } else {
+                return Err("no fetch in this global scope".into());
+            };
+            let response: Response = JsFuture::from(promise)
+                .await
+                .map_err(|e| describe(&e))?
+                .unchecked_into();
+            let buffer = JsFuture::from(response.array_buffer().map_err(|e| describe(&e))?)
+                .await
+                .map_err(|e| describe(&e))?;
+            Ok(Reply {
+                status: response.status(),
+                body: js_sys::Uint8Array::new(&buffer).to_vec(),
+            })
+        })
+    }
+}

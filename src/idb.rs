@@ -1,0 +1,268 @@
+//! IndexedDB through rexie: one `rooms` record per room (compacted state, folded outbox, remote
+//! marker) and an append-only `log` keyed `[room, time, random]`, both carrying a format version.
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::cache::{self, FORMAT_VERSION, LogEntry, RoomRecord};
+use crate::error::KeepError;
+use ykeep_core::DurabilityMarker;
+
+const ROOMS: &str = "rooms";
+const LOG: &str = "log";
+const DB_VERSION: u32 = 1;
+
+fn err(e: impl std::fmt::Debug) -> KeepError {
+    KeepError::Cache(format!("{e:?}"))
+}
+
+pub async fn open(name: &str) -> Result<Rexie, KeepError> {
+    Rexie::builder(name)
+        .version(DB_VERSION)
+        .add_object_store(ObjectStore::new(ROOMS))
+        .add_object_store(ObjectStore::new(LOG))
+        .build()
+        .await
+        .map_err(err)
+}
+
+pub async fn delete_database(name: &str) -> Result<(), KeepError> {
+    Rexie::delete(name).await.map_err(err)
+}
+
+fn set(o: &Object, k: &str, v: &JsValue) {
+    let _ = Reflect::set(o, &JsValue::from_str(k), v);
+}
+
+fn bytes_field(o: &JsValue, k: &str) -> Vec<u8> {
+    Reflect::get(o, &JsValue::from_str(k))
+        .ok()
+        .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+        .map(|a| a.to_vec())
+        .unwrap_or_default()
+}
+
+fn version_of(o: &JsValue) -> Option<u32> {
+    Reflect::get(o, &JsValue::from_str("v"))
+        .ok()?
+        .as_f64()
+        .map(|v| v as u32)
+}
+
+fn record_to_js(r: &RoomRecord) -> JsValue {
+    let o = Object::new();
+    set(&o, "v", &JsValue::from(FORMAT_VERSION));
+    set(&o, "state", &Uint8Array::from(r.state.as_slice()));
+    set(&o, "pending", &Uint8Array::from(r.pending.as_slice()));
+    set(&o, "marker", &Uint8Array::from(r.remote_marker.as_slice()));
+    o.into()
+}
+
+fn record_from_js(v: Option<JsValue>) -> RoomRecord {
+    match v {
+        Some(v) if version_of(&v) == Some(FORMAT_VERSION) => RoomRecord {
+            state: bytes_field(&v, "state"),
+            pending: bytes_field(&v, "pending"),
+            remote_marker: bytes_field(&v, "marker"),
+        },
+        _ => RoomRecord::default(),
+    }
+}
+
+fn entry_to_js(e: &LogEntry) -> JsValue {
+    let o = Object::new();
+    set(&o, "v", &JsValue::from(FORMAT_VERSION));
+    set(&o, "u", &Uint8Array::from(e.update.as_slice()));
+    set(&o, "local", &JsValue::from_bool(e.local));
+    o.into()
+}
+
+fn entry_from_js(v: &JsValue) -> Option<LogEntry> {
+    if version_of(v) != Some(FORMAT_VERSION) {
+        return None;
+    }
+    let local = Reflect::get(v, &JsValue::from_str("local"))
+        .ok()?
+        .as_bool()
+        .unwrap_or(false);
+    Some(LogEntry {
+        update: bytes_field(v, "u"),
+        local,
+    })
+}
+
+fn log_key(room: &str) -> JsValue {
+    let a = Array::new();
+    a.push(&JsValue::from_str(room));
+    a.push(&JsValue::from_f64(js_sys::Date::now()));
+    a.push(&JsValue::from_f64(
+        (js_sys::Math::random() * 4_294_967_296.0).floor(),
+    ));
+    a.into()
+}
+
+fn log_range(room: &str) -> Result<KeyRange, KeepError> {
+    let lower = Array::of1(&JsValue::from_str(room));
+    let upper = Array::of2(&JsValue::from_str(room), &Array::new());
+    KeyRange::bound(&lower, &upper, Some(false), Some(false)).map_err(err)
+}
+
+/// What the cache holds for a room, read in one transaction.
+#[derive(Debug, Default)]
+pub struct RoomData {
+    pub record: RoomRecord,
+    pub log: Vec<LogEntry>,
+}
+
+impl RoomData {
+    pub fn log_bytes(&self) -> u64 {
+        self.log.iter().map(|e| e.update.len() as u64).sum()
+    }
+}
+
+pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
+    let tx = db
+        .transaction(&[ROOMS, LOG], TransactionMode::ReadOnly)
+        .map_err(err)?;
+    let record = record_from_js(
+        tx.store(ROOMS)
+            .map_err(err)?
+            .get(JsValue::from_str(room))
+            .await
+            .map_err(err)?,
+    );
+    let values = tx
+        .store(LOG)
+        .map_err(err)?
+        .get_all(Some(log_range(room)?), None)
+        .await
+        .map_err(err)?;
+    tx.done().await.map_err(err)?;
+    Ok(RoomData {
+        record,
+        log: values.iter().filter_map(entry_from_js).collect(),
+    })
+}
+
+pub async fn append(db: &Rexie, room: &str, entries: &[LogEntry]) -> Result<(), KeepError> {
+    let tx = db
+        .transaction(&[LOG], TransactionMode::ReadWrite)
+        .map_err(err)?;
+    let store = tx.store(LOG).map_err(err)?;
+    for e in entries {
+        store
+            .add(&entry_to_js(e), Some(&log_key(room)))
+            .await
+            .map_err(err)?;
+    }
+    tx.done().await.map_err(err)?;
+    Ok(())
+}
+
+/// Sizes after a compaction (log bytes before, state bytes after).
+#[derive(Debug, Clone, Copy)]
+pub struct Compacted {
+    pub log_bytes_before: u64,
+    pub log_entries_before: usize,
+    pub state_bytes: u64,
+}
+
+/// Folds the log into the record in ONE read-write transaction: read record and log, write the
+/// new record, delete exactly the log range read (no other write can interleave).
+pub async fn compact(db: &Rexie, room: &str) -> Result<Compacted, KeepError> {
+    let tx = db
+        .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
+        .map_err(err)?;
+    let rooms = tx.store(ROOMS).map_err(err)?;
+    let log = tx.store(LOG).map_err(err)?;
+    let record = record_from_js(rooms.get(JsValue::from_str(room)).await.map_err(err)?);
+    let values = log
+        .get_all(Some(log_range(room)?), None)
+        .await
+        .map_err(err)?;
+    let entries: Vec<LogEntry> = values.iter().filter_map(entry_from_js).collect();
+    let folded = cache::compact(&record, &entries)?;
+    rooms
+        .put(&record_to_js(&folded), Some(&JsValue::from_str(room)))
+        .await
+        .map_err(err)?;
+    log.delete(log_range(room)?.into()).await.map_err(err)?;
+    tx.done().await.map_err(err)?;
+    Ok(Compacted {
+        log_bytes_before: entries.iter().map(|e| e.update.len() as u64).sum(),
+        log_entries_before: entries.len(),
+        state_bytes: folded.state.len() as u64,
+    })
+}
+
+/// Stores a newer remote marker (and drops the folded outbox it covers). Returns the record.
+pub async fn settle(
+    db: &Rexie,
+    room: &str,
+    marker: &DurabilityMarker,
+) -> Result<RoomRecord, KeepError> {
+    let tx = db
+        .transaction(&[ROOMS], TransactionMode::ReadWrite)
+        .map_err(err)?;
+    let rooms = tx.store(ROOMS).map_err(err)?;
+    let mut record = record_from_js(rooms.get(JsValue::from_str(room)).await.map_err(err)?);
+    if cache::settle(&mut record, marker)? {
+        rooms
+            .put(&record_to_js(&record), Some(&JsValue::from_str(room)))
+            .await
+            .map_err(err)?;
+    }
+    tx.done().await.map_err(err)?;
+    Ok(record)
+}
+
+pub async fn clear(db: &Rexie, room: &str) -> Result<(), KeepError> {
+    let tx = db
+        .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
+        .map_err(err)?;
+    tx.store(ROOMS)
+        .map_err(err)?
+        .delete(JsValue::from_str(room))
+        .await
+        .map_err(err)?;
+    tx.store(LOG)
+        .map_err(err)?
+        .delete(log_range(room)?.into())
+        .await
+        .map_err(err)?;
+    tx.done().await.map_err(err)?;
+    Ok(())
+}
+
+/// Bytes a room occupies: keys (UTF-8 room name; log keys + 16 for the two numbers) plus the
+/// byte arrays stored as values.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredBytes {
+    pub record_bytes: u64,
+    pub log_bytes: u64,
+    pub log_entries: u64,
+    pub total: u64,
+}
+
+pub async fn stored_bytes(db: &Rexie, room: &str) -> Result<StoredBytes, KeepError> {
+    let data = read(db, room).await?;
+    let key = room.len() as u64;
+    let record_bytes = if data.record == RoomRecord::default() {
+        0
+    } else {
+        key + data.record.bytes() as u64
+    };
+    let log_bytes: u64 = data
+        .log
+        .iter()
+        .map(|e| key + 16 + e.update.len() as u64)
+        .sum();
+    Ok(StoredBytes {
+        record_bytes,
+        log_bytes,
+        log_entries: data.log.len() as u64,
+        total: record_bytes + log_bytes,
+    })
+}
