@@ -299,3 +299,39 @@ async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
         assert!(files[0].ends_with(".yjs"));
     }
 }
+
+#[tokio::test]
+async fn a_crash_inside_the_first_save_leaves_no_snapshot_or_the_new_one() {
+    for (point, survivor) in [
+        ("after_blob_write", None),
+        ("after_row_switch", Some("first")),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        {
+            let mut store = StoreProcess::start(data.path(), Some(point));
+            assert!(store.save(text_state(1, "first")).await.is_err(), "{point}");
+            assert!(!store.child.wait().unwrap().success(), "{point}: aborted");
+        }
+        let store = StoreProcess::start(data.path(), None);
+        let status = reqwest::Client::new()
+            .get(format!("{}/snapshots/document/crashy", store.url))
+            .bearer_auth("s")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        match survivor {
+            None => {
+                assert_eq!(status, 404, "{point}: nothing was committed");
+                assert!(
+                    blob_files(data.path()).is_empty(),
+                    "{point}: orphan collected"
+                );
+            }
+            Some(text) => {
+                assert_eq!(store.load_text().await, text, "{point}");
+                assert_eq!(blob_files(data.path()).len(), 1, "{point}");
+            }
+        }
+    }
+}
