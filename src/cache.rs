@@ -20,6 +20,9 @@ pub struct RoomRecord {
     /// Edits made in this browser, folded at the last compaction, that no remote marker
     /// covered yet (one merged Yjs v1 update; empty = none).
     pub pending: Vec<u8>,
+    /// True when the whole `state` is pending (nothing was ever confirmed remotely): `pending`
+    /// is then left empty instead of storing a second copy of the state.
+    pub pending_is_state: bool,
     /// The latest durability marker (encoded Yjs snapshot) reported by the relay or the store.
     pub remote_marker: Vec<u8>,
 }
@@ -57,8 +60,13 @@ pub fn outbox<'a>(record: &'a RoomRecord, log: &'a [LogEntry]) -> Result<Vec<&'a
         })
     };
     let mut out = Vec::new();
-    if !record.pending.is_empty() && !covered(&record.pending)? {
-        out.push(record.pending.as_slice());
+    let pending = if record.pending_is_state {
+        &record.state
+    } else {
+        &record.pending
+    };
+    if !pending.is_empty() && !covered(pending)? {
+        out.push(pending.as_slice());
     }
     for e in log.iter().filter(|e| e.local) {
         if !covered(&e.update)? {
@@ -81,9 +89,22 @@ pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, Keep
         _ => yrs::merge_updates_v1(waiting)
             .map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?,
     };
+    // Everything pending (the usual case before any remote marker): keep one copy, the state.
+    let nothing_remote = record.remote_marker.is_empty()
+        && log.iter().all(|e| e.local)
+        && (record.state.is_empty() || record.pending_is_state);
+    let pending_is_state = !pending.is_empty()
+        && (nothing_remote
+            || DurabilityMarker::of_update(&pending)?
+                .covers(&DurabilityMarker::of_update(&state)?));
     Ok(RoomRecord {
+        pending: if pending_is_state {
+            Vec::new()
+        } else {
+            pending
+        },
+        pending_is_state,
         state,
-        pending,
         remote_marker: record.remote_marker.clone(),
     })
 }
@@ -102,6 +123,9 @@ pub fn settle(record: &mut RoomRecord, marker: &DurabilityMarker) -> Result<bool
     record.remote_marker = marker.encode();
     if !record.pending.is_empty() && marker.covers_update(&record.pending)? {
         record.pending.clear();
+    }
+    if record.pending_is_state && marker.covers_update(&record.state)? {
+        record.pending_is_state = false;
     }
     Ok(true)
 }
@@ -148,11 +172,11 @@ mod tests {
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
         assert_eq!(text_of(&rec.state), text_of(&want));
-        assert_eq!(
-            text_of(&rec.pending),
-            text_of(&want),
-            "nothing remote: all of it is pending"
+        assert!(
+            rec.pending_is_state && rec.pending.is_empty(),
+            "all pending, stored once"
         );
+        assert_eq!(outbox(&rec, &[]).unwrap(), vec![rec.state.as_slice()]);
         let again = compact(&rec, &[]).unwrap();
         assert_eq!(text_of(&again.state), text_of(&want));
     }
@@ -201,10 +225,12 @@ mod tests {
             }],
         )
         .unwrap();
-        assert!(!rec.pending.is_empty());
+        assert_eq!(outbox(&rec, &[]).unwrap().len(), 1);
         settle(&mut rec, &marker(&doc)).unwrap();
-        assert!(rec.pending.is_empty());
-        assert!(compact(&rec, &[]).unwrap().pending.is_empty());
+        assert!(rec.pending.is_empty() && !rec.pending_is_state);
+        assert!(outbox(&rec, &[]).unwrap().is_empty());
+        let again = compact(&rec, &[]).unwrap();
+        assert!(again.pending.is_empty() && !again.pending_is_state);
     }
 
     #[test]

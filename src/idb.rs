@@ -55,6 +55,7 @@ fn record_to_js(r: &RoomRecord) -> JsValue {
     set(&o, "v", &JsValue::from(FORMAT_VERSION));
     set(&o, "state", &Uint8Array::from(r.state.as_slice()));
     set(&o, "pending", &Uint8Array::from(r.pending.as_slice()));
+    set(&o, "pendingAll", &JsValue::from_bool(r.pending_is_state));
     set(&o, "marker", &Uint8Array::from(r.remote_marker.as_slice()));
     o.into()
 }
@@ -64,6 +65,10 @@ fn record_from_js(v: Option<JsValue>) -> RoomRecord {
         Some(v) if version_of(&v) == Some(FORMAT_VERSION) => RoomRecord {
             state: bytes_field(&v, "state"),
             pending: bytes_field(&v, "pending"),
+            pending_is_state: Reflect::get(&v, &JsValue::from_str("pendingAll"))
+                .ok()
+                .and_then(|b| b.as_bool())
+                .unwrap_or(false),
             remote_marker: bytes_field(&v, "marker"),
         },
         _ => RoomRecord::default(),
