@@ -145,6 +145,9 @@ export async function runCrashLoop ({
       log(`crash-loop: kill ${k + 1}/${kills} at ${sentAtKill}/${totalSteps} sent: recovered ${state.length} bytes cover ${fwdUpdates} forwarded deliveries${marker ? ' and the last durable marker' : ''}`)
       for (const c of everyone) c.release()
       provider.connect()
+      // The next kill lands on a relay with its clients back (a kill during recovery, when two
+      // thresholds fall together, is then still possible but not the rule).
+      await waitFor('every client to reconnect and sync', () => everyone.every((c) => c.synced), { timeoutMs: 60_000 })
     }
     await agentsDone
     log(`crash-loop: all ${totalSteps} updates sent; waiting for every client to converge`)

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // Store outage (issue 7, item 2): the relay and the store run as separate processes; while clients
 // keep editing, the store is (a) down (kill -9, restarted later on the same port and data dir; the
-// relay is also kill -9ed during the outage), (b) answering 500s, or (c) stalling (never
-// answering: the relay's store timeout must fire). Saves fail and are counted/logged; edits keep
+// relay is also kill -9ed during the outage), (b) answering 500s, (c) stalling (never
+// answering: the relay's store timeout must fire), or (d) crashing inside the relay's save
+// (YKEEP_STORE_CRASH_AT=after_blob_write | after_row_switch: the store aborts between blob write
+// and row switch, or between row switch and old-blob delete; on restart it serves one valid
+// snapshot and has collected the orphan blob). Saves fail and are counted/logged; edits keep
 // flowing; after the store returns, the next save makes the snapshot equal to the relay's state.
-//   node tests/reliability/outage.mjs [--mode down|500|stall] [--seed S]
+//   node tests/reliability/outage.mjs [--mode down|500|stall|after_blob_write|after_row_switch] [--seed S]
+import fs from 'node:fs'
 import { makeRng, chooseSeed } from './lib/rng.mjs'
 import { syntheticStream } from './lib/streams.mjs'
 import { SyncClient } from './lib/client.mjs'
@@ -24,7 +28,8 @@ export async function runOutage ({ mode = 'down', seed, log = console.log } = {}
   const dir = tempDir(`outage-${mode}`)
   const store = await startStore(dir)
   // 500 / stall go through the fault front; 'down' talks to the store directly and kills it.
-  const front = mode === 'down' ? null : await startFaultStore({ upstream: store.url })
+  const crash = mode.startsWith('after_')
+  const front = mode === 'down' || crash ? null : await startFaultStore({ upstream: store.url })
   const storeUrlForRelay = front ? front.url : store.url
   const id = `outage-${mode}-${seed}`
   await createResource(store.url, KIND, id)
@@ -49,7 +54,13 @@ export async function runOutage ({ mode = 'down', seed, log = console.log } = {}
     const sentAtStart = agents.sent()
     const t0 = Date.now()
     if (mode === 'down') await store.kill()
-    else front.setMode(mode)
+    else if (crash) {
+      // The store restarts armed: the relay's next save aborts it mid-save.
+      await store.kill()
+      await store.restart({ YKEEP_STORE_CRASH_AT: mode })
+      await waitFor('the armed store to abort inside a save', () => store.proc.proc.exitCode !== null || store.proc.proc.signalCode !== null, { timeoutMs: 30_000 })
+      figures.storeAborted = store.proc.proc.signalCode || store.proc.proc.exitCode
+    } else front.setMode(mode)
     // Saves must be attempted and fail while the store is out.
     await waitFor('a failed save to be counted', async () => (await metric(relay.url, 'ykeep_saves_failed_total')) > failedBefore, { timeoutMs: 30_000 })
     if (mode === 'down') {
@@ -77,11 +88,20 @@ export async function runOutage ({ mode = 'down', seed, log = console.log } = {}
     figures.editsDuringOutage = agents.sent() - sentAtStart
     const failedDuring = await metric(relay.url, 'ykeep_saves_failed_total')
     const during = await durable(relay.url, KIND, id)
-    if (mode !== 'down' && during.storeSnapshotId !== before.storeSnapshotId) {
+    if (!crash && mode !== 'down' && during.storeSnapshotId !== before.storeSnapshotId) {
       throw new Error(`the store snapshot id changed during the outage (${before.storeSnapshotId} -> ${during.storeSnapshotId})`)
     }
-    if (mode === 'down') await store.restart()
+    if (mode === 'down' || crash) await store.restart()
     else front.setMode('pass')
+    if (crash) {
+      // Exactly one valid snapshot is served (it decodes; checked below) and the orphan is gone.
+      const s = await loadSnapshot(store.url, KIND, id)
+      if (!s || textOf(s.bytes) === undefined) throw new Error('no valid snapshot after the crash')
+      // (The relay keeps saving every 300 ms, so two files may exist for a moment mid-save.)
+      const blobs = () => fs.readdirSync(`${store.dataDir}/store/blobs`).filter((n) => !n.startsWith('.'))
+      await waitFor(`one blob file after the crash (${mode}); have ${blobs()}`, () => blobs().length === 1, { timeoutMs: 30_000, everyMs: 5 })
+      figures.blobsAfterRestart = 1
+    }
     figures.actualOutageMs = Date.now() - t0
     await agents.done
     const everyone = [...agents.clients, observer]
@@ -96,7 +116,7 @@ export async function runOutage ({ mode = 'down', seed, log = console.log } = {}
     const d = await durable(relay.url, KIND, id)
     if (!markerCovers(d.store, d.relay)) throw new Error('/durable: store marker does not cover the relay marker after recovery')
     const logText = relay.log()
-    if (mode !== 'down' && !/save failed/i.test(logText)) throw new Error(`no "save failed" line in the relay log ${relay.logFile}`)
+    if (mode !== 'down' && !crash && !/save failed/i.test(logText)) throw new Error(`no "save failed" line in the relay log ${relay.logFile}`)
     figures.failedSaves = failedDuring - failedBefore
     figures.storeRequestsDuringOutage = front ? front.state.counts[mode] : undefined
     figures.updates = total

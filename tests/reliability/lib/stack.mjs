@@ -18,8 +18,10 @@ export async function startStore (dir, { port = 0, extra: more = [] } = {}) {
   const s = {
     get url () { return p.url },
     get proc () { return p },
+    dataDir,
     kill: () => kill9(p),
-    restart: async () => { p = await startProcess('store', relayArgs({ port: p.port, dataDir, extra }), { logDir: dir, name: 'store' }) },
+    /** Restarts on the same port and data dir; `env` e.g. { YKEEP_STORE_CRASH_AT: 'after_blob_write' }. */
+    restart: async (env = {}) => { p = await startProcess('store', relayArgs({ port: p.port, dataDir, extra }), { logDir: dir, name: 'store', env }) },
     stop: () => kill9(p)
   }
   return s
