@@ -1,0 +1,274 @@
+//! `ykeep-bench`: the ykeep benchmarks (see bench/README.md). Run through `scripts/bench`.
+//!
+//!   ykeep-bench relay   [--runs 7] [--updates N] [--readers 1,2,10,50] [--servers ykeep,y-websocket,hocuspocus]
+//!                       [--rate R] [--idle 1000,10000]
+//!   ykeep-bench save    [--runs 7] [--sizes 1,10]
+//!   ykeep-bench scaling [--runs 7] [--sizes 1,2,5,10,20]
+
+mod proto;
+mod rawws;
+mod relay;
+mod report;
+mod save;
+mod servers;
+mod stats;
+mod trace;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use servers::{Kind, Server};
+use stats::median;
+
+struct Args(BTreeMap<String, String>);
+
+impl Args {
+    fn parse(v: &[String]) -> Args {
+        let mut m = BTreeMap::new();
+        let mut i = 0;
+        while i < v.len() {
+            if let Some(k) = v[i].strip_prefix("--") {
+                let val = v.get(i + 1).cloned().unwrap_or_default();
+                m.insert(k.to_owned(), val);
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        Args(m)
+    }
+    fn get<T: std::str::FromStr>(&self, k: &str, d: T) -> T {
+        self.0.get(k).and_then(|v| v.parse().ok()).unwrap_or(d)
+    }
+    fn list(&self, k: &str, d: &str) -> Vec<String> {
+        self.0.get(k).map(String::as_str).unwrap_or(d).split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = argv.first().cloned().unwrap_or_default();
+    let args = Args::parse(&argv[1.min(argv.len())..]);
+    let r = match cmd.as_str() {
+        "relay" => relay_cmd(&args).await,
+        "save" => save_cmd(&args, "save", "1,10").await,
+        "scaling" => save_cmd(&args, "scaling", "1,2,5,10,20").await,
+        _ => Err("usage: ykeep-bench relay|save|scaling [options] (see bench/README.md)".into()),
+    };
+    if let Err(e) = r {
+        eprintln!("ykeep-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn color(k: Kind) -> &'static str {
+    match k {
+        Kind::Ykeep => "#1f77b4",
+        Kind::YWebsocket => "#ff7f0e",
+        Kind::Hocuspocus => "#2ca02c",
+    }
+}
+
+async fn relay_cmd(a: &Args) -> Result<(), String> {
+    let runs: usize = a.get("runs", 7);
+    let readers: Vec<usize> = a.list("readers", "2,1,10,50").iter().filter_map(|s| s.parse().ok()).collect();
+    let kinds: Vec<Kind> = a.list("servers", "ykeep,y-websocket,hocuspocus").iter().filter_map(|s| Kind::parse(s)).collect();
+    let rate: Option<f64> = a.0.get("rate").and_then(|v| v.parse().ok());
+    let idle: Vec<usize> = a.list("idle", "1000,10000").iter().filter_map(|s| s.parse().ok()).collect();
+    let tr = trace::load("automerge-paper")?;
+    let (_, mut updates) = trace::pre_encode(&tr);
+    let total_updates = updates.len();
+    let n: usize = a.get("updates", total_updates).min(total_updates);
+    updates.truncate(n);
+    eprintln!("automerge-paper: {n} of {total_updates} updates pre-encoded ({} bytes)", updates.iter().map(Vec::len).sum::<usize>());
+    let mut works = BTreeMap::new();
+    for k in &kinds {
+        let d = match k {
+            Kind::Hocuspocus => proto::Dialect::Hocuspocus("bench".into()),
+            _ => proto::Dialect::YSync,
+        };
+        works.insert(k.name(), Arc::new(relay::Workload::new(&updates, &d)));
+    }
+    let mut rows = Vec::new();
+    let mut md = String::new();
+    md += &format!(
+        "# Relay vs peers (`scripts/bench relay`)\n\n{}; {}; automerge-paper, {n} updates pre-encoded (one per edit), one writer, \
+         {} ; median of {runs} interleaved runs (a fresh server process per run).\n\n",
+        report::now_utc(),
+        report::machine(),
+        match rate {
+            Some(r) => format!("writer paced at {r} updates/s"),
+            None => "writer as fast as the socket drains (latency is queueing under saturation)".into(),
+        }
+    );
+    md += "| readers | server | updates/s | p50 echo ms | p99 echo ms | relay CPU s | CPU µs/update | peak RSS MB | ykeep ÷ this (updates/s) | this p99 ÷ ykeep p99 | ok runs |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+    let mut thr_series: Vec<report::Series> = kinds
+        .iter()
+        .map(|k| report::Series { name: k.name().into(), color: color(*k), points: vec![] })
+        .collect();
+    let mut lat_series: Vec<report::Series> = kinds
+        .iter()
+        .map(|k| report::Series { name: k.name().into(), color: color(*k), points: vec![] })
+        .collect();
+    for (ri, &r) in readers.iter().enumerate() {
+        let mut per: BTreeMap<&str, Vec<relay::RunResult>> = BTreeMap::new();
+        for run in 0..runs {
+            for k in &kinds {
+                let server = Server::start(*k).await?;
+                let res = relay::run_once(&server, "bench", &works[k.name()], r, rate).await;
+                server.stop().await;
+                match res {
+                    Ok(res) => {
+                        eprintln!(
+                            "readers {r} run {run} {:<12} {:>9.0} updates/s  p50 {:>8.1} ms  p99 {:>8.1} ms  cpu {:.2} s  peak {:.0} MB  msgs {} {}",
+                            k.name(), res.updates_per_s, res.p50_ms, res.p99_ms, res.cpu_s, res.peak_rss_mb, res.messages, res.note
+                        );
+                        per.entry(k.name()).or_default().push(res);
+                    }
+                    Err(e) => eprintln!("readers {r} run {run} {}: FAILED {e}", k.name()),
+                }
+            }
+        }
+        let med = |k: &str, f: &dyn Fn(&relay::RunResult) -> f64| -> f64 {
+            per.get(k).map(|v| median(&v.iter().filter(|x| x.ok).map(f).collect::<Vec<_>>())).unwrap_or(f64::NAN)
+        };
+        let y_thr = med("ykeep", &|x| x.updates_per_s);
+        let y_p99 = med("ykeep", &|x| x.p99_ms);
+        for (ki, k) in kinds.iter().enumerate() {
+            let name = k.name();
+            let ok = per.get(name).map(|v| v.iter().filter(|x| x.ok).count()).unwrap_or(0);
+            let thr = med(name, &|x| x.updates_per_s);
+            let p50 = med(name, &|x| x.p50_ms);
+            let p99 = med(name, &|x| x.p99_ms);
+            let cpu = med(name, &|x| x.cpu_s);
+            let cpu_per = med(name, &|x| x.cpu_s / x.updates as f64 * 1e6);
+            let rss = med(name, &|x| x.peak_rss_mb);
+            md += &format!(
+                "| {r} | {name} | {thr:.0} | {p50:.1} | {p99:.1} | {cpu:.2} | {cpu_per:.1} | {rss:.0} | {:.2} | {:.2} | {ok}/{runs} |\n",
+                y_thr / thr,
+                p99 / y_p99
+            );
+            rows.push(json!({"readers": r, "server": name, "describe": k.describe(), "updates": n,
+                "updates_per_s": thr, "p50_ms": p50, "p99_ms": p99, "cpu_s": cpu, "cpu_us_per_update": cpu_per,
+                "peak_rss_mb": rss, "ratio_ykeep_throughput": y_thr / thr, "ratio_p99_vs_ykeep": p99 / y_p99,
+                "ok_runs": ok, "runs": runs,
+                "samples_updates_per_s": per.get(name).map(|v| v.iter().map(|x| x.updates_per_s).collect::<Vec<_>>()),
+                "failures": per.get(name).map(|v| v.iter().filter(|x| !x.ok).map(|x| x.note.clone()).collect::<Vec<_>>())}));
+            thr_series[ki].points.push((ri as f64, thr));
+            lat_series[ki].points.push((ri as f64, p99));
+        }
+    }
+    let cats: Vec<String> = readers.iter().map(|r| format!("{r} readers")).collect();
+    let suffix = if rate.is_some() { "-paced" } else { "" };
+    report::write(
+        &format!("relay-throughput{suffix}"),
+        "svg",
+        &report::bar_plot("updates/s through one room (higher is better)", "updates/s", &cats, &thr_series),
+    );
+    report::write(
+        &format!("relay-p99{suffix}"),
+        "svg",
+        &report::bar_plot("p99 echo latency to readers (lower is better)", "ms", &cats, &lat_series),
+    );
+    // Idle rooms.
+    let mut idle_rows = Vec::new();
+    if !idle.is_empty() {
+        md += "\n## Idle rooms (one client each, ~1 KB doc)\n\n| rooms | server | RSS KB per room | rooms per GiB |\n|---|---|---|---|\n";
+        for &count in &idle {
+            for k in &kinds {
+                let server = Server::start(*k).await?;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let res = relay::idle_rooms(&server, count).await;
+                server.stop().await;
+                match res {
+                    Ok((kb, per_gib)) => {
+                        eprintln!("idle {count} {:<12} {kb:.1} KB/room  {per_gib:.0} rooms/GiB", k.name());
+                        md += &format!("| {count} | {} | {kb:.1} | {per_gib:.0} |\n", k.name());
+                        idle_rows.push(json!({"rooms": count, "server": k.name(), "kb_per_room": kb, "rooms_per_gib": per_gib}));
+                    }
+                    Err(e) => {
+                        eprintln!("idle {count} {}: FAILED {e}", k.name());
+                        md += &format!("| {count} | {} | failed: {e} | |\n", k.name());
+                    }
+                }
+            }
+        }
+        md += "\nOne run per room count (each takes a while); RSS delta of the server process from before the first connection to 3 s after the last room received its update.\n";
+    }
+    md += &format!("\n{}\n", report::ATTRIBUTION);
+    let out = json!({"benchmark": "relay", "at": report::now_utc(), "machine": report::machine(), "trace": "automerge-paper",
+        "updates": n, "runs": runs, "rate": rate, "servers": kinds.iter().map(|k| k.describe()).collect::<Vec<_>>(),
+        "rows": rows, "idle_rooms": idle_rows, "attribution": report::ATTRIBUTION});
+    let name = format!("relay{suffix}");
+    report::write(&name, "json", &serde_json::to_string_pretty(&out).unwrap());
+    report::write(&name, "md", &md);
+    println!("{md}");
+    Ok(())
+}
+
+async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), String> {
+    let runs: usize = a.get("runs", 7);
+    let sizes: Vec<usize> = a.list("sizes", default_sizes).iter().filter_map(|s| s.parse().ok()).collect();
+    let tr = trace::load("automerge-paper")?;
+    let mut res = Vec::new();
+    for &k in &sizes {
+        eprintln!("{name}: {k}x");
+        let r = save::measure(&tr, k, runs).await?;
+        eprintln!(
+            "  {k}x: v1 {} B, v2 {} B, encode v1 {:.2} ms, save {:.1} ms, cold start {:.1} ms, raw read {:.2} ms, apply floor {:.1} ms, room RSS {:.1} MB",
+            r.v1_bytes, r.v2_bytes, r.encode_v1_ms, r.save_ms, r.cold_start_ms, r.raw_read_ms, r.apply_floor_ms, r.room_rss_mb
+        );
+        res.push(r);
+    }
+    let mut md = format!(
+        "# Save and cold start (`scripts/bench {name}`)\n\n{}; {}; automerge-paper replayed N times (appended) into one yrs doc; median of {runs} runs each.\n\n\
+         | size | chars | v1 bytes | v2 bytes | encode v1 ms | encode v2 ms | store save ms | cold start ms | cold start ÷ raw read | raw disk read ms (floor) | yrs apply of the snapshot ms | relay RSS for the room MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        report::now_utc(),
+        report::machine()
+    );
+    for r in &res {
+        md += &format!(
+            "| {}× | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0} | {:.3} | {:.1} | {:.1} |\n",
+            r.times, r.chars, r.v1_bytes, r.v2_bytes, r.encode_v1_ms, r.encode_v2_ms, r.save_ms, r.cold_start_ms,
+            r.cold_start_ms / r.raw_read_ms, r.raw_read_ms, r.apply_floor_ms, r.room_rss_mb
+        );
+    }
+    md += "\nstore save = POST of the full v1 state to the embedded store of `ykeep-relay serve` (blob fsync + SQLite commit). \
+cold start = a fresh relay whose store holds the snapshot and whose local log holds one compacted record (left by a graceful stop): \
+time from WebSocket connect to SyncStep2 received. raw disk read = `read()` of the stored blob file (page cache warm).\n";
+    md += &format!("\n{}\n", report::ATTRIBUTION);
+    if name == "scaling" {
+        let xs = |f: &dyn Fn(&save::SizeResult) -> f64| res.iter().map(|r| (r.times as f64, f(r))).collect::<Vec<_>>();
+        let svg = report::line_plot(
+            "save and load time vs document size",
+            "document size (× automerge-paper)",
+            "ms",
+            &[
+                report::Series { name: "store save".into(), color: "#d62728", points: xs(&|r| r.save_ms) },
+                report::Series { name: "cold start".into(), color: "#1f77b4", points: xs(&|r| r.cold_start_ms) },
+                report::Series { name: "yrs apply floor".into(), color: "#7f7f7f", points: xs(&|r| r.apply_floor_ms) },
+                report::Series { name: "encode v1".into(), color: "#2ca02c", points: xs(&|r| r.encode_v1_ms) },
+            ],
+        );
+        report::write("scaling-time", "svg", &svg);
+        let svg = report::line_plot(
+            "memory and snapshot size vs document size",
+            "document size (× automerge-paper)",
+            "MB",
+            &[
+                report::Series { name: "relay RSS for room".into(), color: "#1f77b4", points: xs(&|r| r.room_rss_mb) },
+                report::Series { name: "v1 snapshot".into(), color: "#ff7f0e", points: xs(&|r| r.v1_bytes as f64 / 1e6) },
+                report::Series { name: "v2 snapshot".into(), color: "#2ca02c", points: xs(&|r| r.v2_bytes as f64 / 1e6) },
+            ],
+        );
+        report::write("scaling-memory", "svg", &svg);
+    }
+    let out = json!({"benchmark": name, "at": report::now_utc(), "machine": report::machine(), "trace": "automerge-paper",
+        "runs": runs, "sizes": res, "attribution": report::ATTRIBUTION});
+    report::write(name, "json", &serde_json::to_string_pretty(&out).unwrap());
+    report::write(name, "md", &md);
+    println!("{md}");
+    Ok(())
+}
