@@ -193,7 +193,17 @@ async fn bad_rooms_tokens_and_frames_are_refused_while_others_keep_working() {
     // The room is unchanged and still serves the others.
     b.insert(4, "!").await;
     a.wait_text("keep!").await;
-    assert_eq!(relay.metric("updates_total"), 2);
+    assert_eq!(relay.metric("malformed_frames_total"), 3);
+    let state = http
+        .get(relay.http_url("/rooms/document/safe/state"))
+        .bearer_auth("good")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(text_of_update(&state), "keep!");
 }
 
 #[tokio::test]

@@ -545,12 +545,14 @@ impl Room {
     }
 
     fn start_save(&mut self, seq: u64) {
-        let state = self
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
+        let (state, marker) = {
+            let txn = self.doc.transact();
+            let state = txn.encode_state_as_update_v1(&StateVector::default());
+            (state, DurabilityMarker::of_txn(&txn))
+        };
         let input = SaveInput {
             state,
+            marker,
             known_snapshot: self.store.snapshot_id.clone(),
             store_synced: self.store.synced,
             max_bytes: self.shared.config.max_snapshot_bytes,

@@ -14,6 +14,8 @@ use crate::store_client::{Precondition, SaveReceipt, SnapshotStore, StoreError};
 #[derive(Debug, Clone)]
 pub struct SaveInput {
     pub state: Vec<u8>,
+    /// The marker of `state` (taken from the room's doc, cheaper than decoding `state`).
+    pub marker: DurabilityMarker,
     /// The store snapshot id the room's state already contains (None = store had none).
     pub known_snapshot: Option<String>,
     /// False while the store's snapshot has never been fetched and merged.
@@ -64,6 +66,7 @@ pub async fn save_room(
 ) -> Result<SaveOutcome, SaveError> {
     let started = Instant::now();
     let mut state = input.state;
+    let mut marker = Some(input.marker);
     let mut merged_from_store = Vec::new();
     let mut precondition = match input.known_snapshot {
         Some(id) => Precondition::IfMatch(id),
@@ -71,6 +74,9 @@ pub async fn save_room(
     };
     if !input.store_synced {
         precondition = merge_current(store, room, &mut state, &mut merged_from_store).await?;
+        if !merged_from_store.is_empty() {
+            marker = None;
+        }
     }
     let mut retried = false;
     loop {
@@ -82,8 +88,11 @@ pub async fn save_room(
         }
         match store.save(room, state.clone(), precondition.clone()).await {
             Ok(receipt) => {
-                let saved_marker = DurabilityMarker::of_update(&state)
-                    .map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?;
+                let saved_marker = match marker {
+                    Some(m) => m,
+                    None => DurabilityMarker::of_update(&state)
+                        .map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?,
+                };
                 return Ok(SaveOutcome {
                     receipt,
                     saved_state: state,
@@ -97,6 +106,7 @@ pub async fn save_room(
                 tracing::info!(%room, "save met a conflict: merging the store's snapshot");
                 precondition =
                     merge_current(store, room, &mut state, &mut merged_from_store).await?;
+                marker = None;
             }
             Err(StoreError::Conflict { .. }) => return Err(SaveError::ConflictAgain),
             Err(e) => return Err(e.into()),

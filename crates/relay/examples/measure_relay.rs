@@ -1,5 +1,5 @@
 //! Prints the relay's figures (build with `--release`):
-//!   cargo run --release -p ykeep-relay --example measure
+//!   cargo run --release -p ykeep-relay --example measure_relay
 //!
 //! 1. updates/s through one room, 1 writer + 2 readers, durable log on, automerge-paper trace
 //!    (updates pre-encoded before timing; raw y-sync frames over tokio-tungstenite; readers
@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use ykeep_relay::Relay;
 use ykeep_relay::config::Config;
 use ykeep_relay::protocol::{self, Frame};
-use ykeep_relay::store_client::MemoryStore;
+use ykeep_relay::store_client::HttpStore;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, Text, Transact, Update};
 
@@ -136,9 +136,30 @@ async fn read_all(mut ws: Ws, target_clock: u32) -> (Doc, Instant, u64) {
     }
 }
 
+/// The embedded store (crates/store) on its own port, as `relay --store-url` would use it.
+async fn start_store(dir: &std::path::Path) -> (HttpStore, tokio::task::JoinHandle<()>) {
+    let store = ykeep_store::EmbeddedStore::open(ykeep_store::StoreConfig {
+        data_dir: dir.join("store"),
+        secret: "measure-secret".into(),
+        token_key: "measure-key".into(),
+        auto_create: true,
+        max_snapshot_bytes: 64 * 1024 * 1024,
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = store.router();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (
+        HttpStore::new(&url, "measure-secret", Duration::from_secs(10)).unwrap(),
+        server,
+    )
+}
+
 async fn start(
     dir: &std::path::Path,
-    store: Arc<MemoryStore>,
+    store: Arc<HttpStore>,
     debounce: u64,
 ) -> (Relay, String, tokio::task::JoinHandle<()>) {
     let mut cfg = Config::for_tests(dir.to_path_buf());
@@ -204,7 +225,8 @@ async fn throughput_and_saves() {
         .map(|u| protocol::encode_update(u))
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
+    let (store, _store_server) = start_store(dir.path()).await;
+    let store = Arc::new(store);
     let (relay, url, server) = start(dir.path(), store.clone(), 3_600_000).await;
     let r1 = connect(&url).await;
     let r2 = connect(&url).await;
@@ -257,7 +279,7 @@ async fn throughput_and_saves() {
     }
     let save_us = metric(&relay, "save_seconds_sum_micros");
     println!(
-        "save: {} bytes (Yjs v1 full state), {:.1} ms (encode + store call, in-memory store)",
+        "save: {} bytes (Yjs v1 full state), {:.1} ms (encode + marker + HTTP save to the embedded store + log compaction)",
         metric(&relay, "saved_bytes_total"),
         save_us as f64 / 1e3
     );
