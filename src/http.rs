@@ -55,14 +55,16 @@ impl Fetch for BrowserFetch {
                     .set("Authorization", &format!("Bearer {token}"))
                     .map_err(|e| describe(&e))?;
             }
+            // Window, worker or Node: the global `fetch`.
             let global = js_sys::global();
-            let promise = if let Some(w) = global.dyn_ref::<web_sys::Window>() {
-                w.fetch_with_request(&request)
-            } else if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
-                w.fetch_with_request(&request)
-            } else {
-                return Err("no fetch in this global scope".into());
-            };
+            let fetch = js_sys::Reflect::get(&global, &JsValue::from_str("fetch"))
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                .ok_or_else(|| "no fetch in this global scope".to_string())?;
+            let promise: js_sys::Promise = fetch
+                .call1(&global, &request)
+                .map_err(|e| describe(&e))?
+                .unchecked_into();
             let response: Response = JsFuture::from(promise)
                 .await
                 .map_err(|e| describe(&e))?
