@@ -369,3 +369,57 @@ test('1,000 connections opened and dropped leave the relay serving and leak noth
   await waitFor(`open connections back to ${baseConns}`, async () => (await metric(relay.url, 'ykeep_connections')) <= baseConns, { timeoutMs: 60_000, everyMs: 200 })
   await waitFor(`relay file descriptors back near ${baseFds} (now ${fds()})`, () => fds() <= baseFds + 16, { timeoutMs: 60_000, everyMs: 200 })
 })
+
+// Regressions from fuzzing (fuzz/regressions/): both are relay bugs at the time of writing.
+const varint = (n) => { const out = []; while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) } out.push(n); return out }
+const hwmKb = (pid) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1])
+
+test('an update yrs accepts but cannot re-encode does not poison the room (fuzz: frame_decoder/snapshot_save crash-40b0...)', { skip, timeout: 120_000 }, async () => {
+  count('updates that do not decode')
+  // 16 bytes found by cargo fuzz: yrs keeps part of it as a pending update whose re-encoding it
+  // cannot decode, so every later encode of the room's state panics (merge_pending_v1 unwrap).
+  const poison = new Uint8Array([1, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0])
+  const tok = mintToken(TOKEN_KEY, { kind: KIND, id: 'victim' })
+  const r = await rawWs(`/rooms/${KIND}/victim?token=${tok}`, { send: [syncFrame(2, poison)], waitMs: 500 })
+  if (!r.open) assertRefused(r, { what: 'poison update' })
+  // A new client must still get the room's state, and /state must still answer.
+  const fresh = new SyncClient(`${wsBase()}/rooms/${KIND}/victim?token=${tok}`, { name: 'after-poison', reconnect: false })
+  try {
+    await waitFor('a new client to sync with the room after the poison update', () => fresh.synced, { timeoutMs: 15_000 })
+  } finally { fresh.close() }
+  assert.equal(fresh.text(), 'victim text that must not change')
+  await victimState()
+  await assertServing()
+})
+
+test('tiny payloads declaring 2^28 entries do not make the relay or the store touch hundreds of MB (fuzz: allocation bomb)', { skip, timeout: 120_000 }, async () => {
+  // yrs reserves the declared number of clients up front (HashMap::try_reserve): a 5-byte
+  // payload declaring 2^28 makes the process touch ~0.5 GB. Each of these is a few bytes.
+  const huge = varint(2 ** 28)
+  const tok = mintToken(TOKEN_KEY, { kind: KIND, id: 'victim' })
+  const relayBefore = hwmKb(relay.proc.pid)
+  const inputs = {
+    'update declaring 2^28 clients': syncFrame(2, new Uint8Array(huge)),
+    'state vector declaring 2^28 clients': syncFrame(0, new Uint8Array(huge)),
+    'awareness update declaring 2^28 clients': new Uint8Array([1, ...varint(huge.length), ...huge])
+  }
+  for (const [what, f] of Object.entries(inputs)) {
+    count('huge declared counts')
+    const r = await rawWs(`/rooms/${KIND}/victim?token=${tok}`, { send: [f], waitMs: 500 })
+    if (!r.open) assertRefused(r, { what })
+  }
+  count('huge declared counts')
+  const res = await fetch(`${relay.url}/rooms/${KIND}/victim/state?sv=${Buffer.from(huge).toString('base64url')}`, { headers: { authorization: `Bearer ${tok}` } })
+  assert.ok(res.status >= 400 && res.status < 500, `?sv= declaring 2^28 entries: ${res.status}`)
+  const relayGrowthMb = (hwmKb(relay.proc.pid) - relayBefore) / 1024
+  await assertServing()
+  assert.ok(relayGrowthMb < 64, `the relay's peak memory grew by ${relayGrowthMb.toFixed(0)} MB on a few bytes of input`)
+  if (store.proc) {
+    const storeBefore = hwmKb(store.proc.proc.pid)
+    count('huge declared counts')
+    const s = await fetch(`${store.url}/snapshots/${KIND}/victim`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}` }, body: new Uint8Array([...huge, 0, 0]) })
+    assert.equal(s.status, 400)
+    const storeGrowthMb = (hwmKb(store.proc.proc.pid) - storeBefore) / 1024
+    assert.ok(storeGrowthMb < 64, `the store's peak memory grew by ${storeGrowthMb.toFixed(0)} MB on a few bytes of input`)
+  }
+})

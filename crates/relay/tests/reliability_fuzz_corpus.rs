@@ -163,3 +163,48 @@ fn seeded_mutations_of_valid_frames_and_updates() {
     }
     println!("{runs} mutated inputs checked");
 }
+
+/// Regression (cargo fuzz, snapshot_save crash-40b0… and frame_decoder crash-677f…): yrs accepts
+/// this 16-byte update, keeps part of it pending, and then panics in every later
+/// `encode_state_as_update_v1` of the doc (`merge_pending_v1` unwraps `EndOfBuffer`). In the
+/// relay this kills the room task for good (the log replays the same update after a restart).
+/// Whatever validates an update (`ykeep_core::validate_update`, the relay's frame handling) must
+/// refuse it: it does not survive decode -> encode -> decode.
+#[test]
+fn regression_a_validated_update_never_poisons_a_doc() {
+    let poison = [1u8, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
+    if ykeep_core::validate_update(&poison).is_ok() {
+        let merged = std::panic::catch_unwind(|| ykeep_core::merge_updates([poison.as_slice()]));
+        assert!(
+            merged.is_ok(),
+            "validate_update accepted an update after which merging/encoding the doc panics"
+        );
+    }
+}
+
+/// Peak resident memory of this process, in kB (Linux).
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Regression (cargo fuzz, allocation bomb): yrs reserves the declared number of clients before
+/// reading them (`HashMap::try_reserve(n)`), so 5 bytes declaring 2^27 clients make the process
+/// touch ~270 MB. Validation must refuse a count larger than the bytes that follow first.
+#[test]
+fn regression_a_tiny_update_declaring_a_huge_count_is_refused_cheaply() {
+    let Some(before) = peak_rss_kb() else {
+        println!("skipped: /proc/self/status has no VmHWM here");
+        return;
+    };
+    // varint(2^27) then an empty delete set.
+    let bomb = [0x80u8, 0x80, 0x80, 0x40, 0, 0];
+    assert!(ykeep_core::validate_update(&bomb).is_err());
+    let _ = ykeep_core::merge::decode_state_vector(&bomb[..4]);
+    let grown_mb = (peak_rss_kb().unwrap_or(before) - before) / 1024;
+    assert!(
+        grown_mb < 64,
+        "validating 6 bytes raised peak memory by {grown_mb} MB"
+    );
+}
