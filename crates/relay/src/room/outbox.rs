@@ -78,7 +78,11 @@ impl Outbox {
             return true;
         }
         for frame in frames {
-            inner.bytes += frame.len();
+            // Only forwarded updates count toward the backlog: replies (SyncStep2 of a large
+            // document, awareness) are one per request and must always go out.
+            if let OutFrame::Update { frame: f, .. } = &frame {
+                inner.bytes += f.len();
+            }
             inner.queue.push_back(frame);
         }
         let over = inner.bytes > self.max_bytes;
@@ -132,7 +136,10 @@ mod tests {
 
     #[test]
     fn frames_pass_in_order_and_overflow_closes() {
-        let frame = |b: u8| OutFrame::Other(Bytes::from(vec![b; 4]));
+        let frame = |b: u8| OutFrame::Update {
+            frame: Bytes::from(vec![b; 4]),
+            payload_at: 0,
+        };
         let outbox = Outbox::new(10);
         assert!(outbox.push([frame(1), frame(2)]));
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -143,6 +150,12 @@ mod tests {
             Drained::Close(_) => panic!("frames first"),
         }
         assert!(!outbox.push([frame(3), frame(4), frame(5)]));
+        let big = Outbox::new(10);
+        let reply = || OutFrame::Other(Bytes::from(vec![0; 100]));
+        assert!(
+            big.push([reply(), reply()]),
+            "replies never count as a backlog"
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

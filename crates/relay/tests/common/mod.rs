@@ -217,7 +217,11 @@ impl Client {
     pub async fn wait_synced(&mut self) {
         let fut = async {
             while !self.synced {
-                assert!(self.pump().await, "socket ended before sync");
+                assert!(
+                    self.pump().await,
+                    "socket ended before sync: {:?}",
+                    self.closed
+                );
             }
         };
         tokio::time::timeout(Duration::from_secs(30), fut)
