@@ -122,6 +122,40 @@ pub fn encode_awareness(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// True when the leading varint of `bytes` (the entry count of a Yjs update, state vector or
+/// awareness update) is not larger than the bytes that follow. yrs reserves the declared count
+/// up front, so a few bytes declaring 2^28 entries would make it touch hundreds of MB; every
+/// entry takes at least one byte, so a larger count cannot be honest.
+pub fn plausible_count(bytes: &[u8]) -> bool {
+    let mut n: u64 = 0;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        n |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return n <= (bytes.len() - i - 1) as u64;
+        }
+    }
+    bytes.len() < 10
+}
+
+/// Checks a Yjs update before it touches a room's doc: a plausible count, and it survives
+/// decode → encode → decode. yrs accepts some malformed updates, keeps part of them pending,
+/// and then panics in every later encode of that doc; such updates fail this round trip.
+pub fn checked_update(payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
+    use yrs::updates::decoder::Decode;
+    use yrs::updates::encoder::Encode;
+    if !plausible_count(payload) {
+        return Err(ProtocolError(
+            "update declares more entries than it holds".into(),
+        ));
+    }
+    let update = yrs::Update::decode_v1(payload).map_err(|e| ProtocolError(e.to_string()))?;
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| update.encode_v1()))
+        .map_err(|_| ProtocolError("update cannot be re-encoded".into()))?;
+    yrs::Update::decode_v1(&again)
+        .map_err(|e| ProtocolError(format!("update does not survive a round trip: {e}")))?;
+    Ok(update)
+}
+
 pub fn varint_len(mut n: u64) -> usize {
     let mut len = 1;
     while n >= 0x80 {
@@ -198,6 +232,17 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn hostile_updates_are_refused_cheaply() {
+        // 2^27 clients declared in 6 bytes (an allocation bomb for yrs).
+        assert!(!plausible_count(&[0x80, 0x80, 0x80, 0x40, 0, 0]));
+        assert!(checked_update(&[0x80, 0x80, 0x80, 0x40, 0, 0]).is_err());
+        // Found by cargo fuzz: accepted by yrs, poisons every later encode of the doc.
+        assert!(checked_update(&[1, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(plausible_count(&[0, 0]));
+        assert!(checked_update(&[0, 0]).is_ok());
     }
 
     #[test]

@@ -48,7 +48,15 @@ pub async fn state(
 ) -> Result<Response, ApiError> {
     let room = authorized(&shared, &headers, &kind, &id).await?;
     let sv = match q.sv.as_deref() {
-        Some(text) => Some(b64::decode(text).map_err(|e| ApiError::BadStateVector(e.to_string()))?),
+        Some(text) => {
+            let sv = b64::decode(text).map_err(|e| ApiError::BadStateVector(e.to_string()))?;
+            if !crate::protocol::plausible_count(&sv) {
+                return Err(ApiError::BadStateVector(
+                    "declares more entries than it holds".into(),
+                ));
+            }
+            Some(sv)
+        }
         None => None,
     };
     let tx = registry::get(&shared, &room).ok_or(ApiError::NotLive)?;

@@ -343,6 +343,9 @@ impl Room {
             Err(e) => return self.refuse(conn, &e.to_string(), p),
         };
         match frame {
+            Frame::SyncStep1 { sv } if !protocol::plausible_count(&data[sv.clone()]) => {
+                self.refuse(conn, "state vector declares more entries than it holds", p)
+            }
             Frame::SyncStep1 { sv } => match StateVector::decode_v1(&data[sv]) {
                 Ok(sv) => {
                     let update = self.doc.transact().encode_state_as_update_v1(&sv);
@@ -358,7 +361,7 @@ impl Room {
             } => {
                 let range = range.clone();
                 let payload = &data[range.clone()];
-                let update = match Update::decode_v1(payload) {
+                let update = match protocol::checked_update(payload) {
                     Ok(u) => u,
                     Err(e) => return self.refuse(conn, &format!("bad Yjs update: {e}"), p),
                 };
@@ -382,7 +385,8 @@ impl Room {
                 p.deliveries.push((Target::AllBut(conn), out));
             }
             Frame::Awareness { payload } => {
-                if !self.awareness.apply(conn, &data[payload.clone()]) {
+                let bytes = &data[payload.clone()];
+                if !protocol::plausible_count(bytes) || !self.awareness.apply(conn, bytes) {
                     return self.refuse(conn, "bad awareness update", p);
                 }
                 let out = OutFrame::Other(data.slice(..payload.end));
