@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path'
 import * as Y from 'yjs'
 import {
   DIST, RELAY_BIN, buildPage, launchBrowser, mintToken, missing, randomName, startServer,
-  staticServer, tempDir, until, watchConsole
+  staticServer, tempDir, until, watchConsole, writeLines
 } from './lib.mjs'
 import {
   KINDS, addShape, answered, badges, deleteShape, dragShape, editorText, gotoDemo, levelHistory,
@@ -254,7 +254,7 @@ test('demo: two users, relay restart from the store, offline edits from IndexedD
     await screenshot(c, '5-offline-edits-in-store')
     check('at the end')
     const tolerated = watchers.flatMap((w) => w.tolerated)
-    t.diagnostic(`tolerated network log lines (documented 404s, refused connections while down): ${tolerated.length}`)
+    t.diagnostic(`tolerated network log lines (documented 404s, refused connections while down): ${tolerated.length}, listed in ${writeLines('journey-tolerated-console.txt', tolerated)}`)
     await ctxC.close()
     s.done()
   } finally {

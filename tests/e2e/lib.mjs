@@ -2,7 +2,7 @@
 // built demo page), headless Chromium through playwright-core, console checks, polling waits.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, extname, join, normalize, resolve } from 'node:path'
@@ -178,4 +178,12 @@ export function mintToken (key, { sub = 'e2e', kind = '*', id = '*', ttl = 3600 
 
 export function randomName (prefix) {
   return `${prefix}-${randomBytes(4).toString('hex')}`
+}
+
+/** Writes lines to test-output/e2e/<name> and returns the path. */
+export function writeLines (name, lines) {
+  mkdirSync(OUT, { recursive: true })
+  const path = join(OUT, name)
+  writeFileSync(path, lines.join('\n') + '\n')
+  return path
 }

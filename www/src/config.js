@@ -20,7 +20,8 @@ export function readConfig (loc = window.location) {
     storeUrl: token ? storeUrl : undefined,
     storeUrlIgnored: token ? undefined : storeUrl,
     token,
-    set: ID.test(set) ? set : null
+    set: ID.test(set) ? set : null,
+    user: localUser()
   }
 }
 
@@ -31,4 +32,17 @@ export function validSet (name) {
 export function randomSet () {
   const bytes = crypto.getRandomValues(new Uint8Array(4))
   return 'room-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+const COLORS = ['#d0021b', '#0a7a38', '#0b3f86', '#8a4baf', '#b35c00', '#00838f']
+
+/** A name and colour for this window's cursor, kept for the tab's session. */
+function localUser () {
+  let name = sessionStorage.getItem('ykeep-demo-user')
+  if (!name) {
+    name = `user-${Math.floor(Math.random() * 9000 + 1000)}`
+    sessionStorage.setItem('ykeep-demo-user', name)
+  }
+  const color = COLORS[Number(name.slice(5)) % COLORS.length]
+  return { name, color, colorLight: color + '33' }
 }

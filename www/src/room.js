@@ -2,7 +2,6 @@
 // kept live by the stock y-websocket provider, with a load report and a durability badge.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { YKeep } from 'ykeep'
 import { compareWithDurable } from './durability.js'
 
 const LABELS = {
@@ -11,6 +10,14 @@ const LABELS = {
   relay: 'on the relay',
   store: 'in the snapshot store'
 }
+// The client is loaded on its own: if its wasm fails to initialise, the panes say so and live
+// sync still works, instead of the whole page failing with the module graph.
+let clientModule = null
+function loadClient () {
+  clientModule ??= import('ykeep')
+  return clientModule
+}
+
 const POLL_MS = 1000
 const AFTER_EDIT_MS = 150
 
@@ -68,6 +75,7 @@ export async function openRoom ({ kind, config, pane }) {
   let keep = null
   let keepError = null
   try {
+    const { YKeep } = await loadClient()
     keep = new YKeep(ydoc, {
       kind, id, relayUrl: config.relayUrl, storeUrl: config.storeUrl, token: config.token
     })
@@ -83,6 +91,9 @@ export async function openRoom ({ kind, config, pane }) {
     // Every byte between windows goes through the relay (no same-browser shortcut).
     disableBc: true
   })
+
+  // Remote cursors in the editors carry a name and a colour (y-codemirror.next reads 'user').
+  provider.awareness.setLocalStateField('user', config.user)
 
   const history = []
   state.history = history
