@@ -14,7 +14,9 @@ async fn yrs_update_round_trips_through_indexeddb() {
     let doc = Doc::with_client_id(1);
     let text = doc.get_or_insert_text("t");
     text.insert(&mut doc.transact_mut(), 0, "hello from IndexedDB");
-    let update = doc.transact().encode_state_as_update_v1(&StateVector::default());
+    let update = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
 
     let db = Rexie::builder("ykeep-smoke")
         .version(1)
@@ -22,21 +24,36 @@ async fn yrs_update_round_trips_through_indexeddb() {
         .build()
         .await
         .expect("open IndexedDB");
-    let tx = db.transaction(&["blobs"], TransactionMode::ReadWrite).unwrap();
+    let tx = db
+        .transaction(&["blobs"], TransactionMode::ReadWrite)
+        .unwrap();
     let store = tx.store("blobs").unwrap();
     let value = js_sys::Uint8Array::from(update.as_slice());
-    store.put(&value, Some(&JsValue::from_str("k"))).await.unwrap();
+    store
+        .put(&value, Some(&JsValue::from_str("k")))
+        .await
+        .unwrap();
     tx.done().await.unwrap();
 
-    let tx = db.transaction(&["blobs"], TransactionMode::ReadOnly).unwrap();
-    let got = tx.store("blobs").unwrap().get(JsValue::from_str("k")).await.unwrap();
+    let tx = db
+        .transaction(&["blobs"], TransactionMode::ReadOnly)
+        .unwrap();
+    let got = tx
+        .store("blobs")
+        .unwrap()
+        .get(JsValue::from_str("k"))
+        .await
+        .unwrap();
     let bytes = js_sys::Uint8Array::new(&got.expect("stored value")).to_vec();
     tx.done().await.unwrap();
     db.close();
     Rexie::delete("ykeep-smoke").await.unwrap();
 
     let fresh = Doc::new();
-    fresh.transact_mut().apply_update(Update::decode_v1(&bytes).unwrap()).unwrap();
+    fresh
+        .transact_mut()
+        .apply_update(Update::decode_v1(&bytes).unwrap())
+        .unwrap();
     let t = fresh.get_or_insert_text("t");
     assert_eq!(t.get_string(&fresh.transact()), "hello from IndexedDB");
 }
