@@ -69,7 +69,18 @@ export class YKeep {
     try {
       const { update, report } = await this.core.load()
       if (this._destroyed) return report
-      if (update.length > 0) Y.applyUpdate(this.doc, update, this)
+      if (update.length > 0) {
+        try {
+          Y.applyUpdate(this.doc, update, this)
+        } catch (e) {
+          // Only a lone compacted cache record reaches here undecoded (see load.rs).
+          const cache = report.sources[2]
+          cache.status = 'corrupt'
+          cache.error = `Y.applyUpdate refused the cached state: ${e.message}`
+          report.loaded = report.sources.some((s) => s.status === 'ok' && s.bytes > 0)
+          this._emit('warning', { type: 'warning', message: cache.error })
+        }
+      }
       if (this._preexisting) this._store(Y.encodeStateAsUpdate(this.doc))
       else for (const u of this._early) this._store(u)
       this._early = []

@@ -96,6 +96,15 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
         match outcome {
             Fetched::Data(blobs) => {
                 report.bytes = blobs.iter().map(Vec::len).sum();
+                // A compacted cache alone (one blob, written by our own compaction) is handed
+                // over without a decode here when nothing remote came (sources arrive in report
+                // order, so `remote` is complete): on a repeat visit that decode would cost as much
+                // as the read. The JS glue reports it `corrupt` if `Y.applyUpdate` refuses it.
+                if source == Source::Indexeddb && blobs.len() == 1 && remote.is_empty() {
+                    cache = blobs;
+                    reports.push(report);
+                    continue;
+                }
                 // Decode everything before using any of it: one bad blob marks the source corrupt.
                 let decoded: Result<Vec<Update>, _> = blobs
                     .iter()

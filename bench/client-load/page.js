@@ -1,7 +1,7 @@
 // Browser side of the client-load benchmark (bundled by run.mjs with esbuild).
 import * as Y from 'yjs'
 import { IndexeddbPersistence } from 'y-indexeddb'
-import { YKeep } from '../../pkg/ykeep.js'
+import { YKeep, KeepCore } from '../../pkg/ykeep.js'
 
 const now = () => performance.now()
 
@@ -163,5 +163,18 @@ async function replayEdits (lib, dbName, patches) {
   return { ...(await dbBytes(dbName)), snapshot, len: text.length }
 }
 
-window.bench = { blob, seedYkeep, loadYkeep, seedYidb, loadYidb, seedRaw, loadRaw, replayEdits }
+// Where ykeep's load time goes: the Rust load (IndexedDB read + merge) vs the one apply.
+async function profileYkeep (dbName) {
+  const t0 = now()
+  const core = new KeepCore({ kind: 'document', id: 'bench', dbName })
+  const { update, report } = await core.load()
+  const t1 = now()
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, update)
+  const t2 = now()
+  await core.destroy()
+  return { loadMs: t1 - t0, cacheMs: report.sources[2].ms, applyMs: t2 - t1, bytes: update.length }
+}
+
+window.bench = { profileYkeep, blob, seedYkeep, loadYkeep, seedYidb, loadYidb, seedRaw, loadRaw, replayEdits }
 window.benchReady = true
