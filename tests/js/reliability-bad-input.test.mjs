@@ -415,7 +415,7 @@ test('fuzz regressions sent to a room do not poison it: a new client still syncs
     if (!r.open) { try { assertRefused(r, { what: name }) } catch (e) { failures.push(e.message) } }
     const fresh = new SyncClient(`${wsBase()}/rooms/${KIND}/${id}?token=${tok}`, { name: 'after', reconnect: false })
     try {
-      await waitFor(`a new client to sync after ${name}`, () => fresh.synced, { timeoutMs: 10_000 })
+      await waitFor(`a new client to sync after ${name}`, () => fresh.synced, { timeoutMs: 5_000 })
       if (!fresh.text().includes('before')) failures.push(`${name}: the room lost its text`)
     } catch (e) {
       failures.push(`${name}: ${e.message}`)

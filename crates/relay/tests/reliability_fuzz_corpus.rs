@@ -117,21 +117,37 @@ fn mutate(rng: &mut Rng, mut bytes: Vec<u8>) -> Vec<u8> {
 #[test]
 fn frame_decoder_corpus_and_regressions() {
     let inputs = committed_inputs("frame_decoder");
-    for (path, bytes) in &inputs {
-        println!("frame_decoder: {}", path.display());
-        frame_decoder::run(bytes);
-    }
+    let failed: Vec<String> = inputs
+        .iter()
+        .filter(|(path, bytes)| {
+            println!("frame_decoder: {}", path.display());
+            std::panic::catch_unwind(|| frame_decoder::run(bytes)).is_err()
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect();
     println!("frame_decoder: {} committed inputs", inputs.len());
+    assert!(
+        failed.is_empty(),
+        "frame_decoder: inputs that still fail: {failed:#?}"
+    );
 }
 
 #[test]
 fn snapshot_save_corpus_and_regressions() {
     let inputs = committed_inputs("snapshot_save");
-    for (path, bytes) in &inputs {
-        println!("snapshot_save: {}", path.display());
-        snapshot_save::run(bytes);
-    }
+    let failed: Vec<String> = inputs
+        .iter()
+        .filter(|(path, bytes)| {
+            println!("snapshot_save: {}", path.display());
+            std::panic::catch_unwind(|| snapshot_save::run(bytes)).is_err()
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect();
     println!("snapshot_save: {} committed inputs", inputs.len());
+    assert!(
+        failed.is_empty(),
+        "snapshot_save: inputs that still fail: {failed:#?}"
+    );
 }
 
 #[test]
