@@ -17,19 +17,61 @@ pub enum MergeError {
     StateVector(String),
     #[error("{0} trailing bytes after the Yjs update")]
     Trailing(usize),
+    #[error("the update declares {declared} entries but holds only {available} bytes")]
+    ImplausibleCount { declared: u64, available: usize },
 }
 
-/// Decodes `bytes` as a Yjs v1 update.
+/// Refuses a leading count larger than the bytes that follow it.
+///
+/// yrs reserves a decoded collection's declared size up front, so a few bytes declaring 2^28
+/// clients would make the process touch hundreds of MB. An honest count never exceeds the
+/// bytes after it (each entry takes at least one byte).
+pub fn check_plausible_count(bytes: &[u8]) -> Result<(), MergeError> {
+    let mut n: u64 = 0;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        n |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            let available = bytes.len() - i - 1;
+            return if n <= available as u64 {
+                Ok(())
+            } else {
+                Err(MergeError::ImplausibleCount {
+                    declared: n,
+                    available,
+                })
+            };
+        }
+    }
+    Err(MergeError::Decode(
+        "the leading count is not a valid varint".into(),
+    ))
+}
+
+/// Decodes `bytes` as a Yjs v1 update, refusing what yrs would choke on later.
+///
+/// Guards found by fuzzing (`fuzz/regressions/`): an implausible leading count (allocation
+/// bomb), a panic inside yrs' decoder, and updates that do not survive decode → encode →
+/// decode (yrs keeps part of them pending and then panics in every later encode of the doc).
 pub fn decode_update(bytes: &[u8]) -> Result<Update, MergeError> {
-    Update::decode_v1(bytes).map_err(|e| MergeError::Decode(e.to_string()))
+    check_plausible_count(bytes)?;
+    let guarded = std::panic::catch_unwind(|| {
+        let update = Update::decode_v1(bytes).map_err(|e| MergeError::Decode(e.to_string()))?;
+        Update::decode_v1(&update.encode_v1()).map_err(|e| {
+            MergeError::Decode(format!("update does not survive a round trip: {e}"))
+        })?;
+        Ok(update)
+    });
+    guarded.unwrap_or_else(|_| Err(MergeError::Decode("malformed update".into())))
 }
 
 /// Applies one update to a doc, mapping yrs' error into ours.
 pub fn apply_to(doc: &Doc, bytes: &[u8]) -> Result<(), MergeError> {
     let update = decode_update(bytes)?;
-    doc.transact_mut()
-        .apply_update(update)
-        .map_err(|e| MergeError::Apply(e.to_string()))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        doc.transact_mut().apply_update(update)
+    }))
+    .map_err(|_| MergeError::Apply("yrs panicked applying the update".into()))?
+    .map_err(|e| MergeError::Apply(e.to_string()))
 }
 
 /// Loads a snapshot strictly: it must decode with no trailing bytes and apply to an empty
@@ -40,12 +82,17 @@ pub fn apply_to(doc: &Doc, bytes: &[u8]) -> Result<(), MergeError> {
 /// would leave the room unsaveable for good.
 pub fn load_full_state(bytes: &[u8]) -> Result<Doc, MergeError> {
     use yrs::updates::decoder::{Decoder, DecoderV1};
+    check_plausible_count(bytes)?;
     let mut decoder = DecoderV1::from(bytes);
-    let update = Update::decode(&mut decoder).map_err(|e| MergeError::Decode(e.to_string()))?;
+    let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Update::decode(&mut decoder).map_err(|e| MergeError::Decode(e.to_string()))
+    }))
+    .unwrap_or_else(|_| Err(MergeError::Decode("malformed update".into())))?;
     let rest = decoder.read_to_end().map(<[u8]>::len).unwrap_or(0);
     if rest > 0 {
         return Err(MergeError::Trailing(rest));
     }
+    let update = decode_update(&update.encode_v1())?;
     let doc = Doc::new();
     doc.transact_mut()
         .apply_update(update)
@@ -53,9 +100,16 @@ pub fn load_full_state(bytes: &[u8]) -> Result<Doc, MergeError> {
     Ok(doc)
 }
 
-/// Checks that `bytes` is a Yjs v1 update that applies to an empty document.
+/// Checks that `bytes` is a Yjs v1 update that applies to an empty document, and that the
+/// document it makes can be encoded again (what every later save and sync does).
 pub fn validate_update(bytes: &[u8]) -> Result<(), MergeError> {
-    apply_to(&Doc::new(), bytes)
+    let doc = Doc::new();
+    apply_to(&doc, bytes)?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default());
+    }))
+    .map_err(|_| MergeError::Apply("the document cannot be encoded after this update".into()))
 }
 
 /// Merges updates into one update holding their union (order does not matter: CRDT merge).
@@ -95,6 +149,7 @@ pub fn decode_state_vector(sv: &[u8]) -> Result<StateVector, MergeError> {
     if sv.is_empty() {
         return Ok(StateVector::default());
     }
+    check_plausible_count(sv).map_err(|e| MergeError::StateVector(e.to_string()))?;
     StateVector::decode_v1(sv).map_err(|e| MergeError::StateVector(e.to_string()))
 }
 
