@@ -101,15 +101,19 @@ pub fn load_full_state(bytes: &[u8]) -> Result<Doc, MergeError> {
 }
 
 /// Checks that `bytes` is a Yjs v1 update that applies to an empty document, and that the
-/// document it makes can be encoded again (what every later save and sync does).
+/// document it makes encodes to a state that decodes again (what every later save and sync
+/// does with it).
 pub fn validate_update(bytes: &[u8]) -> Result<(), MergeError> {
     let doc = Doc::new();
     apply_to(&doc, bytes)?;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         doc.transact()
-            .encode_state_as_update_v1(&StateVector::default());
+            .encode_state_as_update_v1(&StateVector::default())
     }))
-    .map_err(|_| MergeError::Apply("the document cannot be encoded after this update".into()))
+    .map_err(|_| MergeError::Apply("the document cannot be encoded after this update".into()))?;
+    decode_update(&encoded)
+        .map(drop)
+        .map_err(|e| MergeError::Apply(format!("the document's state does not decode again: {e}")))
 }
 
 /// Merges updates into one update holding their union (order does not matter: CRDT merge).
