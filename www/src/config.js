@@ -25,6 +25,23 @@ export function readConfig (loc = window.location) {
   }
 }
 
+/**
+ * Under `ykeep-relay serve --demo` the relay hands out a demo token so the page can load from
+ * the store directly, as an app with its own auth would. Elsewhere there is no such route.
+ */
+export async function withDemoToken (config) {
+  if (config.token || !config.storeUrlIgnored) return config
+  try {
+    const res = await fetch(`${config.relayUrl}/demo/token`)
+    if (!res.ok) return config
+    const { token } = await res.json()
+    if (typeof token !== 'string') return config
+    return { ...config, token, storeUrl: config.storeUrlIgnored, storeUrlIgnored: undefined }
+  } catch {
+    return config
+  }
+}
+
 export function validSet (name) {
   return ID.test(name)
 }

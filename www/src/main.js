@@ -1,12 +1,12 @@
 // The ykeep demo: three rooms (document, diagram, task) of one room set, each loaded through
 // the ykeep client and kept live by y-websocket against the relay.
-import { readConfig, randomSet, validSet } from './config.js'
+import { readConfig, randomSet, validSet, withDemoToken } from './config.js'
 import { openRoom } from './room.js'
 import { mountText } from './document.js'
 import { mountDiagram } from './diagram.js'
 import { mountTask } from './task.js'
 
-const config = readConfig()
+const config = await withDemoToken(readConfig())
 if (!config.set) {
   // A room set must be visible in the URL so a second window can open the same rooms.
   window.location.replace(`${window.location.pathname}${window.location.search}#welcome`)

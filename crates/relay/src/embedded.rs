@@ -31,17 +31,41 @@ fn store_config(config: &Config) -> Result<StoreConfig, RelayError> {
     })
 }
 
-/// Opens the embedded store under `<data>/store/` and returns its routes (for `serve`).
-pub async fn store_router(config: &Config) -> Result<Router, RelayError> {
-    let store = EmbeddedStore::open(store_config(config)?)
+async fn open_store(config: &Config) -> Result<EmbeddedStore, RelayError> {
+    EmbeddedStore::open(store_config(config)?)
         .await
-        .map_err(|e| RelayError::Config(format!("embedded store: {e}")))?;
-    Ok(store.router())
+        .map_err(|e| RelayError::Config(format!("embedded store: {e}")))
 }
 
-/// `ykeep-relay store`: the embedded store alone.
+/// Opens the embedded store under `<data>/store/` and returns its routes (for `serve`).
+pub async fn store_router(config: &Config) -> Result<Router, RelayError> {
+    Ok(open_store(config).await?.router())
+}
+
+/// `serve --demo` only: `GET /demo/token` hands the page a short-lived token for every
+/// resource, so the demo can load from the store directly as a real app would with its own
+/// auth. Never mounted outside demo mode.
+pub fn demo_token_router(token_key: String) -> Router {
+    use axum::routing::get;
+    const DEMO_TOKEN_SECONDS: u64 = 12 * 3600;
+    Router::new().route(
+        "/demo/token",
+        get(move || {
+            let claims = Claims {
+                sub: "demo-user".into(),
+                kind: "*".into(),
+                id: "*".into(),
+                exp: ykeep_store::token::now_unix() + DEMO_TOKEN_SECONDS,
+            };
+            let token = mint(&token_key, &claims);
+            async move { axum::Json(serde_json::json!({ "token": token })) }
+        }),
+    )
+}
+
+/// `ykeep-relay store`: the embedded store alone (with `/healthz`).
 pub async fn store_only(config: Config) -> Result<(), RelayError> {
-    let app = store_router(&config).await?;
+    let app = open_store(&config).await?.standalone_router();
     let listener = crate::bind(&config).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::shutdown_signal())

@@ -129,6 +129,13 @@ async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
     let store = HttpStore::new(&url, &secret, config.store_timeout())
         .map_err(|e| RelayError::Config(e.to_string()))?;
     let mut extra = store_router;
+    if demo {
+        let key = config
+            .token_key
+            .clone()
+            .expect("demo mode sets a token key");
+        extra = extra.merge(embedded::demo_token_router(key));
+    }
     if let Some(dir) = &config.static_dir {
         extra = extra.fallback_service(tower_http::services::ServeDir::new(dir));
     }
