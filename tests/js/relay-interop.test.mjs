@@ -58,7 +58,7 @@ function startFakeStore () {
     })
   })
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    resolve({ url: `http://127.0.0.1:${server.address().port}`, snapshots, saves, close: () => server.close() })
+    resolve({ url: `http://127.0.0.1:${server.address().port}`, snapshots, saves, close: () => server.close(), closeAll: () => server.closeAllConnections() })
   }))
 }
 
@@ -100,6 +100,7 @@ test('y-websocket, y-partykit and a Rust client converge in one relay room', { s
   const dataDir = mkdtempSync(join(tmpdir(), 'ykeep-interop-'))
   const relay = await startRelay(store.url, dataDir)
   const opts = { WebSocketPolyfill: WebSocket, disableBc: true }
+  const providers = []
   try {
     const docA = new Y.Doc()
     const a = new WebsocketProvider(`ws://${relay.host}/rooms/document`, 'interop', docA, opts)
@@ -107,6 +108,7 @@ test('y-websocket, y-partykit and a Rust client converge in one relay room', { s
     const b = new YPartyKitProvider(relay.host, 'document:interop', docB, { ...opts })
     const docC = new Y.Doc()
     const c = new YPartyKitProvider(relay.host, 'interop', docC, { ...opts, party: 'document' })
+    providers.push(a, b, c)
     for (const p of [a, b, c]) await until('provider synced', () => p.synced)
 
     docA.getText('t').insert(0, 'from-ywebsocket;')
@@ -137,8 +139,15 @@ test('y-websocket, y-partykit and a Rust client converge in one relay room', { s
     assert.equal(saved.getText('t').toString(), text)
     assert.equal(store.saves.length, 1)
   } finally {
+    // Providers leave their awareness check interval running after destroy(): stop it, or
+    // the test process never exits.
+    for (const p of providers) {
+      p.destroy()
+      p.awareness.destroy()
+    }
     relay.child.kill('SIGKILL')
     store.close()
+    store.closeAll?.()
     rmSync(dataDir, { recursive: true, force: true })
   }
 })
