@@ -140,7 +140,7 @@ function assertRefused (r, { codes = [1002, 1003, 1007, 1008], statuses = [400, 
 const victimPath = () => `/rooms/${KIND}/victim?token=${tokenVictim}`
 const varintFF = (n) => new Uint8Array(n).fill(0xff)
 
-test('malformed y-sync frames are refused', { skip }, async () => {
+test('malformed y-sync frames are refused', { skip, timeout: 120_000 }, async () => {
   const frames = {
     'empty frame': new Uint8Array([]),
     'sync without step': new Uint8Array([0]),
@@ -162,7 +162,7 @@ test('malformed y-sync frames are refused', { skip }, async () => {
   }
 })
 
-test('text frames change nothing (ignored, or refused)', { skip }, async () => {
+test('text frames change nothing (ignored, or refused)', { skip, timeout: 120_000 }, async () => {
   for (const t of ['hello', '\u0000\u0002\u0001x', 'x'.repeat(1000)]) {
     count('malformed frames')
     const r = await noStateChange(() => rawWs(victimPath(), { send: [t], text: true, waitMs: 300 }))
@@ -170,7 +170,7 @@ test('text frames change nothing (ignored, or refused)', { skip }, async () => {
   }
 })
 
-test('unknown message types change nothing (ignored as y-websocket does, or refused)', { skip }, async () => {
+test('unknown message types change nothing (ignored as y-websocket does, or refused)', { skip, timeout: 120_000 }, async () => {
   for (const f of [new Uint8Array([99, 1, 2, 3]), new Uint8Array([4]), new Uint8Array([0x80, 0x01])]) {
     count('unknown message types')
     const r = await noStateChange(() => rawWs(victimPath(), { send: [f], waitMs: 300 }))
@@ -178,7 +178,7 @@ test('unknown message types change nothing (ignored as y-websocket does, or refu
   }
 })
 
-test('updates that do not decode are refused and not forwarded', { skip }, async () => {
+test('updates that do not decode are refused and not forwarded', { skip, timeout: 120_000 }, async () => {
   const watcher = new SyncClient(`${wsBase()}${victimPath()}`, { name: 'victim-watcher', reconnect: false })
   await waitFor('watcher sync', () => watcher.synced)
   const seen = watcher.received.length
@@ -189,12 +189,8 @@ test('updates that do not decode are refused and not forwarded', { skip }, async
     new Uint8Array([5, 1, 200, 1, 0, 4, 1, 1, 116, 10]) // plausible header, truncated content
   ]
   for (let i = 0; i < 12; i++) bad.push(Uint8Array.from({ length: rng.int(1, 200) }, () => rng.int(0, 255)))
-  // A real update with its bytes flipped past the header.
-  const d = new Y.Doc(); d.clientID = 4242; d.getText('t').insert(0, 'corrupted update')
-  const good = Y.encodeStateAsUpdate(d)
-  for (let i = 0; i < 4; i++) {
-    const u = good.slice(); u[rng.int(2, u.length - 1)] ^= 0xff; bad.push(u.slice(0, rng.int(3, u.length)))
-  }
+  // (Real updates with flipped bytes can poison the room - see the fuzz regression test, which
+  // uses a fresh room per input - so they are not sent to the shared victim room here.)
   let refused = 0
   for (const [i, u] of bad.entries()) {
     for (const step of [2, 1]) {
@@ -209,7 +205,7 @@ test('updates that do not decode are refused and not forwarded', { skip }, async
   watcher.close()
 })
 
-test('oversized frames and bodies are refused', { skip }, async () => {
+test('oversized frames and bodies are refused', { skip, timeout: 120_000 }, async () => {
   count('oversized')
   const big = syncFrame(2, new Uint8Array(MAX_FRAME + 10))
   const r = await noStateChange(() => rawWs(victimPath(), { send: [big] }))
@@ -233,7 +229,7 @@ test('oversized frames and bodies are refused', { skip }, async () => {
 const badIds = ['..%2F..%2Fetc%2Fpasswd', '%2e%2e', '..', 'a.b', '%C3%A9t%C3%A9', '%F0%9F%99%82', 'a%00b', 'a%20b', 'x'.repeat(129), 'y'.repeat(10_000), '%2Fabs']
 const badKinds = ['evil', 'documents', 'Document', '..', '%C3%A9']
 
-test('bad kinds and ids are refused before any I/O', { skip }, async () => {
+test('bad kinds and ids are refused before any I/O', { skip, timeout: 120_000 }, async () => {
   const tok = mintToken(TOKEN_KEY, { kind: '*', id: '*' })
   const paths = [
     ...badIds.map((id) => `/rooms/${KIND}/${id}`),
@@ -267,7 +263,7 @@ test('bad kinds and ids are refused before any I/O', { skip }, async () => {
   for (const n of names) assert.ok(!/passwd|etc|\.\.|é|🙂/.test(n), `a file named ${n} appeared in the data dirs`)
 })
 
-test('wrong, missing, expired and foreign tokens and secrets are refused', { skip }, async () => {
+test('wrong, missing, expired and foreign tokens and secrets are refused', { skip, timeout: 120_000 }, async () => {
   const forged = tokenVictim.split('.')[0] + '.' + Buffer.from('x'.repeat(32)).toString('base64url')
   const wrongKey = mintToken('not-the-key', { kind: KIND, id: 'victim' })
   const expired = mintToken(TOKEN_KEY, { kind: KIND, id: 'victim', expInSeconds: -10 })
