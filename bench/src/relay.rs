@@ -78,7 +78,6 @@ impl Workload {
 
 pub struct RunResult {
     pub updates: usize,
-    pub seconds: f64,
     pub updates_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -293,7 +292,6 @@ pub async fn run_once(
     let seconds = (last.saturating_sub(sent[0])) as f64 / 1e6;
     Ok(RunResult {
         updates: n,
-        seconds,
         updates_per_s: n as f64 / seconds,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),

@@ -25,7 +25,6 @@ pub struct Patch {
 }
 
 pub struct Trace {
-    pub name: String,
     pub txns: Vec<Vec<Patch>>,
     pub end: String,
 }
@@ -56,7 +55,7 @@ pub fn load(name: &str) -> Result<Trace, String> {
     if !bmp(&end) || !txns.iter().flatten().all(|p| bmp(&p.ins)) {
         return Err(format!("{name}: characters outside the BMP; code point positions would need mapping"));
     }
-    Ok(Trace { name: name.to_owned(), txns, end })
+    Ok(Trace { txns, end })
 }
 
 pub const WRITER_CLIENT: u64 = 1;
