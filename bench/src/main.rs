@@ -1,7 +1,7 @@
 //! `ykeep-bench`: the ykeep benchmarks (see bench/README.md). Run through `scripts/bench`.
 //!
 //!   ykeep-bench relay   [--runs 7] [--updates N] [--readers 1,2,10,50] [--servers ykeep,y-websocket,hocuspocus]
-//!                       [--rate R] [--idle 1000,10000]
+//!                       [--rate R] [--idle 1000,10000] [--out relay-NAME]
 //!   ykeep-bench save    [--runs 7] [--sizes 1,10]
 //!   ykeep-bench scaling [--runs 7] [--sizes 1,2,5,10,20]
 
@@ -161,7 +161,8 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
         }
     }
     let cats: Vec<String> = readers.iter().map(|r| format!("{r} readers")).collect();
-    let suffix = if rate.is_some() { "-paced" } else { "" };
+    let out_name: String = a.get("out", if rate.is_some() { "relay-paced".to_owned() } else { "relay".to_owned() });
+    let suffix = out_name.strip_prefix("relay").unwrap_or("").to_owned();
     report::write(
         &format!("relay-throughput{suffix}"),
         "svg",
@@ -201,9 +202,10 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
     let out = json!({"benchmark": "relay", "at": report::now_utc(), "machine": report::machine(), "trace": "automerge-paper",
         "updates": n, "runs": runs, "rate": rate, "servers": kinds.iter().map(|k| k.describe()).collect::<Vec<_>>(),
         "rows": rows, "idle_rooms": idle_rows, "attribution": report::ATTRIBUTION});
-    let name = format!("relay{suffix}");
+    let name = out_name;
     report::write(&name, "json", &serde_json::to_string_pretty(&out).unwrap());
     report::write(&name, "md", &md);
+    report::update_readme(&name, &md);
     println!("{md}");
     Ok(())
 }
@@ -269,6 +271,7 @@ time from WebSocket connect to SyncStep2 received. raw disk read = `read()` of t
         "runs": runs, "sizes": res, "attribution": report::ATTRIBUTION});
     report::write(name, "json", &serde_json::to_string_pretty(&out).unwrap());
     report::write(name, "md", &md);
+    report::update_readme(name, &md);
     println!("{md}");
     Ok(())
 }

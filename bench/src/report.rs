@@ -147,3 +147,29 @@ pub fn fmt_num(v: f64) -> String {
         format!("{v:.2}")
     }
 }
+
+/// Replaces the section `<!-- results:NAME -->` ... `<!-- /results:NAME -->` of bench/README.md
+/// with `body` (so the README always shows the latest table the command wrote).
+pub fn update_readme(name: &str, body: &str) {
+    let path = crate::servers::repo_root().join("bench/README.md");
+    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let open = format!("<!-- results:{name} -->");
+    let close = format!("<!-- /results:{name} -->");
+    let (Some(a), Some(b)) = (text.find(&open), text.find(&close)) else { return };
+    if b < a {
+        return;
+    }
+    // Demote the table's own title to a line of bold text inside the README.
+    let body = body
+        .lines()
+        .map(|l| match l.strip_prefix("# ").or_else(|| l.strip_prefix("## ")) {
+            Some(t) => format!("**{t}**"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let new = format!("{}{open}\n{body}\n{}", &text[..a], &text[b..]);
+    if std::fs::write(&path, new).is_ok() {
+        eprintln!("updated {} ({name})", path.display());
+    }
+}

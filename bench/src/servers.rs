@@ -146,8 +146,12 @@ impl Server {
         }
     }
 
+    /// SIGTERM, then SIGKILL after 5 s.
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
     }
 }
 
