@@ -155,10 +155,15 @@ async fn run(
             tracing::error!(error = %e, "start-up recovery failed");
         }
     });
+    // Flush inside the shutdown future: the listener keeps serving until it completes, so
+    // under `serve` the rooms' final saves still reach the in-process store.
+    let flushing = relay.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            flushing.flush().await;
+        })
         .await?;
-    relay.flush().await;
     tracing::info!("ykeep-relay stopped");
     Ok(())
 }
