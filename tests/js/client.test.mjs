@@ -209,6 +209,7 @@ test('load chain against the real relay and store (ykeep-relay serve --demo)', {
 
     // 2. The writer leaves; the relay saves to the store (debounce 200 ms).
     writer.destroy()
+    writer.awareness.destroy() // its check interval would keep node alive
     const view = await until('the store covers the page state', async () => {
       const v = await keep.durability()
       return v.store === true ? v : false

@@ -161,6 +161,7 @@ export async function runCrashLoop ({
     // Everyone leaves; the debounced save must bring the store to the relay's state.
     for (const c of everyone) c.close()
     provider.destroy()
+    provider.awareness.destroy() // its check interval would keep node alive
     polling = false
     await poller
     const saved = await waitFor('the final save to reach the store', async () => {
@@ -188,7 +189,7 @@ export async function runCrashLoop ({
   } finally {
     polling = false
     for (const c of everyone) c.close()
-    try { provider.destroy() } catch {}
+    try { provider.destroy(); provider.awareness.destroy() } catch {}
     await kill9(relay)
     if (fake) await fake.close()
   }
