@@ -42,7 +42,14 @@ impl Args {
         self.0.get(k).and_then(|v| v.parse().ok()).unwrap_or(d)
     }
     fn list(&self, k: &str, d: &str) -> Vec<String> {
-        self.0.get(k).map(String::as_str).unwrap_or(d).split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        self.0
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or(d)
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -73,16 +80,31 @@ fn color(k: Kind) -> &'static str {
 
 async fn relay_cmd(a: &Args) -> Result<(), String> {
     let runs: usize = a.get("runs", 7);
-    let readers: Vec<usize> = a.list("readers", "2,1,10,50").iter().filter_map(|s| s.parse().ok()).collect();
-    let kinds: Vec<Kind> = a.list("servers", "ykeep,y-websocket,hocuspocus").iter().filter_map(|s| Kind::parse(s)).collect();
+    let readers: Vec<usize> = a
+        .list("readers", "2,1,10,50")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let kinds: Vec<Kind> = a
+        .list("servers", "ykeep,y-websocket,hocuspocus")
+        .iter()
+        .filter_map(|s| Kind::parse(s))
+        .collect();
     let rate: Option<f64> = a.0.get("rate").and_then(|v| v.parse().ok());
-    let idle: Vec<usize> = a.list("idle", "1000,10000").iter().filter_map(|s| s.parse().ok()).collect();
+    let idle: Vec<usize> = a
+        .list("idle", "1000,10000")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     let tr = trace::load("automerge-paper")?;
     let (_, mut updates) = trace::pre_encode(&tr);
     let total_updates = updates.len();
     let n: usize = a.get("updates", total_updates).min(total_updates);
     updates.truncate(n);
-    eprintln!("automerge-paper: {n} of {total_updates} updates pre-encoded ({} bytes)", updates.iter().map(Vec::len).sum::<usize>());
+    eprintln!(
+        "automerge-paper: {n} of {total_updates} updates pre-encoded ({} bytes)",
+        updates.iter().map(Vec::len).sum::<usize>()
+    );
     let mut works = BTreeMap::new();
     for k in &kinds {
         let d = match k {
@@ -100,17 +122,26 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
         report::machine(),
         match rate {
             Some(r) => format!("writer paced at {r} updates/s"),
-            None => "writer as fast as the socket drains (latency is queueing under saturation)".into(),
+            None =>
+                "writer as fast as the socket drains (latency is queueing under saturation)".into(),
         }
     );
     md += "| readers | server | updates/s | p50 echo ms | p99 echo ms | relay CPU s | CPU µs/update | peak RSS MB | ykeep ÷ this (updates/s) | this p99 ÷ ykeep p99 | ok runs |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     let mut thr_series: Vec<report::Series> = kinds
         .iter()
-        .map(|k| report::Series { name: k.name().into(), color: color(*k), points: vec![] })
+        .map(|k| report::Series {
+            name: k.name().into(),
+            color: color(*k),
+            points: vec![],
+        })
         .collect();
     let mut lat_series: Vec<report::Series> = kinds
         .iter()
-        .map(|k| report::Series { name: k.name().into(), color: color(*k), points: vec![] })
+        .map(|k| report::Series {
+            name: k.name().into(),
+            color: color(*k),
+            points: vec![],
+        })
         .collect();
     for (ri, &r) in readers.iter().enumerate() {
         let mut per: BTreeMap<&str, Vec<relay::RunResult>> = BTreeMap::new();
@@ -123,7 +154,14 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
                     Ok(res) => {
                         eprintln!(
                             "readers {r} run {run} {:<12} {:>9.0} updates/s  p50 {:>8.1} ms  p99 {:>8.1} ms  cpu {:.2} s  peak {:.0} MB  msgs {} {}",
-                            k.name(), res.updates_per_s, res.p50_ms, res.p99_ms, res.cpu_s, res.peak_rss_mb, res.messages, res.note
+                            k.name(),
+                            res.updates_per_s,
+                            res.p50_ms,
+                            res.p99_ms,
+                            res.cpu_s,
+                            res.peak_rss_mb,
+                            res.messages,
+                            res.note
                         );
                         per.entry(k.name()).or_default().push(res);
                     }
@@ -132,13 +170,18 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
             }
         }
         let med = |k: &str, f: &dyn Fn(&relay::RunResult) -> f64| -> f64 {
-            per.get(k).map(|v| median(&v.iter().filter(|x| x.ok).map(f).collect::<Vec<_>>())).unwrap_or(f64::NAN)
+            per.get(k)
+                .map(|v| median(&v.iter().filter(|x| x.ok).map(f).collect::<Vec<_>>()))
+                .unwrap_or(f64::NAN)
         };
         let y_thr = med("ykeep", &|x| x.updates_per_s);
         let y_p99 = med("ykeep", &|x| x.p99_ms);
         for (ki, k) in kinds.iter().enumerate() {
             let name = k.name();
-            let ok = per.get(name).map(|v| v.iter().filter(|x| x.ok).count()).unwrap_or(0);
+            let ok = per
+                .get(name)
+                .map(|v| v.iter().filter(|x| x.ok).count())
+                .unwrap_or(0);
             let thr = med(name, &|x| x.updates_per_s);
             let p50 = med(name, &|x| x.p50_ms);
             let p99 = med(name, &|x| x.p99_ms);
@@ -161,17 +204,34 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
         }
     }
     let cats: Vec<String> = readers.iter().map(|r| format!("{r} readers")).collect();
-    let out_name: String = a.get("out", if rate.is_some() { "relay-paced".to_owned() } else { "relay".to_owned() });
+    let out_name: String = a.get(
+        "out",
+        if rate.is_some() {
+            "relay-paced".to_owned()
+        } else {
+            "relay".to_owned()
+        },
+    );
     let suffix = out_name.strip_prefix("relay").unwrap_or("").to_owned();
     report::write(
         &format!("relay-throughput{suffix}"),
         "svg",
-        &report::bar_plot("updates/s through one room (higher is better)", "updates/s", &cats, &thr_series),
+        &report::bar_plot(
+            "updates/s through one room (higher is better)",
+            "updates/s",
+            &cats,
+            &thr_series,
+        ),
     );
     report::write(
         &format!("relay-p99{suffix}"),
         "svg",
-        &report::bar_plot("p99 echo latency to readers (lower is better)", "ms", &cats, &lat_series),
+        &report::bar_plot(
+            "p99 echo latency to readers (lower is better)",
+            "ms",
+            &cats,
+            &lat_series,
+        ),
     );
     // Idle rooms.
     let mut idle_rows = Vec::new();
@@ -185,7 +245,10 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
                 server.stop().await;
                 match res {
                     Ok((kb, per_gib)) => {
-                        eprintln!("idle {count} {:<12} {kb:.1} KB/room  {per_gib:.0} rooms/GiB", k.name());
+                        eprintln!(
+                            "idle {count} {:<12} {kb:.1} KB/room  {per_gib:.0} rooms/GiB",
+                            k.name()
+                        );
                         md += &format!("| {count} | {} | {kb:.1} | {per_gib:.0} |\n", k.name());
                         idle_rows.push(json!({"rooms": count, "server": k.name(), "kb_per_room": kb, "rooms_per_gib": per_gib}));
                     }
@@ -212,7 +275,11 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
 
 async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), String> {
     let runs: usize = a.get("runs", 7);
-    let sizes: Vec<usize> = a.list("sizes", default_sizes).iter().filter_map(|s| s.parse().ok()).collect();
+    let sizes: Vec<usize> = a
+        .list("sizes", default_sizes)
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     let tr = trace::load("automerge-paper")?;
     let mut res = Vec::new();
     for &k in &sizes {
@@ -220,7 +287,14 @@ async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), Strin
         let r = save::measure(&tr, k, runs).await?;
         eprintln!(
             "  {k}x: v1 {} B, v2 {} B, encode v1 {:.2} ms, save {:.1} ms, cold start {:.1} ms, raw read {:.2} ms, apply floor {:.1} ms, room RSS {:.1} MB",
-            r.v1_bytes, r.v2_bytes, r.encode_v1_ms, r.save_ms, r.cold_start_ms, r.raw_read_ms, r.apply_floor_ms, r.room_rss_mb
+            r.v1_bytes,
+            r.v2_bytes,
+            r.encode_v1_ms,
+            r.save_ms,
+            r.cold_start_ms,
+            r.raw_read_ms,
+            r.apply_floor_ms,
+            r.room_rss_mb
         );
         res.push(r);
     }
@@ -233,8 +307,18 @@ async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), Strin
     for r in &res {
         md += &format!(
             "| {}× | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0} | {:.3} | {:.1} | {:.1} |\n",
-            r.times, r.chars, r.v1_bytes, r.v2_bytes, r.encode_v1_ms, r.encode_v2_ms, r.save_ms, r.cold_start_ms,
-            r.cold_start_ms / r.raw_read_ms, r.raw_read_ms, r.apply_floor_ms, r.room_rss_mb
+            r.times,
+            r.chars,
+            r.v1_bytes,
+            r.v2_bytes,
+            r.encode_v1_ms,
+            r.encode_v2_ms,
+            r.save_ms,
+            r.cold_start_ms,
+            r.cold_start_ms / r.raw_read_ms,
+            r.raw_read_ms,
+            r.apply_floor_ms,
+            r.room_rss_mb
         );
     }
     md += "\nstore save = POST of the full v1 state to the embedded store of `ykeep-relay serve` (blob fsync + SQLite commit). \
@@ -242,16 +326,36 @@ cold start = a fresh relay whose store holds the snapshot and whose local log ho
 time from WebSocket connect to SyncStep2 received. raw disk read = `read()` of the stored blob file (page cache warm).\n";
     md += &format!("\n{}\n", report::ATTRIBUTION);
     if name == "scaling" {
-        let xs = |f: &dyn Fn(&save::SizeResult) -> f64| res.iter().map(|r| (r.times as f64, f(r))).collect::<Vec<_>>();
+        let xs = |f: &dyn Fn(&save::SizeResult) -> f64| {
+            res.iter()
+                .map(|r| (r.times as f64, f(r)))
+                .collect::<Vec<_>>()
+        };
         let svg = report::line_plot(
             "save and load time vs document size",
             "document size (× automerge-paper)",
             "ms",
             &[
-                report::Series { name: "store save".into(), color: "#d62728", points: xs(&|r| r.save_ms) },
-                report::Series { name: "cold start".into(), color: "#1f77b4", points: xs(&|r| r.cold_start_ms) },
-                report::Series { name: "yrs apply floor".into(), color: "#7f7f7f", points: xs(&|r| r.apply_floor_ms) },
-                report::Series { name: "encode v1".into(), color: "#2ca02c", points: xs(&|r| r.encode_v1_ms) },
+                report::Series {
+                    name: "store save".into(),
+                    color: "#d62728",
+                    points: xs(&|r| r.save_ms),
+                },
+                report::Series {
+                    name: "cold start".into(),
+                    color: "#1f77b4",
+                    points: xs(&|r| r.cold_start_ms),
+                },
+                report::Series {
+                    name: "yrs apply floor".into(),
+                    color: "#7f7f7f",
+                    points: xs(&|r| r.apply_floor_ms),
+                },
+                report::Series {
+                    name: "encode v1".into(),
+                    color: "#2ca02c",
+                    points: xs(&|r| r.encode_v1_ms),
+                },
             ],
         );
         report::write("scaling-time", "svg", &svg);
@@ -260,9 +364,21 @@ time from WebSocket connect to SyncStep2 received. raw disk read = `read()` of t
             "document size (× automerge-paper)",
             "MB",
             &[
-                report::Series { name: "relay RSS for room".into(), color: "#1f77b4", points: xs(&|r| r.room_rss_mb) },
-                report::Series { name: "v1 snapshot".into(), color: "#ff7f0e", points: xs(&|r| r.v1_bytes as f64 / 1e6) },
-                report::Series { name: "v2 snapshot".into(), color: "#2ca02c", points: xs(&|r| r.v2_bytes as f64 / 1e6) },
+                report::Series {
+                    name: "relay RSS for room".into(),
+                    color: "#1f77b4",
+                    points: xs(&|r| r.room_rss_mb),
+                },
+                report::Series {
+                    name: "v1 snapshot".into(),
+                    color: "#ff7f0e",
+                    points: xs(&|r| r.v1_bytes as f64 / 1e6),
+                },
+                report::Series {
+                    name: "v2 snapshot".into(),
+                    color: "#2ca02c",
+                    points: xs(&|r| r.v2_bytes as f64 / 1e6),
+                },
             ],
         );
         report::write("scaling-memory", "svg", &svg);

@@ -41,7 +41,11 @@ impl RawWs {
                     return Err(std::io::Error::other(format!("handshake refused: {head}")));
                 }
                 buf.drain(..end + 4);
-                return Ok(RawWs { sock, buf, start: 0 });
+                return Ok(RawWs {
+                    sock,
+                    buf,
+                    start: 0,
+                });
             }
         }
     }
@@ -95,7 +99,10 @@ impl RawWs {
             let masked = b[1] & 0x80 != 0;
             let (plen, mut at) = match b[1] & 0x7f {
                 126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-                127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize, 10),
+                127 if b.len() >= 10 => (
+                    u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
                 126 | 127 => break,
                 l => (l as usize, 2),
             };

@@ -23,7 +23,9 @@ use crate::trace::{self, WRITER_CLIENT};
 
 /// Progress units in one update: (highest writer clock + 1, deleted units).
 pub fn progress_of(update: &[u8]) -> (u32, u64) {
-    let Ok(u) = Update::decode_v1(update) else { return (0, 0) };
+    let Ok(u) = Update::decode_v1(update) else {
+        return (0, 0);
+    };
     // `Update::state_vector` only counts blocks that start at clock 0: use the insertion set.
     let writer = yrs::block::ClientID::new(WRITER_CLIENT);
     let mut clock = 0u32;
@@ -112,11 +114,14 @@ async fn handshake_raw(url: &str, d: &Dialect) -> std::io::Result<RawWs> {
     let mut synced = false;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !synced {
-        let alive = tokio::time::timeout_at(deadline.into(), ws.read_some(|m, _| {
-            if let Some((1, _)) = d.parse_sync(m) {
-                synced = true;
-            }
-        }))
+        let alive = tokio::time::timeout_at(
+            deadline.into(),
+            ws.read_some(|m, _| {
+                if let Some((1, _)) = d.parse_sync(m) {
+                    synced = true;
+                }
+            }),
+        )
         .await
         .map_err(|_| std::io::Error::other("no SyncStep2 in 20 s"))??;
         if !alive {
@@ -139,13 +144,25 @@ pub async fn run_once(
     let total = *work.progress.last().unwrap_or(&0);
     let mut socks = Vec::new();
     for _ in 0..readers {
-        socks.push(handshake_raw(&url, &dialect).await.map_err(|e| format!("reader: {e}"))?);
+        socks.push(
+            handshake_raw(&url, &dialect)
+                .await
+                .map_err(|e| format!("reader: {e}"))?,
+        );
     }
-    let (mut writer, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("writer: {e}"))?;
+    let (mut writer, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .map_err(|e| format!("writer: {e}"))?;
     if let Some(h) = dialect.hello() {
-        writer.send(Message::Binary(h.into())).await.map_err(|e| e.to_string())?;
+        writer
+            .send(Message::Binary(h.into()))
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    writer.send(Message::Binary(dialect.sync(0, &[0]).into())).await.map_err(|e| e.to_string())?;
+    writer
+        .send(Message::Binary(dialect.sync(0, &[0]).into()))
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
         let m = tokio::time::timeout(Duration::from_secs(20), writer.next())
             .await
@@ -249,7 +266,8 @@ pub async fn run_once(
     {
         let mut txn = doc.transact_mut();
         for b in &r0.bytes {
-            txn.apply_update(Update::decode_v1(b).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            txn.apply_update(Update::decode_v1(b).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
         }
     }
     let got_text = trace::text_of(&doc);
@@ -259,11 +277,16 @@ pub async fn run_once(
             "text mismatch: got {} chars, expected {}; first difference at byte {:?}",
             got_text.len(),
             work.expected_text.len(),
-            got_text.bytes().zip(work.expected_text.bytes()).position(|(a, b)| a != b)
+            got_text
+                .bytes()
+                .zip(work.expected_text.bytes())
+                .position(|(a, b)| a != b)
         );
     }
     let _ = doc.transact().state_vector();
-    let complete = outs.iter().all(|o| o.arrivals.len() == r0.arrivals.len() && o.hash == r0.hash);
+    let complete = outs
+        .iter()
+        .all(|o| o.arrivals.len() == r0.arrivals.len() && o.hash == r0.hash);
     // Map each update to the message that delivered it.
     let mut msg_of = Vec::with_capacity(n);
     let (mut clock, mut del, mut m) = (0u32, 0u64, 0usize);
@@ -288,7 +311,12 @@ pub async fn run_once(
         last = last.max(o.arrivals.last().copied().unwrap_or(0));
     }
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1e3;
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1e3
+    };
     let seconds = (last.saturating_sub(sent[0])) as f64 / 1e6;
     Ok(RunResult {
         updates: n,
@@ -314,7 +342,9 @@ pub async fn idle_rooms(server: &Server, rooms: usize) -> Result<(f64, f64), Str
     let mut socks = Vec::with_capacity(rooms);
     for i in 0..rooms {
         let (url, d) = server.room(&format!("idle-{i}"));
-        let mut ws = handshake_raw(&url, &d).await.map_err(|e| format!("room {i}: {e}"))?;
+        let mut ws = handshake_raw(&url, &d)
+            .await
+            .map_err(|e| format!("room {i}: {e}"))?;
         let doc = trace::new_doc(1000 + i as u64);
         let update = {
             let t = doc.get_or_insert_text("t");
@@ -322,7 +352,9 @@ pub async fn idle_rooms(server: &Server, rooms: usize) -> Result<(f64, f64), Str
             yrs::Text::insert(&t, &mut txn, 0, &text);
             txn.encode_update_v1()
         };
-        ws.send(&d.update(&update)).await.map_err(|e| e.to_string())?;
+        ws.send(&d.update(&update))
+            .await
+            .map_err(|e| e.to_string())?;
         socks.push(ws);
     }
     // Let the servers apply and persist what they received.
@@ -330,6 +362,10 @@ pub async fn idle_rooms(server: &Server, rooms: usize) -> Result<(f64, f64), Str
     let after = servers::rss_kb(server.pid);
     drop(socks);
     let per_room_kb = after.saturating_sub(before) as f64 / rooms as f64;
-    let rooms_per_gib = if per_room_kb > 0.0 { 1024.0 * 1024.0 / per_room_kb } else { f64::INFINITY };
+    let rooms_per_gib = if per_room_kb > 0.0 {
+        1024.0 * 1024.0 / per_room_kb
+    } else {
+        f64::INFINITY
+    };
     Ok((per_room_kb, rooms_per_gib))
 }

@@ -22,9 +22,16 @@ pub fn write(name: &str, ext: &str, content: &str) {
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!("{cores} cores, {cpu}")
 }
 
@@ -48,8 +55,17 @@ pub struct Series {
 /// A small line plot (linear axes, from 0) as an SVG document.
 pub fn line_plot(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
     let (w, h, l, r, t, b) = (560.0, 340.0, 70.0, 150.0, 40.0, 50.0);
-    let xmax = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(0.0, f64::max).max(1e-9);
-    let ymax = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.1;
     let px = |x: f64| l + (w - l - r) * x / xmax;
     let py = |y: f64| h - b - (h - t - b) * y / ymax;
     let mut s = format!(
@@ -58,31 +74,83 @@ pub fn line_plot(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> 
          <text x=\"{}\" y=\"20\" font-size=\"13\" text-anchor=\"middle\">{title}</text>\n",
         (w - r + l) / 2.0
     );
-    s += &format!("<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", h - b, w - r, h - b);
-    s += &format!("<line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{}\" stroke=\"black\"/>\n", h - b);
+    s += &format!(
+        "<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - b,
+        w - r,
+        h - b
+    );
+    s += &format!(
+        "<line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - b
+    );
     for i in 0..=4 {
         let yv = ymax * i as f64 / 4.0;
         let xv = xmax * i as f64 / 4.0;
-        s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", l - 5.0, py(yv) + 4.0, fmt_num(yv));
-        s += &format!("<line x1=\"{l}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>\n", py(yv), w - r);
-        s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px(xv), h - b + 15.0, fmt_num(xv));
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            l - 5.0,
+            py(yv) + 4.0,
+            fmt_num(yv)
+        );
+        s += &format!(
+            "<line x1=\"{l}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>\n",
+            py(yv),
+            w - r
+        );
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            px(xv),
+            h - b + 15.0,
+            fmt_num(xv)
+        );
     }
-    s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xlabel}</text>\n", (w - r + l) / 2.0, h - 12.0);
+    s += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xlabel}</text>\n",
+        (w - r + l) / 2.0,
+        h - 12.0
+    );
     s += &format!(
         "<text x=\"14\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {0})\">{ylabel}</text>\n",
         (h - b + t) / 2.0
     );
     for (k, se) in series.iter().enumerate() {
-        let pts: Vec<String> = se.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
-        s += &format!("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n", se.color, pts.join(" "));
+        let pts: Vec<String> = se
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        s += &format!(
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            se.color,
+            pts.join(" ")
+        );
         for &(x, y) in &se.points {
-            s += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>\n", px(x), py(y), se.color);
+            s += &format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>\n",
+                px(x),
+                py(y),
+                se.color
+            );
         }
         let ly = t + 14.0 * k as f64;
-        s += &format!("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{}\"/>\n", w - r + 10.0, ly + 4.0, se.color);
-        s += &format!("<text x=\"{}\" y=\"{}\">{}</text>\n", w - r + 26.0, ly + 9.0, se.name);
+        s += &format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{}\"/>\n",
+            w - r + 10.0,
+            ly + 4.0,
+            se.color
+        );
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\">{}</text>\n",
+            w - r + 26.0,
+            ly + 9.0,
+            se.name
+        );
     }
-    s += &format!("<text x=\"{l}\" y=\"{}\" font-size=\"8\" fill=\"#666\">Data: automerge-paper trace, M. Kleppmann, CC BY 4.0</text>\n", h - 1.0);
+    s += &format!(
+        "<text x=\"{l}\" y=\"{}\" font-size=\"8\" fill=\"#666\">Data: automerge-paper trace, M. Kleppmann, CC BY 4.0</text>\n",
+        h - 1.0
+    );
     s += "</svg>\n";
     s
 }
@@ -90,7 +158,12 @@ pub fn line_plot(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> 
 /// Grouped bars: one group per category, one bar per series (values as `(category, value)`).
 pub fn bar_plot(title: &str, ylabel: &str, cats: &[String], series: &[Series]) -> String {
     let (w, h, l, r, t, b) = (560.0, 340.0, 70.0, 150.0, 40.0, 50.0);
-    let ymax = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.1;
     let py = |y: f64| h - b - (h - t - b) * y / ymax;
     let gw = (w - l - r) / cats.len().max(1) as f64;
     let bw = gw * 0.8 / series.len().max(1) as f64;
@@ -100,15 +173,33 @@ pub fn bar_plot(title: &str, ylabel: &str, cats: &[String], series: &[Series]) -
          <text x=\"{}\" y=\"20\" font-size=\"13\" text-anchor=\"middle\">{title}</text>\n",
         (w - r + l) / 2.0
     );
-    s += &format!("<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", h - b, w - r, h - b);
+    s += &format!(
+        "<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - b,
+        w - r,
+        h - b
+    );
     for i in 0..=4 {
         let yv = ymax * i as f64 / 4.0;
-        s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", l - 5.0, py(yv) + 4.0, fmt_num(yv));
-        s += &format!("<line x1=\"{l}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>\n", py(yv), w - r);
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            l - 5.0,
+            py(yv) + 4.0,
+            fmt_num(yv)
+        );
+        s += &format!(
+            "<line x1=\"{l}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>\n",
+            py(yv),
+            w - r
+        );
     }
     for (ci, c) in cats.iter().enumerate() {
         let gx = l + gw * ci as f64 + gw * 0.1;
-        s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{c}</text>\n", l + gw * (ci as f64 + 0.5), h - b + 15.0);
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{c}</text>\n",
+            l + gw * (ci as f64 + 0.5),
+            h - b + 15.0
+        );
         for (k, se) in series.iter().enumerate() {
             if let Some(&(_, v)) = se.points.get(ci) {
                 s += &format!(
@@ -128,10 +219,23 @@ pub fn bar_plot(title: &str, ylabel: &str, cats: &[String], series: &[Series]) -
     );
     for (k, se) in series.iter().enumerate() {
         let ly = t + 14.0 * k as f64;
-        s += &format!("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"8\" fill=\"{}\"/>\n", w - r + 10.0, ly + 1.0, se.color);
-        s += &format!("<text x=\"{}\" y=\"{}\">{}</text>\n", w - r + 26.0, ly + 9.0, se.name);
+        s += &format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"8\" fill=\"{}\"/>\n",
+            w - r + 10.0,
+            ly + 1.0,
+            se.color
+        );
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\">{}</text>\n",
+            w - r + 26.0,
+            ly + 9.0,
+            se.name
+        );
     }
-    s += &format!("<text x=\"{l}\" y=\"{}\" font-size=\"8\" fill=\"#666\">Data: automerge-paper trace, M. Kleppmann, CC BY 4.0</text>\n", h - 1.0);
+    s += &format!(
+        "<text x=\"{l}\" y=\"{}\" font-size=\"8\" fill=\"#666\">Data: automerge-paper trace, M. Kleppmann, CC BY 4.0</text>\n",
+        h - 1.0
+    );
     s += "</svg>\n";
     s
 }
@@ -152,20 +256,26 @@ pub fn fmt_num(v: f64) -> String {
 /// with `body` (so the README always shows the latest table the command wrote).
 pub fn update_readme(name: &str, body: &str) {
     let path = crate::servers::repo_root().join("bench/README.md");
-    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
     let open = format!("<!-- results:{name} -->");
     let close = format!("<!-- /results:{name} -->");
-    let (Some(a), Some(b)) = (text.find(&open), text.find(&close)) else { return };
+    let (Some(a), Some(b)) = (text.find(&open), text.find(&close)) else {
+        return;
+    };
     if b < a {
         return;
     }
     // Demote the table's own title to a line of bold text inside the README.
     let body = body
         .lines()
-        .map(|l| match l.strip_prefix("# ").or_else(|| l.strip_prefix("## ")) {
-            Some(t) => format!("**{t}**"),
-            None => l.to_string(),
-        })
+        .map(
+            |l| match l.strip_prefix("# ").or_else(|| l.strip_prefix("## ")) {
+                Some(t) => format!("**{t}**"),
+                None => l.to_string(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("\n");
     let new = format!("{}{open}\n{body}\n{}", &text[..a], &text[b..]);

@@ -38,7 +38,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn post(client: &reqwest::Client, host: &str, id: &str, body: Vec<u8>) -> Result<Duration, String> {
+async fn post(
+    client: &reqwest::Client,
+    host: &str,
+    id: &str,
+    body: Vec<u8>,
+) -> Result<Duration, String> {
     let t = Instant::now();
     let r = client
         .post(format!("http://{host}/snapshots/document/{id}"))
@@ -61,7 +66,9 @@ async fn cold_start(host: &str, room: &str) -> Result<Duration, String> {
     let mut ws = RawWs::connect(&format!("ws://{host}/rooms/document/{room}"))
         .await
         .map_err(|e| e.to_string())?;
-    ws.send(&Dialect::YSync.sync(0, &[0])).await.map_err(|e| e.to_string())?;
+    ws.send(&Dialect::YSync.sync(0, &[0]))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut got = None;
     while got.is_none() {
         let alive = ws
@@ -92,7 +99,11 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
         .arg(to)
         .status()
         .map_err(|e| e.to_string())?;
-    if st.success() { Ok(()) } else { Err("cp failed".into()) }
+    if st.success() {
+        Ok(())
+    } else {
+        Err("cp failed".into())
+    }
 }
 
 fn newest_blob(dir: &Path) -> Option<std::path::PathBuf> {
@@ -154,7 +165,9 @@ pub async fn measure(trace: &Trace, times: usize, runs: usize) -> Result<SizeRes
         let mut ws = RawWs::connect(&format!("ws://{}/rooms/document/{room}", server.host))
             .await
             .map_err(|e| e.to_string())?;
-        ws.send(&Dialect::YSync.sync(0, &[0])).await.map_err(|e| e.to_string())?;
+        ws.send(&Dialect::YSync.sync(0, &[0]))
+            .await
+            .map_err(|e| e.to_string())?;
         let extra = trace::new_doc(4242);
         let u = {
             let txt = extra.get_or_insert_text("t");
@@ -162,11 +175,16 @@ pub async fn measure(trace: &Trace, times: usize, runs: usize) -> Result<SizeRes
             yrs::Text::insert(&txt, &mut txn, 0, "x");
             txn.encode_update_v1()
         };
-        ws.send(&Dialect::YSync.update(&u)).await.map_err(|e| e.to_string())?;
+        ws.send(&Dialect::YSync.update(&u))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let data = server.data_dir().to_path_buf();
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(server.pid.to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.pid.to_string())
+        .status();
     let mut child = server;
     let _ = tokio::time::timeout(Duration::from_secs(30), child.child.wait()).await;
     copy_dir(&data, template.path())?;
@@ -184,7 +202,12 @@ pub async fn measure(trace: &Trace, times: usize, runs: usize) -> Result<SizeRes
     for _ in 0..runs {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         copy_dir(template.path(), dir.path())?;
-        let s = Server::start_in(Kind::Ykeep, dir, &["--secret", SECRET, "--save-debounce-ms", "3600000"]).await?;
+        let s = Server::start_in(
+            Kind::Ykeep,
+            dir,
+            &["--secret", SECRET, "--save-debounce-ms", "3600000"],
+        )
+        .await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let before = servers::rss_kb(s.pid);
         cold.push(ms(cold_start(&s.host, &room).await?));

@@ -76,7 +76,11 @@ impl Server {
     }
 
     /// Starts `kind` with its data under `dir` (ykeep: extra args appended to `serve`).
-    pub async fn start_in(kind: Kind, dir: tempfile::TempDir, extra: &[&str]) -> Result<Server, String> {
+    pub async fn start_in(
+        kind: Kind,
+        dir: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         let peers = repo_root().join("bench/peers");
         let mut cmd;
         let port = free_port();
@@ -84,7 +88,10 @@ impl Server {
             Kind::Ykeep => {
                 let bin = relay_bin();
                 if !bin.exists() {
-                    return Err(format!("{} not built (cargo build --release -p ykeep-relay)", bin.display()));
+                    return Err(format!(
+                        "{} not built (cargo build --release -p ykeep-relay)",
+                        bin.display()
+                    ));
                 }
                 cmd = Command::new(bin);
                 cmd.args(["serve", "--listen", "127.0.0.1:0", "--demo", "--data-dir"])
@@ -109,7 +116,10 @@ impl Server {
         if kind != Kind::Ykeep && !peers.join("node_modules").exists() {
             return Err("bench/peers/node_modules missing: run scripts/bench setup".into());
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null()).kill_on_drop(true);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| format!("{kind:?}: {e}"))?;
         let pid = child.id().ok_or("no pid")?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -130,7 +140,13 @@ impl Server {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server { kind, child, host, pid, _dir: dir })
+        Ok(Server {
+            kind,
+            child,
+            host,
+            pid,
+            _dir: dir,
+        })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -140,16 +156,28 @@ impl Server {
     /// WebSocket URL and dialect for one room.
     pub fn room(&self, room: &str) -> (String, Dialect) {
         match self.kind {
-            Kind::Ykeep => (format!("ws://{}/rooms/document/{room}", self.host), Dialect::YSync),
+            Kind::Ykeep => (
+                format!("ws://{}/rooms/document/{room}", self.host),
+                Dialect::YSync,
+            ),
             Kind::YWebsocket => (format!("ws://{}/{room}", self.host), Dialect::YSync),
-            Kind::Hocuspocus => (format!("ws://{}/", self.host), Dialect::Hocuspocus(room.to_owned())),
+            Kind::Hocuspocus => (
+                format!("ws://{}/", self.host),
+                Dialect::Hocuspocus(room.to_owned()),
+            ),
         }
     }
 
     /// SIGTERM, then SIGKILL after 5 s.
     pub async fn stop(mut self) {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }
@@ -159,9 +187,15 @@ impl Server {
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the `(comm)`: state is field 3; utime 14, stime 15.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return 0.0 };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(14) + ticks(15)) / clk_tck()
 }
 

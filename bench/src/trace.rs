@@ -14,7 +14,9 @@ use yrs::{Doc, GetString, OffsetKind, Options, Text, Transact};
 pub fn data_dir() -> PathBuf {
     std::env::var_os("YKEEP_BENCH_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench-data"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench-data")
+        })
 }
 
 /// One patch: `[pos, numDeleted, inserted]` (code points).
@@ -53,7 +55,9 @@ pub fn load(name: &str) -> Result<Trace, String> {
     }
     let bmp = |s: &str| s.chars().all(|c| c.len_utf16() == 1);
     if !bmp(&end) || !txns.iter().flatten().all(|p| bmp(&p.ins)) {
-        return Err(format!("{name}: characters outside the BMP; code point positions would need mapping"));
+        return Err(format!(
+            "{name}: characters outside the BMP; code point positions would need mapping"
+        ));
     }
     Ok(Trace { txns, end })
 }
@@ -81,12 +85,18 @@ pub fn pre_encode(trace: &Trace) -> (Doc, Vec<Vec<u8>>) {
     let doc = new_doc(WRITER_CLIENT);
     let captured = Arc::new(Mutex::new(Vec::with_capacity(trace.txns.len())));
     let sink = captured.clone();
-    doc.observe_update_v1("bench", move |_, e| sink.lock().unwrap().push(e.update.clone()))
-        .expect("observe");
+    doc.observe_update_v1("bench", move |_, e| {
+        sink.lock().unwrap().push(e.update.clone())
+    })
+    .expect("observe");
     replay_into(&doc, trace, 1, None);
     doc.unobserve_update_v1("bench").expect("unobserve");
     let updates = std::mem::take(&mut *captured.lock().unwrap());
-    assert_eq!(updates.len(), trace.txns.len(), "one update per transaction");
+    assert_eq!(
+        updates.len(),
+        trace.txns.len(),
+        "one update per transaction"
+    );
     (doc, updates)
 }
 
@@ -109,7 +119,10 @@ fn replay_into(doc: &Doc, trace: &Trace, times: usize, _tag: Option<()>) {
     }
     let got = text.get_string(&doc.transact());
     assert_eq!(got.len(), trace.end.len() * times, "replay length");
-    assert!(got.starts_with(&trace.end), "replay text differs from endContent");
+    assert!(
+        got.starts_with(&trace.end),
+        "replay text differs from endContent"
+    );
 }
 
 /// The text of a doc's `t` root.
