@@ -55,12 +55,8 @@ fn upgrade(
     // Let tungstenite accept a little more than the limit so that the relay itself sees the
     // oversized message and closes with 1009 and a reason.
     let limit = shared.config.max_frame_bytes.saturating_add(64 * 1024);
-    // tungstenite's default 128 KiB read buffer per connection was 88% of the heap with
-    // 1,000 idle rooms (massif); 8 KiB keeps bulk reads fast and idle rooms small.
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(8 * 1024)
         .on_upgrade(move |mut socket| async move {
             let room = match room {
                 Ok(room) => room,
