@@ -17,7 +17,7 @@ import { WebsocketProvider } from 'y-websocket'
 import YPartyKitProvider from 'y-partykit/provider'
 import WebSocket from 'ws'
 
-const relayBin = process.env.YKEEP_RELAY_BIN || '/work/main/target/debug/ykeep-relay'
+const relayBin = process.env.YKEEP_RELAY_BIN || new URL('../../target/debug/ykeep-relay', import.meta.url).pathname
 const clientBin = process.env.YKEEP_SYNC_CLIENT_BIN || join(dirname(relayBin), 'ykeep-sync-client')
 const skip = existsSync(relayBin) && existsSync(clientBin)
   ? false

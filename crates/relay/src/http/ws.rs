@@ -137,11 +137,14 @@ async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
     });
     let max = shared.config.max_frame_bytes;
     let mut writer_done = false;
+    // Whether the peer's side has ended (close frame, end of stream or a read error).
+    let mut peer_done = true;
     loop {
         let msg = tokio::select! {
             msg = stream.next() => msg,
             _ = &mut writer => {
                 writer_done = true;
+                peer_done = false;
                 break;
             }
         };
@@ -157,10 +160,12 @@ async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
                             data.len()
                         ),
                     );
+                    peer_done = false;
                     break;
                 }
                 if tx.send(RoomMsg::Frame { conn, data }).await.is_err() {
                     outbox.close(1012, "the room restarted; reconnect");
+                    peer_done = false;
                     break;
                 }
             }
@@ -188,6 +193,19 @@ async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
             .is_err()
     {
         writer.abort();
+    }
+    if !peer_done {
+        // The relay closed first (bad frame, slow reader, shutdown). Read on until the peer's
+        // close reply: dropping a socket with unread input makes the kernel send a reset, and
+        // the peer then loses the close frame and its reason (it sees 1006).
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     Metrics::dec(&shared.metrics.connections);
 }
