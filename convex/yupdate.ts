@@ -19,7 +19,9 @@ export class BadUpdate extends Error {}
  * Checks that `bytes` is one complete Yjs v1 update holding a full state:
  * - it decodes structurally (`Y.decodeUpdate`);
  * - applying it to a fresh doc consumes every byte (no trailing garbage);
- * - nothing stays pending (a full state never refers to state it does not hold).
+ * Content that waits for missing predecessors (pending structs or deletes) is kept: a relay
+ * that received an out-of-order update carries it in its full state, and refusing that state
+ * would leave the room unsaveable for good (the Rust store does the same).
  * Returns the state's Yjs snapshot and state vector; throws `BadUpdate` otherwise.
  */
 export function checkUpdate(bytes: Uint8Array): CheckedUpdate {
@@ -37,9 +39,6 @@ export function checkUpdate(bytes: Uint8Array): CheckedUpdate {
     });
     if (decoding.hasContent(decoder)) {
       throw new BadUpdate("trailing bytes after the Yjs update");
-    }
-    if (doc.store.pendingStructs !== null || doc.store.pendingDs !== null) {
-      throw new BadUpdate("incomplete update: it refers to state it does not contain");
     }
     return {
       marker: Y.encodeSnapshot(Y.snapshot(doc)),
