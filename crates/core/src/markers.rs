@@ -85,12 +85,7 @@ impl DurabilityMarker {
 mod tests {
     use super::*;
     use crate::merge::test_docs::*;
-    use yrs::{StateVector, Text};
-
-    fn full(doc: &Doc) -> Vec<u8> {
-        doc.transact()
-            .encode_state_as_update_v1(&StateVector::default())
-    }
+    use yrs::Text;
 
     #[test]
     fn delete_only_edit_moves_the_marker() {

@@ -159,7 +159,7 @@ pub fn decode_state_vector(sv: &[u8]) -> Result<StateVector, MergeError> {
 
 #[cfg(test)]
 pub(crate) mod test_docs {
-    use yrs::{Doc, GetString, Text, Transact};
+    use yrs::{Doc, GetString, ReadTxn, Text, Transact};
 
     /// A doc with a fixed client id holding `text` in the root text `t`.
     pub fn doc_with(client: u64, text: &str) -> Doc {
@@ -173,6 +173,12 @@ pub(crate) mod test_docs {
         let t = doc.get_or_insert_text("t");
         t.get_string(&doc.transact())
     }
+
+    /// The doc's full state as one v1 update.
+    pub fn full(doc: &Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default())
+    }
 }
 
 #[cfg(test)]
@@ -180,11 +186,6 @@ mod tests {
     use super::test_docs::*;
     use super::*;
     use yrs::Text;
-
-    fn full(doc: &Doc) -> Vec<u8> {
-        doc.transact()
-            .encode_state_as_update_v1(&StateVector::default())
-    }
 
     #[test]
     fn merge_is_a_union_in_any_order() {
