@@ -69,7 +69,16 @@ export class YKeep {
     try {
       const { update, report } = await this.core.load()
       if (this._destroyed) return report
+      let othersEdited = false
       if (update.length > 0) {
+        // Our own 'update' listener would skip this apply (origin === this), but while any
+        // listener is registered Yjs encodes the whole applied state for it (a third of the
+        // apply on a large document): it is off during the apply. An observer that edits the
+        // doc inside the apply runs a nested transaction that listener would miss; it is
+        // noticed here, and the doc's state is stored once afterwards.
+        const onTransaction = (tr) => { if (tr.origin !== this) othersEdited = true }
+        this.doc.off('update', this._onUpdate)
+        this.doc.on('afterTransaction', onTransaction)
         try {
           Y.applyUpdate(this.doc, update, this)
         } catch (e) {
@@ -79,9 +88,12 @@ export class YKeep {
           cache.error = `Y.applyUpdate refused the cached state: ${e.message}`
           report.loaded = report.sources.some((s) => s.status === 'ok' && s.bytes > 0)
           this._emit('warning', { type: 'warning', message: cache.error })
+        } finally {
+          this.doc.off('afterTransaction', onTransaction)
+          this.doc.on('update', this._onUpdate)
         }
       }
-      if (this._preexisting) this._store(Y.encodeStateAsUpdate(this.doc))
+      if (this._preexisting || othersEdited) this._store(Y.encodeStateAsUpdate(this.doc))
       else for (const u of this._early) this._store(u)
       this._early = []
       this.report = report

@@ -7,7 +7,7 @@ use std::rc::{Rc, Weak};
 
 use futures_util::future::{Either, join, select};
 use gloo_timers::future::TimeoutFuture;
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Function, Promise, Reflect, Uint8Array};
 use rexie::Rexie;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -36,6 +36,14 @@ pub enum Event {
         by_other_tab: bool,
     },
     Durability(DurabilityView),
+}
+
+/// What [`Engine::load_for_page`] resolves to.
+pub struct Loaded {
+    pub merged: Merged,
+    /// The cache record to hand over as it is, when `merged.cache_as_is` (then `merged.update`
+    /// is empty).
+    pub held: Option<Uint8Array>,
 }
 
 /// The engine of one `YKeep`. Cloning shares it.
@@ -318,42 +326,79 @@ impl Engine {
     /// concurrently, each with its timeout; everything merged into one update. Anything remote
     /// that the cache lacks is appended to the cache; an unchanged state is never re-appended.
     pub async fn load(&self) -> Result<Merged, KeepError> {
+        let Loaded { mut merged, held } = self.load_for_page().await?;
+        if let Some(state) = held {
+            merged.update = state.to_vec();
+        }
+        Ok(merged)
+    }
+
+    /// [`Engine::load`] as the page needs it: when the cache's compacted record is the whole
+    /// state (nothing remote, empty log), it stays the `Uint8Array` IndexedDB returned and goes
+    /// to the page as it is, never copied into wasm memory and back.
+    pub async fn load_for_page(&self) -> Result<Loaded, KeepError> {
         if self.inner.destroyed.get() {
             return Err(KeepError::Destroyed);
         }
         let start = now_ms();
-        let mut cached_blobs: Vec<Vec<u8>> = Vec::new();
-        let cache_outcome = match self.ensure_db().await {
-            None => Fetched::Skipped(self.cache_disabled_reason().unwrap_or_default()),
-            Some(db) => match idb::read(&db, &self.inner.room).await {
+        let cached = match self.ensure_db().await {
+            None => Err(Fetched::Skipped(
+                self.cache_disabled_reason().unwrap_or_default(),
+            )),
+            Some(db) => match idb::read_state(&db, &self.inner.room).await {
                 Ok(data) => {
-                    self.inner.state_bytes.set(data.record.state.len() as u64);
+                    self.inner.state_bytes.set(data.state_len() as u64);
                     self.inner.log_bytes.set(data.log_bytes());
-                    if !data.record.state.is_empty() {
-                        cached_blobs.push(data.record.state);
-                    }
-                    cached_blobs.extend(data.log.into_iter().map(|e| e.update));
-                    if cached_blobs.is_empty() {
-                        Fetched::Missing
-                    } else {
-                        Fetched::Data(cached_blobs.clone())
-                    }
+                    Ok(data)
                 }
                 Err(e) => {
                     self.warn(format!("could not read the cache: {e}"));
-                    Fetched::Failed(e.to_string())
+                    Err(Fetched::Failed(e.to_string()))
                 }
             },
         };
         let cache_ms = now_ms() - start;
-        let sv = if self.inner.opts.relay_url.is_some() {
-            cached_state_vector(&cached_blobs)
-        } else {
-            None
+        // The compacted state in wasm memory, copied only when something needs its bytes.
+        let mut state_bytes: Option<Vec<u8>> = None;
+        let sv = match &cached {
+            Ok(c) if self.inner.opts.relay_url.is_some() => {
+                let state = c.state.as_ref().map(Uint8Array::to_vec);
+                let blobs: Vec<&[u8]> = state
+                    .iter()
+                    .map(Vec::as_slice)
+                    .chain(c.log.iter().map(|e| e.update.as_slice()))
+                    .collect();
+                let sv = cached_state_vector(&blobs);
+                state_bytes = state;
+                sv
+            }
+            _ => None,
         };
         let relay = self.fetch_source(self.inner.opts.relay_state_url(sv.as_deref()));
         let store = self.fetch_source(self.inner.opts.store_snapshot_url());
         let ((relay, relay_ms), (store, store_ms)) = join(relay, store).await;
+        let remote_data = [&relay, &store]
+            .iter()
+            .any(|f| matches!(f, Fetched::Data(_)));
+        let mut held = None;
+        let cache_outcome = match cached {
+            Err(f) => f,
+            Ok(c) if c.state.is_none() && c.log.is_empty() => Fetched::Missing,
+            Ok(c) if !remote_data && c.log.is_empty() => {
+                let len = c.state_len();
+                held = c.state;
+                Fetched::Held(len)
+            }
+            Ok(c) => {
+                let state = state_bytes.or_else(|| c.state.as_ref().map(Uint8Array::to_vec));
+                Fetched::Data(
+                    state
+                        .into_iter()
+                        .chain(c.log.into_iter().map(|e| e.update))
+                        .collect(),
+                )
+            }
+        };
         let mut merged = merge_sources(vec![
             (Source::Relay, relay, relay_ms),
             (Source::Store, store, store_ms),
@@ -367,7 +412,8 @@ impl Engine {
             .await;
         }
         merged.report.total_ms = now_ms() - start;
-        Ok(merged)
+        let held = held.filter(|_| merged.cache_as_is);
+        Ok(Loaded { merged, held })
     }
 
     /// Appends entries to the log (reopening once if the database went away).
@@ -600,7 +646,7 @@ impl Engine {
 
 /// base64url state vector of the union of the cached blobs (None when the cache is empty or
 /// unreadable: the relay then sends its full state).
-fn cached_state_vector(blobs: &[Vec<u8>]) -> Option<String> {
+fn cached_state_vector(blobs: &[&[u8]]) -> Option<String> {
     if blobs.is_empty() {
         return None;
     }

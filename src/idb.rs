@@ -126,17 +126,17 @@ impl RoomData {
     }
 }
 
-pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
+/// The room's record and log values as IndexedDB returned them, read in one transaction.
+async fn read_raw(db: &Rexie, room: &str) -> Result<(Option<JsValue>, Vec<JsValue>), KeepError> {
     let tx = db
         .transaction(&[ROOMS, LOG], TransactionMode::ReadOnly)
         .map_err(err)?;
-    let record = record_from_js(
-        tx.store(ROOMS)
-            .map_err(err)?
-            .get(JsValue::from_str(room))
-            .await
-            .map_err(err)?,
-    );
+    let record = tx
+        .store(ROOMS)
+        .map_err(err)?
+        .get(JsValue::from_str(room))
+        .await
+        .map_err(err)?;
     let values = tx
         .store(LOG)
         .map_err(err)?
@@ -144,8 +144,45 @@ pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
         .await
         .map_err(err)?;
     tx.done().await.map_err(err)?;
+    Ok((record, values))
+}
+
+pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
+    let (record, values) = read_raw(db, room).await?;
     Ok(RoomData {
-        record,
+        record: record_from_js(record),
+        log: values.iter().filter_map(entry_from_js).collect(),
+    })
+}
+
+/// What the load needs from the cache: the compacted state left as the `Uint8Array` IndexedDB
+/// returned (it reaches wasm memory only when something has to be merged with it) and the log.
+#[derive(Debug, Default)]
+pub struct CachedState {
+    /// The compacted state (None when never compacted or of another format version).
+    pub state: Option<Uint8Array>,
+    pub log: Vec<LogEntry>,
+}
+
+impl CachedState {
+    pub fn state_len(&self) -> usize {
+        self.state.as_ref().map_or(0, |a| a.length() as usize)
+    }
+
+    pub fn log_bytes(&self) -> u64 {
+        self.log.iter().map(|e| e.update.len() as u64).sum()
+    }
+}
+
+pub async fn read_state(db: &Rexie, room: &str) -> Result<CachedState, KeepError> {
+    let (record, values) = read_raw(db, room).await?;
+    let state = record
+        .filter(|r| version_of(r) == Some(FORMAT_VERSION))
+        .and_then(|r| Reflect::get(&r, &JsValue::from_str("state")).ok())
+        .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+        .filter(|a| a.length() > 0);
+    Ok(CachedState {
+        state,
         log: values.iter().filter_map(entry_from_js).collect(),
     })
 }

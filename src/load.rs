@@ -33,6 +33,12 @@ impl Source {
 pub enum Fetched {
     /// Bytes of a Yjs v1 update (for IndexedDB: the compacted state and the log entries).
     Data(Vec<Vec<u8>>),
+    /// IndexedDB only: the cache is one compacted record of this many bytes, and no remote source
+    /// has data, so the record is handed to the document as it was read, without being copied
+    /// here or decoded (our own compaction wrote it from a decoded state). The caller keeps the
+    /// bytes; `Merged::cache_as_is` tells it to hand them over. A caller with remote data passes
+    /// `Data` instead, so that the cache takes part in the merge.
+    Held(usize),
     /// The source answered that it has nothing (relay 404 = no live room, store 404, empty cache).
     Missing,
     /// Not asked (no URL configured, IndexedDB unavailable).
@@ -75,6 +81,9 @@ pub struct Merged {
     /// A diff of the remote sources against the cache, when they hold anything the cache lacks
     /// (to append to the cache); `None` when the cache already covers them.
     pub new_for_cache: Option<Vec<u8>>,
+    /// True when the update to hand over is the cache record the caller held back
+    /// ([`Fetched::Held`]); `update` is then empty.
+    pub cache_as_is: bool,
 }
 
 /// Merges what the sources gave. `fetched` is `(source, outcome, ms)`; the report keeps the
@@ -85,6 +94,7 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
     let mut reports = Vec::with_capacity(fetched.len());
     let mut cache: Vec<Vec<u8>> = Vec::new();
     let mut remote: Vec<Update> = Vec::new();
+    let mut held = 0;
     for (source, outcome, ms) in fetched {
         let mut report = SourceReport {
             source,
@@ -123,6 +133,10 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
                     Ok(updates) => remote.extend(updates),
                 }
             }
+            Fetched::Held(bytes) => {
+                report.bytes = bytes;
+                held = bytes;
+            }
             Fetched::Missing => report.status = "missing",
             Fetched::Skipped(why) => {
                 report.status = "skipped";
@@ -140,6 +154,27 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
         reports.push(report);
     }
     let loaded = reports.iter().any(|r| r.status == "ok" && r.bytes > 0);
+    if held > 0 && remote.is_empty() {
+        return Merged {
+            report: LoadReport {
+                sources: reports,
+                merged_bytes: held,
+                total_ms: 0.0,
+                loaded,
+            },
+            update: Vec::new(),
+            new_for_cache: None,
+            cache_as_is: true,
+        };
+    }
+    // A held record next to remote data breaks the `Held` contract: say so rather than hand over
+    // a state without the cache (which stays in IndexedDB and merges at the next load).
+    if held > 0 {
+        if let Some(r) = reports.iter_mut().find(|r| r.source == Source::Indexeddb) {
+            r.status = "error";
+            r.error = Some("the cache record was not read for the merge".into());
+        }
+    }
     let (update, new_for_cache) = match merge(cache, remote) {
         Ok(pair) => pair,
         Err(e) => {
@@ -160,6 +195,7 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
         },
         update,
         new_for_cache,
+        cache_as_is: false,
     }
 }
 
@@ -278,6 +314,43 @@ mod tests {
         ]);
         assert_eq!(m.update, c);
         assert_eq!(m.report.sources[1].status, "timeout");
+    }
+
+    #[test]
+    fn held_cache_record_is_handed_over_as_is() {
+        let m = merge_sources(vec![
+            (Source::Relay, Fetched::Failed("down".into()), 0.0),
+            (Source::Store, Fetched::Missing, 0.0),
+            (Source::Indexeddb, Fetched::Held(1234), 2.0),
+        ]);
+        assert!(m.cache_as_is && m.update.is_empty() && m.new_for_cache.is_none());
+        assert_eq!(m.report.merged_bytes, 1234);
+        assert_eq!(m.report.sources[2].status, "ok");
+        assert_eq!(m.report.sources[2].bytes, 1234);
+        assert!(m.report.loaded);
+        // Remote data that does not decode leaves the held record the whole state.
+        let m = merge_sources(vec![
+            (
+                Source::Relay,
+                Fetched::Data(vec![b"\xff\xffjunk".to_vec()]),
+                0.0,
+            ),
+            (Source::Indexeddb, Fetched::Held(10), 0.0),
+        ]);
+        assert!(m.cache_as_is);
+        assert_eq!(m.report.sources[0].status, "corrupt");
+    }
+
+    #[test]
+    fn held_cache_record_next_to_remote_data_is_reported() {
+        let r = full(&doc_text(1, "relay"));
+        let m = merge_sources(vec![
+            (Source::Relay, Fetched::Data(vec![r]), 0.0),
+            (Source::Indexeddb, Fetched::Held(10), 0.0),
+        ]);
+        assert!(!m.cache_as_is);
+        assert_eq!(text_of(&m.update), "relay");
+        assert_eq!(m.report.sources[1].status, "error");
     }
 
     #[test]

@@ -144,6 +144,43 @@ async fn cache_round_trip() {
     b.destroy().await;
 }
 
+/// A compacted cache with nothing remote goes to the page as the array IndexedDB returned
+/// (no copy into wasm memory, no decode); a log entry or remote data puts it through the merge.
+#[wasm_bindgen_test]
+async fn compacted_cache_alone_is_handed_over_as_read() {
+    let db = "t-held";
+    fresh_db(db).await;
+    let net = FakeNet::new();
+    let a = engine(db, &net);
+    a.load().await.unwrap();
+    let doc = Doc::with_client_id(7);
+    for u in type_words(&doc, &["held ", "as ", "read"]) {
+        a.store_update(u).unwrap();
+    }
+    a.compact().await.unwrap();
+    a.destroy().await;
+
+    let b = engine(db, &net);
+    let l = b.load_for_page().await.unwrap();
+    assert!(l.merged.cache_as_is && l.merged.update.is_empty());
+    let held = l.held.expect("the compacted record, as read");
+    assert_eq!(text_of(&held.to_vec()), "held as read");
+    assert_eq!(l.merged.report.sources[2].bytes, held.length() as usize);
+    assert_eq!(l.merged.report.merged_bytes, held.length() as usize);
+    // Relay data next to it: merged in wasm, nothing held.
+    let relay_doc = Doc::with_client_id(8);
+    type_words(&relay_doc, &["+relay"]);
+    *net.relay.borrow_mut() = Fake::Reply(200, full(&relay_doc));
+    let l = b.load_for_page().await.unwrap();
+    assert!(l.held.is_none() && !l.merged.cache_as_is);
+    let text = text_of(&l.merged.update);
+    assert!(
+        text.contains("held as read") && text.contains("+relay"),
+        "{text}"
+    );
+    b.destroy().await;
+}
+
 #[wasm_bindgen_test]
 async fn reopen_after_a_drop_without_flush_keeps_every_stored_update() {
     let db = "t-crash";

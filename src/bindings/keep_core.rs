@@ -94,10 +94,14 @@ impl KeepCore {
     pub fn load(&self) -> Promise {
         let engine = self.engine.clone();
         future_to_promise(async move {
-            let merged = engine.load().await.map_err(to_js)?;
+            let loaded = engine.load_for_page().await.map_err(to_js)?;
+            let update = match loaded.held {
+                Some(state) => state,
+                None => Uint8Array::from(loaded.merged.update.as_slice()),
+            };
             let out = Object::new();
-            set(&out, "update", &Uint8Array::from(merged.update.as_slice()));
-            set(&out, "report", &to_value(&merged.report)?);
+            set(&out, "update", &update);
+            set(&out, "report", &to_value(&loaded.merged.report)?);
             Ok(out.into())
         })
     }

@@ -148,6 +148,74 @@ test('load chain with fakes: slow relay times out, corrupt store is skipped, cac
   }
 })
 
+// A compacted record alone is handed to Y.applyUpdate without a decode in wasm: if it is corrupt,
+// Yjs' refusal is reported (cache `corrupt`, a warning), whenSynced still resolves and the page's
+// edits are still stored.
+test('a corrupt compacted cache record is reported and skipped, not thrown', async () => {
+  const dbName = freshDb()
+  const seedDoc = new Y.Doc()
+  const seed = new YKeep(seedDoc, { kind: 'document', id: 'bad-record', dbName })
+  await seed.whenSynced
+  seedDoc.getText('t').insert(0, 'soon overwritten')
+  await seed.compact()
+  await seed.destroy()
+  const db = await new Promise((resolve, reject) => {
+    const r = indexedDB.open(dbName)
+    r.onsuccess = () => resolve(r.result)
+    r.onerror = () => reject(r.error)
+  })
+  await new Promise((resolve, reject) => {
+    const tx = db.transaction('rooms', 'readwrite')
+    const garbage = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3])
+    tx.objectStore('rooms').put({ v: 1, state: garbage, pending: new Uint8Array(), pendingAll: true, marker: new Uint8Array() }, 'document/bad-record')
+    tx.oncomplete = resolve
+    tx.onerror = () => reject(tx.error)
+  })
+  db.close()
+
+  const doc = new Y.Doc()
+  const keep = new YKeep(doc, { kind: 'document', id: 'bad-record', dbName })
+  const warnings = []
+  keep.on('warning', (w) => warnings.push(w.message))
+  const report = await keep.whenSynced
+  assert.equal(report.sources[2].status, 'corrupt')
+  assert.match(report.sources[2].error, /Y.applyUpdate refused the cached state/)
+  assert.equal(report.loaded, false)
+  assert.ok(warnings.some((w) => /refused the cached state/.test(w)), warnings.join('\n'))
+  doc.getText('t').insert(0, 'new edit')
+  await keep.flush()
+  assert.equal((await keep.outbox()).length > 0, true, 'later edits are still stored')
+  await keep.destroy()
+})
+
+// The load's apply runs without ykeep's own 'update' listener (Yjs would encode the whole state
+// for it); an edit an observer makes inside that apply must still reach the cache.
+test('an edit made by an observer during the load apply is stored', async () => {
+  const dbName = freshDb()
+  const seedDoc = new Y.Doc()
+  const seed = new YKeep(seedDoc, { kind: 'task', id: 'observer', dbName })
+  await seed.whenSynced
+  seedDoc.getText('t').insert(0, 'loaded text')
+  await seed.compact()
+  await seed.destroy()
+
+  const doc = new Y.Doc()
+  doc.getText('t').observe(() => {
+    if (!doc.getMap('m').has('seen')) doc.getMap('m').set('seen', doc.getText('t').toString())
+  })
+  const keep = new YKeep(doc, { kind: 'task', id: 'observer', dbName })
+  await keep.whenSynced
+  assert.equal(doc.getMap('m').get('seen'), 'loaded text')
+  await keep.destroy()
+
+  const again = new Y.Doc()
+  const k2 = new YKeep(again, { kind: 'task', id: 'observer', dbName })
+  await k2.whenSynced
+  assert.equal(again.getText('t').toString(), 'loaded text')
+  assert.equal(again.getMap('m').get('seen'), 'loaded text', 'the observer\'s edit was stored')
+  await k2.destroy()
+})
+
 const TOKEN_KEY = 'client-test-token-key'
 
 function mintToken (kind, id) {
