@@ -202,7 +202,7 @@ impl Engine {
             Ok(db) => {
                 let db = Rc::new(db);
                 *self.inner.db.borrow_mut() = Some(db.clone());
-                self.listen_to_other_tabs();
+                self.listen_to_other_tabs_soon();
                 Some(db)
             }
             Err(e) => {
@@ -228,8 +228,20 @@ impl Engine {
         format!("ykeep:{}", self.inner.opts.db_name)
     }
 
+    /// Opens the channel in a later task: creating a BroadcastChannel costs about half a
+    /// millisecond, which a repeat visit's load does not need to wait for.
+    fn listen_to_other_tabs_soon(&self) {
+        let weak: Weak<Inner> = Rc::downgrade(&self.inner);
+        wasm_bindgen_futures::spawn_local(async move {
+            TimeoutFuture::new(0).await;
+            if let Some(inner) = weak.upgrade() {
+                Engine { inner }.listen_to_other_tabs();
+            }
+        });
+    }
+
     fn listen_to_other_tabs(&self) {
-        if self.inner.channel.borrow().is_some() {
+        if self.inner.channel.borrow().is_some() || self.inner.destroyed.get() {
             return;
         }
         let Ok(channel) = BroadcastChannel::new(&self.channel_name()) else {
@@ -267,6 +279,7 @@ impl Engine {
     }
 
     fn note_other_tabs(&self, c: &Compacted) {
+        self.listen_to_other_tabs();
         if let Some((channel, _)) = self.inner.channel.borrow().as_ref() {
             let msg = js_sys::Object::new();
             let _ = Reflect::set(&msg, &"type".into(), &"compacted".into());

@@ -1,6 +1,7 @@
 //! IndexedDB through rexie: one `rooms` record per room (compacted state, folded outbox, remote
 //! marker) and an append-only `log` keyed `[room, time, random]`, both carrying a format version.
 
+use futures_util::future::join;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
@@ -126,25 +127,21 @@ impl RoomData {
     }
 }
 
-/// The room's record and log values as IndexedDB returned them, read in one transaction.
+/// The room's record and log values as IndexedDB returned them, read in one transaction. Both
+/// requests go out together and the read-only transaction is not waited for: it commits by
+/// itself, and every round trip to the IndexedDB backend counts on a repeat visit.
 async fn read_raw(db: &Rexie, room: &str) -> Result<(Option<JsValue>, Vec<JsValue>), KeepError> {
     let tx = db
         .transaction(&[ROOMS, LOG], TransactionMode::ReadOnly)
         .map_err(err)?;
-    let record = tx
-        .store(ROOMS)
-        .map_err(err)?
-        .get(JsValue::from_str(room))
-        .await
-        .map_err(err)?;
-    let values = tx
-        .store(LOG)
-        .map_err(err)?
-        .get_all(Some(log_range(room)?), None)
-        .await
-        .map_err(err)?;
-    tx.done().await.map_err(err)?;
-    Ok((record, values))
+    let (rooms, log) = (tx.store(ROOMS).map_err(err)?, tx.store(LOG).map_err(err)?);
+    let range = log_range(room)?;
+    let (record, values) = join(
+        rooms.get(JsValue::from_str(room)),
+        log.get_all(Some(range), None),
+    )
+    .await;
+    Ok((record.map_err(err)?, values.map_err(err)?))
 }
 
 pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
