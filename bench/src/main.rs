@@ -4,7 +4,9 @@
 //!                       [--rate R] [--idle 1000,10000] [--out relay-NAME]
 //!   ykeep-bench save    [--runs 7] [--sizes 1,10]
 //!   ykeep-bench scaling [--runs 7] [--sizes 1,2,5,10,20]
+//!   ykeep-bench cpu     [--runs 7]
 
+mod cpu;
 mod proto;
 mod rawws;
 mod relay;
@@ -62,7 +64,10 @@ async fn main() {
         "relay" => relay_cmd(&args).await,
         "save" => save_cmd(&args, "save", "1,10").await,
         "scaling" => save_cmd(&args, "scaling", "1,2,5,10,20").await,
-        _ => Err("usage: ykeep-bench relay|save|scaling [options] (see bench/README.md)".into()),
+        "cpu" => cpu::run(&args),
+        _ => {
+            Err("usage: ykeep-bench relay|save|scaling|cpu [options] (see bench/README.md)".into())
+        }
     };
     if let Err(e) = r {
         eprintln!("ykeep-bench: {e}");

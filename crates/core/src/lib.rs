@@ -15,6 +15,7 @@ pub use error_body::{ErrorBody, ErrorDetail};
 pub use markers::{DurabilityMarker, MarkerError};
 pub use merge::{
     MergeError, diff_update, load_full_state, merge_updates, state_vector_of, validate_update,
+    validated_update,
 };
 pub use resource::{AddressError, ResourceId, ResourceKind, RoomName};
 pub use schedule::{Action as SaveAction, Event as SaveEvent, SaveSchedule, SchedulePolicy};

@@ -104,16 +104,45 @@ pub fn load_full_state(bytes: &[u8]) -> Result<Doc, MergeError> {
 /// document it makes encodes to a state that decodes again (what every later save and sync
 /// does with it).
 pub fn validate_update(bytes: &[u8]) -> Result<(), MergeError> {
-    let doc = Doc::new();
-    apply_to(&doc, bytes)?;
+    validated_update(bytes).map(drop)
+}
+
+/// [`validate_update`], returning the decoded update for the caller's own apply (what the
+/// relay does with every update before it touches a room's document).
+///
+/// One pass: the guarded decode with its round trip, the scratch-doc apply, one encode of the
+/// scratch state and one decode of it, then a plain decode of the same bytes for the caller
+/// (`Update` cannot be cloned and the scratch apply consumes its copy). `scripts/bench cpu`
+/// measures what each part costs.
+pub fn validated_update(bytes: &[u8]) -> Result<Update, MergeError> {
+    let scratch_copy = decode_update(bytes)?;
+    // A fixed client id: the scratch doc makes no edits of its own, and a random id costs an
+    // RNG call per update.
+    let doc = Doc::with_client_id(1);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        doc.transact_mut().apply_update(scratch_copy)
+    }))
+    .map_err(|_| MergeError::Apply("yrs panicked applying the update".into()))?
+    .map_err(|e| MergeError::Apply(e.to_string()))?;
     let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default())
     }))
     .map_err(|_| MergeError::Apply("the document cannot be encoded after this update".into()))?;
-    decode_update(&encoded)
-        .map(drop)
-        .map_err(|e| MergeError::Apply(format!("the document's state does not decode again: {e}")))
+    guarded_decode(&encoded).map_err(|e| {
+        MergeError::Apply(format!("the document's state does not decode again: {e}"))
+    })?;
+    // The same bytes decoded a moment ago: this cannot fail, but stays guarded all the same.
+    guarded_decode(bytes)
+}
+
+/// `Update::decode_v1` with a plausible leading count and yrs' panics turned into errors.
+fn guarded_decode(bytes: &[u8]) -> Result<Update, MergeError> {
+    check_plausible_count(bytes)?;
+    std::panic::catch_unwind(|| {
+        Update::decode_v1(bytes).map_err(|e| MergeError::Decode(e.to_string()))
+    })
+    .unwrap_or_else(|_| Err(MergeError::Decode("malformed update".into())))
 }
 
 /// Merges updates into one update holding their union (order does not matter: CRDT merge).
@@ -236,6 +265,10 @@ mod tests {
         assert!(validate_update(&[0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
         assert!(validate_update(b"hello world, not yjs").is_err());
         assert!(validate_update(&full(&doc_with(3, "ok"))).is_ok());
+        let update = validated_update(&full(&doc_with(3, "ok"))).unwrap();
+        let doc = Doc::new();
+        doc.transact_mut().apply_update(update).unwrap();
+        assert_eq!(text_of(&doc), "ok");
         assert!(decode_state_vector(&[0xff]).is_err());
     }
 

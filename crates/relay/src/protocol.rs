@@ -143,8 +143,7 @@ pub fn plausible_count(bytes: &[u8]) -> bool {
 /// failing each of these that yrs would otherwise take and then panic on in every later
 /// encode of the room (`fuzz/regressions/`).
 pub fn checked_update(payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
-    ykeep_core::validate_update(payload).map_err(|e| ProtocolError(e.to_string()))?;
-    ykeep_core::merge::decode_update(payload).map_err(|e| ProtocolError(e.to_string()))
+    ykeep_core::validated_update(payload).map_err(|e| ProtocolError(e.to_string()))
 }
 
 pub fn varint_len(mut n: u64) -> usize {

@@ -1,0 +1,98 @@
+//! `ykeep-bench cpu`: where the relay's CPU per update goes, stage by stage, with no I/O.
+//!
+//! Every pre-encoded automerge-paper update goes through what the room task does with it, one
+//! stage added at a time; each stage is timed over the whole trace (median of interleaved runs):
+//! 1. `Update::decode_v1` + apply into one doc: the yrs floor;
+//! 2. the same with `ykeep_core::merge::decode_update` (plausible count, guarded decode, round
+//!    trip) instead of the bare decode;
+//! 3. what the relay runs per update: `ykeep_core::validated_update` (2. plus a scratch-doc
+//!    apply whose state must encode and decode again, returning the decoded update) + apply.
+//!
+//! The durable log's SQLite commit and the socket I/O come on top; `scripts/bench relay` measures
+//! them end to end (its `CPU µs/update` column).
+
+use std::time::Instant;
+
+use serde_json::json;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, Transact, Update};
+
+use crate::stats::median;
+use crate::{Args, report, trace};
+
+type Stage = (&'static str, fn(&Doc, &[u8]));
+
+fn bare(doc: &Doc, u: &[u8]) {
+    let update = Update::decode_v1(u).expect("trace update decodes");
+    doc.transact_mut().apply_update(update).expect("applies");
+}
+
+fn guarded(doc: &Doc, u: &[u8]) {
+    let update = ykeep_core::merge::decode_update(u).expect("trace update decodes");
+    doc.transact_mut().apply_update(update).expect("applies");
+}
+
+fn relay(doc: &Doc, u: &[u8]) {
+    let update = ykeep_core::validated_update(u).expect("trace update validates");
+    doc.transact_mut().apply_update(update).expect("applies");
+}
+
+const STAGES: [Stage; 3] = [
+    ("decode + apply (yrs floor)", bare),
+    ("guarded decode + apply", guarded),
+    ("validated_update + apply (relay today)", relay),
+];
+
+pub fn run(a: &Args) -> Result<(), String> {
+    let runs: usize = a.get("runs", 7);
+    let tr = trace::load("automerge-paper")?;
+    let (_, updates) = trace::pre_encode(&tr);
+    let n = updates.len();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
+    for run in 0..runs {
+        for (i, (name, stage)) in STAGES.iter().enumerate() {
+            let doc = trace::new_doc(7);
+            let t0 = Instant::now();
+            for u in &updates {
+                stage(&doc, u);
+            }
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if trace::text_of(&doc) != tr.end {
+                return Err(format!(
+                    "{name}: the text differs from the trace's end content"
+                ));
+            }
+            eprintln!("run {run} {name:<40} {ms:8.1} ms");
+            samples[i].push(ms);
+        }
+    }
+    let floor = median(&samples[0]);
+    let mut md = format!(
+        "# Relay CPU per update, by stage (`scripts/bench cpu`)\n\n{}; {}; automerge-paper, {n} \
+         updates; one thread, no I/O; median of {runs} interleaved runs.\n\n\
+         | stage | total ms | µs/update | updates/s | ÷ floor |\n|---|---|---|---|---|\n",
+        report::now_utc(),
+        report::machine()
+    );
+    let mut rows = Vec::new();
+    for ((name, _), s) in STAGES.iter().zip(&samples) {
+        let ms = median(s);
+        let us = ms * 1000.0 / n as f64;
+        let per_s = n as f64 / (ms / 1000.0);
+        md += &format!(
+            "| {name} | {ms:.0} | {us:.2} | {} | {:.2} |\n",
+            report::fmt_num(per_s),
+            ms / floor
+        );
+        rows.push(json!({"stage": name, "median_ms": ms, "us_per_update": us, "updates_per_s": per_s, "samples_ms": s}));
+    }
+    md += "\nThe durable log's SQLite commit and socket I/O come on top: see the relay table's \
+           `CPU µs/update`.\n\nTraces: automerge-paper by Martin Kleppmann (josephg/editing-traces, \
+           from automerge/automerge-perf), licensed CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/).\n";
+    println!("{md}");
+    let out = json!({"when": report::now_utc(), "machine": report::machine(), "updates": n, "runs": runs, "stages": rows});
+    report::write("cpu", "json", &serde_json::to_string_pretty(&out).unwrap());
+    report::write("cpu", "md", &md);
+    report::update_readme("cpu", &md);
+    Ok(())
+}
