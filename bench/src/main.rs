@@ -304,7 +304,7 @@ async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), Strin
         res.push(r);
     }
     let mut md = format!(
-        "# Save and cold start (`scripts/bench {name}`)\n\n{}; {}; automerge-paper replayed N times (appended) into one yrs doc; median of {runs} runs each.\n\n\
+        "# Save and cold start (`scripts/bench {name}`)\n\n{}; {}; automerge-paper replayed N times into one yrs doc (each replay in front of the text so far); median of {runs} runs each.\n\n\
          | size | chars | v1 bytes | v2 bytes | encode v1 ms | encode v2 ms | store save ms | cold start ms | cold start ÷ raw read | raw disk read ms (floor) | yrs apply of the snapshot ms | relay RSS for the room MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         report::now_utc(),
         report::machine()

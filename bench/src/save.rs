@@ -1,4 +1,4 @@
-//! Save and cold start of one N× document (the trace replayed N times, appended, into one doc):
+//! Save and cold start of one N× document (the trace replayed N times into one doc):
 //! full-state encode time, v1/v2 sizes, save time (POST to the embedded store of a real
 //! `ykeep-relay serve`), cold start of the room on a fresh relay from snapshot + local log (WS
 //! connect to SyncStep2 received), the raw disk read of the same bytes (floor), and the relay's
