@@ -170,9 +170,11 @@ impl Server {
 
     /// SIGTERM, then SIGKILL after 5 s.
     pub async fn stop(mut self) {
+        // Quiet: the server may have exited already (a graceful stop the caller waited for).
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.pid.to_string())
+            .stderr(std::process::Stdio::null())
             .status();
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
             .await
