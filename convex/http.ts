@@ -266,6 +266,10 @@ const load = route(async (ctx, request) => {
     const cur = await ctx.runQuery(internal.snapshots.current, { kind, id });
     if (!cur.found) throw new HttpError(404, "not_found", `no ${kind} with this id`);
     if (cur.snapshotId === null) throw new HttpError(404, "no_snapshot", "this resource has no snapshot yet");
+    if (notModified(request, cur.snapshotId)) {
+      // The caller holds this snapshot already (a relay checking for other relays' saves).
+      return new Response(null, { status: 304, headers: { ...CORS_HEADERS, ETag: `"${cur.snapshotId}"` } });
+    }
     const blob = await ctx.storage.get(cur.snapshotId as Id<"_storage">);
     if (blob === null) continue;
     return new Response(blob, {
@@ -280,6 +284,13 @@ const load = route(async (ctx, request) => {
   }
   throw new HttpError(503, "busy", "the snapshot changed while it was read; retry");
 });
+
+/** Whether a load's If-None-Match names the current snapshot (one tag, quoted or not). */
+function notModified(request: Request, current: string): boolean {
+  const header = request.headers.get("If-None-Match");
+  if (header === null) return false;
+  return header.split(",").some((t) => t.trim().replace(/^W\//, "").replace(/^"|"$/g, "") === current);
+}
 
 const remove = route(async (ctx, request) => {
   const { kind, id } = parseResource(request);

@@ -25,10 +25,12 @@ export async function runTwoRelays ({ seed, log = console.log, agents = 4, edits
   const store = await startStore(dir)
   const id = `two-${seed}`
   await createResource(store.url, KIND, id)
-  const extra = ['--save-interval-ms', String(rng.int(150, 400)), '--save-debounce-ms', '200']
+  // Each relay polls the store for the other's saves (`--store-poll-ms`): without it, a relay
+  // whose clients stopped editing never saves again and never sees the other's later edits.
+  const extra = () => ['--save-interval-ms', String(rng.int(150, 400)), '--save-debounce-ms', '200', '--store-poll-ms', String(rng.int(200, 500))]
   const relays = [
-    await startRelay(dir, store.url, { name: 'relay-a', extra }),
-    await startRelay(dir, store.url, { name: 'relay-b', extra: ['--save-interval-ms', String(rng.int(150, 400)), '--save-debounce-ms', '200'] })
+    await startRelay(dir, store.url, { name: 'relay-a', extra: extra() }),
+    await startRelay(dir, store.url, { name: 'relay-b', extra: extra() })
   ]
   const urlOf = (r) => `${r.wsUrl}/rooms/${KIND}/${id}`
   const clients = stream.agents.map((a, i) => new SyncClient(urlOf(relays[i % 2]), { name: `agent-${i}@${i % 2 ? 'b' : 'a'}` }))
@@ -43,7 +45,8 @@ export async function runTwoRelays ({ seed, log = console.log, agents = 4, edits
       return s && missingUpdates(s.bytes, all).length === 0 ? s : null
     }, { timeoutMs: 90_000, everyMs: 100 })
     if (textOf(saved.bytes) !== stream.endContent) throw new Error('snapshot text differs from the end content')
-    // The relays merged the store's snapshot into their rooms: clients on both sides converge.
+    // The relays merged the store's snapshot into their rooms (a conflicting save or a poll):
+    // clients on both sides converge.
     for (const c of [...clients, ...observers]) {
       await waitFor(`${c.name} to converge`, () => c.text() === stream.endContent, { timeoutMs: 90_000 })
     }

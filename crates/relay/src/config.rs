@@ -77,6 +77,10 @@ pub struct Config {
     pub save_interval_ms: u64,
     #[arg(long, env = "YKEEP_SAVE_DEBOUNCE_MS", default_value_t = 7_000)]
     pub save_debounce_ms: u64,
+    /// How often a room with clients asks the store whether another relay saved it (a
+    /// conditional GET: 304 when unchanged). 0 turns it off.
+    #[arg(long, env = "YKEEP_STORE_POLL_MS", default_value_t = 30_000)]
+    pub store_poll_ms: u64,
     #[arg(long, env = "YKEEP_STORE_TIMEOUT_MS", default_value_t = 10_000)]
     pub store_timeout_ms: u64,
     #[arg(long, env = "YKEEP_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
@@ -109,6 +113,7 @@ impl Config {
             dev_allow_all: false,
             save_interval_ms: 30_000,
             save_debounce_ms: 7_000,
+            store_poll_ms: 30_000,
             store_timeout_ms: 10_000,
             max_frame_bytes: 16 * 1024 * 1024,
             max_snapshot_bytes: 64 * 1024 * 1024,

@@ -264,3 +264,64 @@ async fn oversized_snapshots_are_counted_and_kept_in_the_log() {
     let mut b = Client::connect(&relay.ws_url("/rooms/document/huge"), 2).await;
     b.wait_text(&"z".repeat(500)).await;
 }
+
+/// The store's snapshot for `room` with `more` appended by another client (what a second relay
+/// holding the same room would save).
+fn saved_elsewhere(store: &MemoryStore, room: &RoomName, client: u64, more: &str) -> Vec<u8> {
+    use yrs::updates::decoder::Decode;
+    use yrs::{GetString, ReadTxn, Text, Transact, Update};
+    let doc = yrs::Doc::with_client_id(client);
+    let current = store.snapshot(room).unwrap().bytes;
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(&current).unwrap())
+        .unwrap();
+    let t = doc.get_or_insert_text("t");
+    let end = t.get_string(&doc.transact()).len() as u32;
+    t.insert(&mut doc.transact_mut(), end, more);
+    doc.transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default())
+}
+
+#[tokio::test]
+async fn a_room_with_clients_pulls_saves_made_by_another_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let name = room("document/polled");
+    store.put(&name, update_with_text(9, "base"));
+    let mut cfg = config(dir.path());
+    cfg.store_poll_ms = 200;
+    let relay = TestRelay::start(cfg, store.clone()).await;
+    let url = relay.ws_url("/rooms/document/polled");
+    let mut a = Client::connect(&url, 1).await;
+    a.wait_text("base").await;
+    // Another relay holding the same room saves an edit this relay never saw.
+    store.put(&name, saved_elsewhere(&store, &name, 10, " and more"));
+    a.wait_text("base and more").await;
+    // It came from the store: nothing to save back.
+    quiet_for(600).await;
+    assert_eq!(store.saves(), 0);
+}
+
+#[tokio::test]
+async fn with_polling_off_a_quiet_room_does_not_see_other_relays_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let name = room("document/unpolled");
+    store.put(&name, update_with_text(9, "base"));
+    let mut cfg = config(dir.path());
+    cfg.store_poll_ms = 0;
+    let relay = TestRelay::start(cfg, store.clone()).await;
+    let mut a = Client::connect(&relay.ws_url("/rooms/document/unpolled"), 1).await;
+    a.wait_text("base").await;
+    store.put(&name, saved_elsewhere(&store, &name, 10, " and more"));
+    let pumped = tokio::time::timeout(Duration::from_millis(1_000), async {
+        while a.pump().await {}
+    })
+    .await;
+    assert!(pumped.is_err(), "the socket stayed open");
+    assert_eq!(
+        a.text(),
+        "base",
+        "no poll, no pull (the next conflicting save would merge it)"
+    );
+}

@@ -157,6 +157,10 @@ async fn load(
     let config = store.config();
     auth::require_reader(&headers, &config.secret, &config.token_key, kind, &id)?;
     let snapshot = store.load(kind, id).await?;
+    if not_modified(&headers, &snapshot.id) {
+        // The caller holds this snapshot already (a relay checking for other relays' saves).
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag(&snapshot.id))]).into_response());
+    }
     let headers = [
         (
             CONTENT_TYPE,
@@ -166,6 +170,17 @@ async fn load(
         (SAVED_AT, HeaderValue::from(snapshot.saved_at)),
     ];
     Ok((headers, snapshot.bytes).into_response())
+}
+
+/// Whether a load's `If-None-Match` names the current snapshot (one tag, quoted or not).
+fn not_modified(headers: &HeaderMap, current: &str) -> bool {
+    headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/").trim_matches('"') == current)
+        })
 }
 
 async fn delete(

@@ -6,6 +6,7 @@
 
 mod awareness;
 pub mod outbox;
+mod refresh;
 pub mod registry;
 pub mod save;
 
@@ -57,6 +58,10 @@ pub enum RoomMsg {
     SaveDone {
         seq: u64,
         result: Box<Result<SaveOutcome, SaveError>>,
+    },
+    /// The answer to a poll for other relays' saves (`refresh.rs`).
+    Polled {
+        result: Box<refresh::Polled>,
     },
     Shutdown {
         done: oneshot::Sender<()>,
@@ -117,6 +122,7 @@ struct Pending {
     states: Vec<(Option<Vec<u8>>, StateReply)>,
     durables: Vec<oneshot::Sender<DurableInfo>>,
     saves_done: Vec<(u64, Box<Result<SaveOutcome, SaveError>>)>,
+    polled: Vec<refresh::Polled>,
     actions: Vec<SaveAction>,
 }
 
@@ -141,6 +147,11 @@ struct Room {
     store: StoreView,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     shutting_down: bool,
+    /// When the store was last asked for other relays' saves, or the room last saved
+    /// (`refresh.rs`).
+    polled_at: u64,
+    /// A poll is in flight.
+    polling: bool,
 }
 
 /// The room task.
@@ -207,6 +218,7 @@ impl Room {
         let (doc, records) = from_log?;
         Metrics::inc(&shared.metrics.cold_starts_total);
         let policy = shared.policy;
+        let shared_now = shared.now_ms();
         let mut room = Room {
             schedule: SaveSchedule::new(policy, records.seq, records.saved_seq),
             seq: records.seq,
@@ -225,6 +237,8 @@ impl Room {
             awareness: AwarenessTable::default(),
             shutdown_waiters: Vec::new(),
             shutting_down: false,
+            polled_at: shared_now,
+            polling: false,
         };
         match from_store {
             Ok(Ok(Some(snapshot))) => {
@@ -263,7 +277,10 @@ impl Room {
     async fn serve(&mut self, rx: &mut mpsc::Receiver<RoomMsg>) -> Result<(), Fatal> {
         let mut batch = Vec::with_capacity(64);
         loop {
-            let deadline = self.schedule.next_deadline();
+            let deadline = [self.schedule.next_deadline(), self.poll_due()]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(self.shared.instant_at(at)).await,
@@ -288,6 +305,7 @@ impl Room {
                 self.handle(msg, &mut pending);
             }
             self.schedule_event(SaveEvent::Tick, &mut pending);
+            self.maybe_poll();
             if self.finish_batch(pending).await? {
                 // Unload, unless someone arrived meanwhile.
                 if registry::remove_if_idle(&self.shared, &self.name, rx) {
@@ -324,6 +342,7 @@ impl Room {
             RoomMsg::State { sv, reply } => p.states.push((sv, reply)),
             RoomMsg::Durable { reply } => p.durables.push(reply),
             RoomMsg::SaveDone { seq, result } => p.saves_done.push((seq, result)),
+            RoomMsg::Polled { result } => p.polled.push(*result),
             RoomMsg::Shutdown { done } => {
                 self.shutdown_waiters.push(done);
                 if !self.shutting_down {
@@ -451,6 +470,9 @@ impl Room {
         }
         for (seq, result) in std::mem::take(&mut p.saves_done) {
             self.save_done(seq, *result, &mut p).await?;
+        }
+        for result in std::mem::take(&mut p.polled) {
+            self.poll_done(result, &mut p).await?;
         }
         self.deliver(&mut p.deliveries);
         let mut unload = false;
@@ -607,6 +629,8 @@ impl Room {
                     snapshot = %outcome.receipt.snapshot_id, ms = outcome.elapsed.as_millis() as u64,
                     "saved");
                 let marker = outcome.saved_marker.encode();
+                // A save that passed its precondition proves the room held the store's latest.
+                self.polled_at = self.shared.now_ms();
                 self.store = StoreView {
                     synced: true,
                     snapshot_id: Some(outcome.receipt.snapshot_id.clone()),

@@ -80,44 +80,64 @@ async fn error_of(resp: reqwest::Response) -> StoreError {
     }
 }
 
+impl HttpStore {
+    /// GET of the snapshot; with `known`, `If-None-Match` makes an unchanged one a 304 (`None`).
+    async fn fetch(
+        &self,
+        room: &RoomName,
+        known: Option<&str>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        let mut req = self
+            .client
+            .get(self.snapshot_url(room))
+            .bearer_auth(&self.secret);
+        if let Some(id) = known {
+            req = req.header("if-none-match", format!("\"{id}\""));
+        }
+        let resp = req.send().await.map_err(unreachable)?;
+        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return match error_of(resp).await {
+                StoreError::Status { status: 404, .. } => Ok(None),
+                e => Err(e),
+            };
+        }
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_default();
+        let saved_at = resp
+            .headers()
+            .get("x-ykeep-saved-at")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let bytes = resp.bytes().await.map_err(unreachable)?.to_vec();
+        Ok(Some(StoredSnapshot {
+            bytes,
+            snapshot_id: etag,
+            saved_at,
+        }))
+    }
+}
+
 impl SnapshotStore for HttpStore {
     fn load<'a>(
         &'a self,
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
-        async move {
-            let resp = self
-                .client
-                .get(self.snapshot_url(room))
-                .bearer_auth(&self.secret)
-                .send()
-                .await
-                .map_err(unreachable)?;
-            if !resp.status().is_success() {
-                return match error_of(resp).await {
-                    StoreError::Status { status: 404, .. } => Ok(None),
-                    e => Err(e),
-                };
-            }
-            let etag = resp
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim_matches('"').to_owned())
-                .unwrap_or_default();
-            let saved_at = resp
-                .headers()
-                .get("x-ykeep-saved-at")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let bytes = resp.bytes().await.map_err(unreachable)?.to_vec();
-            Ok(Some(StoredSnapshot {
-                bytes,
-                snapshot_id: etag,
-                saved_at,
-            }))
-        }
-        .boxed()
+        self.fetch(room, None).boxed()
+    }
+
+    fn load_if_changed<'a>(
+        &'a self,
+        room: &'a RoomName,
+        known: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
+        self.fetch(room, Some(known)).boxed()
     }
 
     fn save<'a>(

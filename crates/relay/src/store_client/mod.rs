@@ -69,6 +69,18 @@ pub trait SnapshotStore: Send + Sync + 'static {
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>>;
 
+    /// The snapshot unless it is `known` (the id the caller holds already): `Ok(None)` when it
+    /// is unchanged or there is none. This default loads and compares; [`HttpStore`] sends
+    /// `If-None-Match` so that an unchanged snapshot costs a 304.
+    fn load_if_changed<'a>(
+        &'a self,
+        room: &'a RoomName,
+        known: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
+        use futures_util::FutureExt;
+        async move { Ok(self.load(room).await?.filter(|s| s.snapshot_id != known)) }.boxed()
+    }
+
     fn save<'a>(
         &'a self,
         room: &'a RoomName,
