@@ -23,7 +23,7 @@ use crate::Shared;
 use crate::log::{LogError, SavedRecord, record_format};
 use crate::metrics::Metrics;
 use crate::protocol::{self, Frame};
-use crate::store_client::StoreError;
+use crate::store_client::{StoreError, StoredSnapshot};
 use awareness::AwarenessTable;
 use outbox::{OutFrame, Outbox};
 use save::{SaveError, SaveInput, SaveOutcome, save_room};
@@ -94,6 +94,20 @@ struct StoreView {
     snapshot_id: Option<String>,
     marker: Option<Vec<u8>>,
     saved_at: Option<i64>,
+}
+
+impl StoreView {
+    /// The view of a room that has merged `snapshot`, the store's current one.
+    fn holding(snapshot: StoredSnapshot) -> Self {
+        StoreView {
+            synced: true,
+            marker: DurabilityMarker::of_update(&snapshot.bytes)
+                .ok()
+                .map(|m| m.encode()),
+            snapshot_id: Some(snapshot.snapshot_id),
+            saved_at: snapshot.saved_at,
+        }
+    }
 }
 
 enum Target {
@@ -245,14 +259,7 @@ impl Room {
                 let mut pending = Pending::default();
                 room.merge_store_content(&snapshot.bytes, &mut pending)
                     .await?;
-                room.store = StoreView {
-                    synced: true,
-                    marker: DurabilityMarker::of_update(&snapshot.bytes)
-                        .ok()
-                        .map(|m| m.encode()),
-                    snapshot_id: Some(snapshot.snapshot_id),
-                    saved_at: snapshot.saved_at,
-                };
+                room.store = StoreView::holding(snapshot);
             }
             Ok(Ok(None)) | Ok(Err(StoreError::NotFound)) => {
                 room.store = StoreView {

@@ -7,8 +7,6 @@
 //! the snapshot is still the one it holds (`If-None-Match`: a 304 when unchanged) and merges a
 //! newer one, sending what was new to its clients.
 
-use ykeep_core::DurabilityMarker;
-
 use super::{Fatal, Pending, Room, RoomMsg, StoreView};
 use crate::store_client::{StoreError, StoredSnapshot};
 
@@ -88,14 +86,7 @@ impl Room {
                 source,
             })?;
         // The room now contains that snapshot: the next save names it in If-Match.
-        self.store = StoreView {
-            synced: true,
-            marker: DurabilityMarker::of_update(&current.bytes)
-                .ok()
-                .map(|m| m.encode()),
-            snapshot_id: Some(current.snapshot_id),
-            saved_at: current.saved_at,
-        };
+        self.store = StoreView::holding(current);
         Ok(())
     }
 }
