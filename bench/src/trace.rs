@@ -104,7 +104,7 @@ fn replay_into(doc: &Doc, trace: &Trace, times: usize, _tag: Option<()>) {
     let text = doc.get_or_insert_text("t");
     // Each replay goes in front of the text so far, not after it: yrs finds a position by
     // walking the text's blocks from the start, so appending made replay k walk every earlier
-    // replay for each edit (the 10× doc took over 10 minutes to build; in front, each replay
+    // replay for each edit (the 10× doc was still building after 8 minutes; in front, each replay
     // costs what the 1× one does). The content is the same N copies either way.
     for _ in 0..times {
         for txn in &trace.txns {
