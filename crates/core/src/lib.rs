@@ -4,6 +4,7 @@
 //! policies take events and a `now` and return actions. Everything is tested natively.
 
 pub mod b64;
+pub mod client_ids;
 pub mod compaction;
 pub mod error_body;
 pub mod markers;

@@ -47,6 +47,16 @@ pub fn check_plausible_count(bytes: &[u8]) -> Result<(), MergeError> {
     ))
 }
 
+/// Refuses client ids yrs would alias to others (`crate::client_ids`).
+fn check_client_ids(bytes: &[u8]) -> Result<(), MergeError> {
+    match crate::client_ids::oversized_client_id(bytes) {
+        Some(id) => Err(MergeError::Decode(format!(
+            "client id {id} is over Yjs' 53-bit limit"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Decodes `bytes` as a Yjs v1 update, refusing what yrs would choke on later.
 ///
 /// Guards found by fuzzing (`fuzz/regressions/`): an implausible leading count (allocation
@@ -54,6 +64,7 @@ pub fn check_plausible_count(bytes: &[u8]) -> Result<(), MergeError> {
 /// decode (yrs keeps part of them pending and then panics in every later encode of the doc).
 pub fn decode_update(bytes: &[u8]) -> Result<Update, MergeError> {
     check_plausible_count(bytes)?;
+    check_client_ids(bytes)?;
     let guarded = std::panic::catch_unwind(|| {
         let update = Update::decode_v1(bytes).map_err(|e| MergeError::Decode(e.to_string()))?;
         Update::decode_v1(&update.encode_v1()).map_err(|e| {
@@ -83,6 +94,7 @@ pub fn apply_to(doc: &Doc, bytes: &[u8]) -> Result<(), MergeError> {
 pub fn load_full_state(bytes: &[u8]) -> Result<Doc, MergeError> {
     use yrs::updates::decoder::{Decoder, DecoderV1};
     check_plausible_count(bytes)?;
+    check_client_ids(bytes)?;
     let mut decoder = DecoderV1::from(bytes);
     let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Update::decode(&mut decoder).map_err(|e| MergeError::Decode(e.to_string()))
