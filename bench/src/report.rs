@@ -53,8 +53,11 @@ pub struct Series {
 }
 
 /// A small line plot (linear axes, from 0) as an SVG document.
+/// Width, height and left/right/top/bottom margins of every plot.
+const FRAME: (f64, f64, f64, f64, f64, f64) = (560.0, 340.0, 70.0, 150.0, 40.0, 50.0);
+
 pub fn line_plot(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
-    let (w, h, l, r, t, b) = (560.0, 340.0, 70.0, 150.0, 40.0, 50.0);
+    let (w, h, l, r, t, b) = FRAME;
     let xmax = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -114,7 +117,7 @@ pub fn line_plot(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> 
         "<text x=\"14\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {0})\">{ylabel}</text>\n",
         (h - b + t) / 2.0
     );
-    for (k, se) in series.iter().enumerate() {
+    for se in series {
         let pts: Vec<String> = se
             .points
             .iter()
@@ -133,31 +136,13 @@ pub fn line_plot(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> 
                 se.color
             );
         }
-        let ly = t + 14.0 * k as f64;
-        s += &format!(
-            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{}\"/>\n",
-            w - r + 10.0,
-            ly + 4.0,
-            se.color
-        );
-        s += &format!(
-            "<text x=\"{}\" y=\"{}\">{}</text>\n",
-            w - r + 26.0,
-            ly + 9.0,
-            se.name
-        );
     }
-    s += &format!(
-        "<text x=\"{l}\" y=\"{}\" font-size=\"8\" fill=\"#666\">Data: automerge-paper trace, M. Kleppmann, CC BY 4.0</text>\n",
-        h - 1.0
-    );
-    s += "</svg>\n";
-    s
+    finish(s, series, 3.0)
 }
 
 /// Grouped bars: one group per category, one bar per series (values as `(category, value)`).
 pub fn bar_plot(title: &str, ylabel: &str, cats: &[String], series: &[Series]) -> String {
-    let (w, h, l, r, t, b) = (560.0, 340.0, 70.0, 150.0, 40.0, 50.0);
+    let (w, h, l, r, t, b) = FRAME;
     let ymax = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
@@ -217,12 +202,19 @@ pub fn bar_plot(title: &str, ylabel: &str, cats: &[String], series: &[Series]) -
         "<text x=\"14\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {0})\">{ylabel}</text>\n",
         (h - b + t) / 2.0
     );
+    finish(s, series, 8.0)
+}
+
+/// The legend at the right (one swatch `swatch` px high per series), the trace's attribution
+/// and the end of the SVG: shared by both plots, which use the same frame.
+fn finish(mut s: String, series: &[Series], swatch: f64) -> String {
+    let (w, h, l, r, t, _) = FRAME;
     for (k, se) in series.iter().enumerate() {
         let ly = t + 14.0 * k as f64;
         s += &format!(
-            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"8\" fill=\"{}\"/>\n",
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"{swatch}\" fill=\"{}\"/>\n",
             w - r + 10.0,
-            ly + 1.0,
+            ly + 5.5 - swatch / 2.0,
             se.color
         );
         s += &format!(
@@ -281,5 +273,37 @@ pub fn update_readme(name: &str, body: &str) {
     let new = format!("{}{open}\n{body}\n{}", &text[..a], &text[b..]);
     if std::fs::write(&path, new).is_ok() {
         eprintln!("updated {} ({name})", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_plots_carry_a_legend_entry_per_series_and_the_attribution() {
+        let series = [
+            Series {
+                name: "alpha".into(),
+                color: "#111111",
+                points: vec![(1.0, 2.0), (2.0, 4.0)],
+            },
+            Series {
+                name: "beta".into(),
+                color: "#222222",
+                points: vec![(1.0, 1.0), (2.0, 3.0)],
+            },
+        ];
+        let cats = ["1".to_string(), "2".to_string()];
+        for svg in [
+            line_plot("t", "x", "y", &series),
+            bar_plot("t", "y", &cats, &series),
+        ] {
+            assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+            for name in ["alpha", "beta"] {
+                assert_eq!(svg.matches(&format!(">{name}</text>")).count(), 1, "{svg}");
+            }
+            assert!(svg.contains("CC BY 4.0"));
+        }
     }
 }
