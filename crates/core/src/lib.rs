@@ -6,12 +6,14 @@
 pub mod b64;
 pub mod client_ids;
 pub mod compaction;
+pub mod contract;
 pub mod error_body;
 pub mod markers;
 pub mod merge;
 pub mod resource;
 pub mod schedule;
 
+pub use contract::{CONTRACT_VERSION, ContractInfo};
 pub use error_body::{ErrorBody, ErrorDetail};
 pub use markers::{DurabilityMarker, MarkerError};
 pub use merge::{
