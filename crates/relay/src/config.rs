@@ -24,6 +24,32 @@ pub enum Command {
     Store(Config),
     /// Prints a development user token.
     Token(TokenArgs),
+    /// Lists or exports the rooms whose resource the store deleted (kept for
+    /// --deleted-retention).
+    Quarantine(QuarantineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    /// The relay's data dir (the quarantine is in `<data>/relay/log.sqlite3`).
+    #[arg(long, env = "YKEEP_DATA_DIR", default_value = "./ykeep-data")]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub action: QuarantineAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// One line per quarantined room: id, room, when, records, bytes, reason.
+    List,
+    /// Writes a quarantined room's content as one Yjs v1 update (`Y.applyUpdate` reads it).
+    Export {
+        /// The quarantine id (first column of `list`).
+        id: i64,
+        /// Output file; `-` writes to stdout.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +125,57 @@ pub struct Config {
     /// How long a token verification result is cached.
     #[arg(long, env = "YKEEP_AUTH_CACHE_MS", default_value_t = 30_000)]
     pub auth_cache_ms: u64,
+    /// How long the quarantine keeps the log of a room whose resource the store deleted
+    /// (`resource_deleted`) before it is purged: a number with a unit, ms, s, m, h or d.
+    #[arg(long, env = "YKEEP_DELETED_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub deleted_retention: Duration,
+}
+
+/// Parses `<number><unit>`, unit one of `ms`, `s`, `m`, `h`, `d` (`7d`, `90m`, `0s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit: write e.g. 7d, 12h, 30m, 45s or 500ms"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    let ms_per = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    n.checked_mul(ms_per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// A duration as the flags write it (`7d`, `90m`, `1500ms`).
+pub struct DisplayDuration(pub Duration);
+
+impl std::fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        for (unit, per) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
+            if ms >= per && ms % per == 0 {
+                return write!(f, "{}{unit}", ms / per);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
 }
 
 impl Config {
@@ -122,6 +199,7 @@ impl Config {
             static_dir: None,
             log_sync: LogSync::Normal,
             auth_cache_ms: 30_000,
+            deleted_retention: Duration::from_secs(7 * 86_400),
         }
     }
 
@@ -150,6 +228,44 @@ impl Config {
                 "DEV MODE: --dev-allow-all is on; EVERY client may read and write EVERY room. \
                  Never run this in production."
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_print_back() {
+        for (text, ms) in [
+            ("7d", 7 * 86_400_000),
+            ("12h", 12 * 3_600_000),
+            ("90m", 90 * 60_000),
+            ("45s", 45_000),
+            ("1500ms", 1500),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            DisplayDuration(Duration::from_secs(7 * 86_400)).to_string(),
+            "7d"
+        );
+        assert_eq!(
+            DisplayDuration(Duration::from_millis(90 * 60_000)).to_string(),
+            "90m"
+        );
+        assert_eq!(
+            DisplayDuration(Duration::from_millis(1500)).to_string(),
+            "1500ms"
+        );
+        for bad in ["7", "d", "7 days", "-1d", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be refused");
         }
     }
 }

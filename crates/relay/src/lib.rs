@@ -12,6 +12,7 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod quarantine;
 pub mod room;
 pub mod server;
 pub mod store_client;

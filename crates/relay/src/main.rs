@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use ykeep_relay::config::{Cli, Command, Config};
+use ykeep_relay::config::{Cli, Command, Config, QuarantineAction, QuarantineArgs};
 use ykeep_relay::store_client::HttpStore;
 use ykeep_relay::{Relay, RelayError};
 
@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
             Command::Relay(config) => relay(config).await,
             Command::Store(config) => embedded::store_only(config).await,
             Command::Token(args) => embedded::print_token(args),
+            Command::Quarantine(args) => quarantine(args),
         }
     });
     match result {
@@ -90,9 +91,57 @@ async fn relay(config: Config) -> Result<(), RelayError> {
         .ok_or_else(|| RelayError::Config("relay needs --secret (YKEEP_SECRET)".into()))?;
     let store = HttpStore::new(&url, &secret, config.store_timeout())
         .map_err(|e| RelayError::Config(e.to_string()))?;
+    check_store(&store).await?;
     let listener = bind(&config).await?;
     let relay = Relay::open(config, Arc::new(store)).await?;
     run(relay, listener, axum::Router::new()).await
+}
+
+/// `GET /contract` before serving: a wrong URL, a wrong secret or something that is not a
+/// ykeep store stops the relay here, before any room could save to it. A store that is only
+/// unreachable is a warning: the relay serves from its log and saves once the store is back.
+async fn check_store(store: &HttpStore) -> Result<(), RelayError> {
+    match store.check_contract().await {
+        Ok(info) => {
+            tracing::info!(url = store.base_url(), contract = info.contract, store = %info.store,
+                "store checked");
+            Ok(())
+        }
+        Err(e) if e.is_unreachable() => {
+            tracing::warn!(error = %e,
+                "the store is unreachable at start-up: serving from the local log; saves wait \
+                 until it answers");
+            Ok(())
+        }
+        Err(e) => Err(RelayError::Config(format!("refusing to start: {e}"))),
+    }
+}
+
+/// `ykeep-relay quarantine list | export ID --out FILE`.
+fn quarantine(args: QuarantineArgs) -> Result<(), RelayError> {
+    let relay_dir = args.data_dir.join("relay");
+    let fail = |e: ykeep_relay::quarantine::QuarantineError| RelayError::Config(e.to_string());
+    match args.action {
+        QuarantineAction::List => {
+            let entries = ykeep_relay::quarantine::list(&relay_dir).map_err(fail)?;
+            ykeep_relay::quarantine::write_list(&entries, &mut std::io::stdout().lock())?;
+        }
+        QuarantineAction::Export { id, out } => {
+            let exported =
+                ykeep_relay::quarantine::export_to(&relay_dir, id, &out).map_err(fail)?;
+            eprintln!(
+                "exported {} (quarantine id {id}): {} bytes of Yjs v1 update to {}{}",
+                exported.entry.room,
+                exported.update.len(),
+                out.display(),
+                match exported.unreadable {
+                    0 => String::new(),
+                    n => format!("; {n} records could not be read and are not in it"),
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
@@ -128,6 +177,9 @@ async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
         .unwrap_or_else(|| format!("http://{addr}"));
     let store = HttpStore::new(&url, &secret, config.store_timeout())
         .map_err(|e| RelayError::Config(e.to_string()))?;
+    if config.store_url.is_some() {
+        check_store(&store).await?;
+    }
     let mut extra = store_router;
     if demo {
         let key = config
@@ -149,6 +201,7 @@ async fn run(
     extra: axum::Router,
 ) -> Result<(), RelayError> {
     let app = relay.router().merge(extra);
+    relay.spawn_quarantine_purge();
     let recovering = relay.clone();
     tokio::spawn(async move {
         if let Err(e) = recovering.recover().await {

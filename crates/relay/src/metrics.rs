@@ -35,6 +35,9 @@ metrics! {
     log_commits_total: "counter", "Group commits of the local log (one per room batch).";
     saves_ok_total: "counter", "Successful snapshot saves.";
     saves_failed_total: "counter", "Failed snapshot saves (room stays dirty).";
+    saves_refused_total: "counter", "Saves the store answered with an error other than a conflict or resource_deleted (a wrong URL, a 404 page, a 5xx...): logged with the URL, status and body head; the room stays dirty.";
+    rooms_quarantined_total: "counter", "Rooms whose store resource was deleted (resource_deleted): their local log moved to the quarantine.";
+    quarantine_purged_total: "counter", "Quarantined rooms deleted after --deleted-retention.";
     saves_too_large_total: "counter", "Saves refused because the snapshot is over the limit.";
     save_conflicts_total: "counter", "Saves that met a 409 and merged the store's snapshot.";
     saved_bytes_total: "counter", "Bytes of snapshots saved.";

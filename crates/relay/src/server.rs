@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use ykeep_core::{RoomName, SchedulePolicy};
 
 use crate::auth::Authorizer;
-use crate::config::Config;
+use crate::config::{Config, DisplayDuration};
 use crate::log::{LogError, RoomLog};
 use crate::metrics::Metrics;
 use crate::room::{RoomMsg, registry};
@@ -91,6 +91,43 @@ impl Relay {
             }
         }
         Ok(opened)
+    }
+
+    /// Deletes the quarantined rooms older than `--deleted-retention`; returns how many.
+    pub async fn purge_quarantine(&self) -> Result<usize, RelayError> {
+        let retention = self.shared.config.deleted_retention;
+        let before = crate::room::unix_ms().saturating_sub(retention.as_millis() as i64);
+        let purged = self.shared.log.purge_quarantine(before).await?;
+        for entry in &purged {
+            tracing::info!(room = %entry.room, quarantine_id = entry.id,
+                records = entry.records, bytes = entry.bytes,
+                retention = %DisplayDuration(retention),
+                "quarantined room purged after its retention");
+        }
+        Metrics::add(
+            &self.shared.metrics.quarantine_purged_total,
+            purged.len() as u64,
+        );
+        Ok(purged.len())
+    }
+
+    /// Purges the quarantine now and then every hour (or every retention, when shorter).
+    pub fn spawn_quarantine_purge(&self) -> tokio::task::JoinHandle<()> {
+        let relay = self.clone();
+        let every = relay
+            .shared
+            .config
+            .deleted_retention
+            .clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = relay.purge_quarantine().await {
+                    tracing::error!(error = %e, "purging the quarantine failed; next try in {every:?}");
+                }
+            }
+        })
     }
 
     /// Saves every dirty room in memory (graceful shutdown); returns when all answered or

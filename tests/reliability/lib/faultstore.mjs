@@ -35,6 +35,7 @@ export async function startFaultStore ({ upstream = null, secret, tokenKey = nul
     const authed = auth === `Bearer ${secret}`
     if (parts[0] === 'healthz') return json(res, 200, { ok: true })
     if (!authed) return json(res, 401, { error: { code: 'unauthorized', message: 'no' } })
+    if (parts[0] === 'contract' && req.method === 'GET') return json(res, 200, { contract: 1, store: 'faultstore' })
     if (parts[0] === 'collaboration') {
       if (!tokenKey) return json(res, 200, { allowed: true, userId: 'test' })
       const { token, kind, id } = JSON.parse(body.toString() || '{}')

@@ -109,7 +109,7 @@ pub async fn durable(
     let relay = tokio::task::spawn_blocking(move || {
         let doc = yrs::Doc::new();
         let name = room;
-        crate::room::marker_of_records(&doc, &records.records, &name);
+        crate::room::apply_records(&doc, &records.records, &name);
         (
             DurabilityMarker::of_txn(&yrs::Transact::transact(&doc)),
             records,

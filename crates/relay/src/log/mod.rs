@@ -44,8 +44,30 @@ pub struct RoomRecords {
     /// Encoded Yjs snapshot of what the store last confirmed.
     pub store_marker: Option<Vec<u8>>,
     pub saved_at: Option<i64>,
-    /// `(format, data)` in commit order.
-    pub records: Vec<(i64, Vec<u8>)>,
+    /// The records in commit order.
+    pub records: Vec<LogRecord>,
+}
+
+/// One record as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// The row id: what a compaction names when it must keep a record.
+    pub id: i64,
+    pub format: i64,
+    pub data: Vec<u8>,
+}
+
+/// One room in the quarantine (its resource was deleted from the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineEntry {
+    pub id: i64,
+    pub room: String,
+    /// When it was quarantined, milliseconds since the Unix epoch (wall clock: retention spans
+    /// restarts).
+    pub quarantined_at: i64,
+    pub reason: String,
+    pub records: u64,
+    pub bytes: u64,
 }
 
 /// A successful save, to be recorded and compacted in one transaction.
@@ -55,8 +77,11 @@ pub struct SavedRecord {
     pub store_snapshot_id: String,
     pub store_marker: Vec<u8>,
     pub saved_at: i64,
-    /// The full state that was saved: replaces every record up to `saved_seq`.
+    /// The full state that was saved: replaces every record up to `saved_seq`...
     pub compacted: Vec<u8>,
+    /// ...but these (row ids): records the room could not read, so the saved state may lack
+    /// them. They stay in the log, never compacted away.
+    pub keep: Vec<i64>,
 }
 
 enum Request {
@@ -72,8 +97,10 @@ enum Request {
         saved: SavedRecord,
         done: Done,
     },
-    Forget {
+    Quarantine {
         room: Arc<str>,
+        at_ms: i64,
+        reason: String,
         done: Done,
     },
 }
@@ -142,17 +169,43 @@ impl RoomLog {
         .await
     }
 
-    /// Drops everything the log holds for a room (its resource was deleted from the store).
-    pub async fn forget(&self, room: &Arc<str>) -> Result<(), LogError> {
+    /// Moves everything the log holds for a room into the quarantine, in one transaction (its
+    /// resource was deleted from the store). `at_ms`: now, in Unix milliseconds.
+    pub async fn quarantine(
+        &self,
+        room: &Arc<str>,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), LogError> {
         let (done, wait) = oneshot::channel();
         self.send(
-            Request::Forget {
+            Request::Quarantine {
                 room: room.clone(),
+                at_ms,
+                reason: reason.to_owned(),
                 done,
             },
             wait,
         )
         .await
+    }
+
+    /// Deletes the quarantined rooms quarantined at or before `before_ms` (Unix ms: now minus
+    /// the retention); returns what was deleted.
+    pub async fn purge_quarantine(&self, before_ms: i64) -> Result<Vec<QuarantineEntry>, LogError> {
+        let path = self.path.clone();
+        let sync = self.sync;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = schema::open(&path, sync, true)?;
+            purge_quarantine(&mut conn, before_ms)
+        })
+        .await
+        .map_err(|e| LogError::Join(e.to_string()))?
+    }
+
+    /// Every quarantined room, oldest first.
+    pub async fn quarantined(&self) -> Result<Vec<QuarantineEntry>, LogError> {
+        self.read(|conn| quarantined(conn)).await
     }
 
     async fn send(
@@ -200,6 +253,86 @@ impl RoomLog {
     }
 }
 
+/// Read-only access to a log that a running relay may be writing (`ykeep-relay quarantine`).
+pub struct LogReader {
+    conn: Connection,
+}
+
+impl LogReader {
+    /// Opens `<dir>/log.sqlite3` read-only; a missing log is an error, not a new empty one.
+    pub fn open(dir: &Path) -> Result<Self, LogError> {
+        Ok(LogReader {
+            conn: schema::open_read_only(&dir.join("log.sqlite3"))?,
+        })
+    }
+
+    pub fn quarantined(&self) -> Result<Vec<QuarantineEntry>, LogError> {
+        quarantined(&self.conn)
+    }
+
+    /// One quarantined room and its records in commit order; None when there is no such id.
+    pub fn quarantine_records(
+        &self,
+        id: i64,
+    ) -> Result<Option<(QuarantineEntry, Vec<LogRecord>)>, LogError> {
+        let Some(entry) = quarantined(&self.conn)?.into_iter().find(|e| e.id == id) else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT id, format, data FROM quarantine_records WHERE quarantine_id = ?1
+             ORDER BY seq, id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(LogRecord {
+                id: r.get(0)?,
+                format: r.get(1)?,
+                data: r.get(2)?,
+            })
+        })?;
+        let records = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((entry, records)))
+    }
+}
+
+fn quarantined(conn: &Connection) -> Result<Vec<QuarantineEntry>, LogError> {
+    let mut stmt = conn.prepare(
+        "SELECT q.id, q.room, q.quarantined_at, q.reason, count(r.id), coalesce(sum(length(r.data)), 0)
+         FROM quarantine q LEFT JOIN quarantine_records r ON r.quarantine_id = q.id
+         GROUP BY q.id ORDER BY q.quarantined_at, q.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(QuarantineEntry {
+            id: r.get(0)?,
+            room: r.get(1)?,
+            quarantined_at: r.get(2)?,
+            reason: r.get(3)?,
+            records: r.get::<_, i64>(4)? as u64,
+            bytes: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn purge_quarantine(
+    conn: &mut Connection,
+    before_ms: i64,
+) -> Result<Vec<QuarantineEntry>, LogError> {
+    let tx = conn.transaction()?;
+    let expired: Vec<QuarantineEntry> = quarantined(&tx)?
+        .into_iter()
+        .filter(|e| e.quarantined_at <= before_ms)
+        .collect();
+    for entry in &expired {
+        tx.execute(
+            "DELETE FROM quarantine_records WHERE quarantine_id = ?1",
+            [entry.id],
+        )?;
+        tx.execute("DELETE FROM quarantine WHERE id = ?1", [entry.id])?;
+    }
+    tx.commit()?;
+    Ok(expired)
+}
+
 fn load_room(conn: &Connection, room: &str) -> Result<RoomRecords, LogError> {
     let tx = conn.unchecked_transaction()?;
     let mut out = tx
@@ -222,9 +355,13 @@ fn load_room(conn: &Connection, room: &str) -> Result<RoomRecords, LogError> {
         .unwrap_or_default();
     {
         let mut stmt =
-            tx.prepare("SELECT format, data FROM records WHERE room = ?1 ORDER BY seq, id")?;
+            tx.prepare("SELECT id, format, data FROM records WHERE room = ?1 ORDER BY seq, id")?;
         let rows = stmt.query_map([room], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            Ok(LogRecord {
+                id: r.get(0)?,
+                format: r.get(1)?,
+                data: r.get(2)?,
+            })
         })?;
         out.records = rows.collect::<Result<Vec<_>, _>>()?;
     }
@@ -250,7 +387,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Request>) {
             let done = match req {
                 Request::Append { done, .. } => done,
                 Request::Saved { done, .. } => done,
-                Request::Forget { done, .. } => done,
+                Request::Quarantine { done, .. } => done,
             };
             let _ = done.send(result.clone());
         }
@@ -280,8 +417,14 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> Result<(), rusqlite::Erro
             }
             Request::Saved { room, saved, .. } => {
                 let seq = saved.saved_seq as i64;
-                tx.prepare_cached("DELETE FROM records WHERE room = ?1 AND seq <= ?2")?
-                    .execute(params![room.as_ref(), seq])?;
+                // Only what the save held: records up to its sequence number, minus those the
+                // room could not read.
+                let keep = serde_json::to_string(&saved.keep).expect("ids serialize");
+                tx.prepare_cached(
+                    "DELETE FROM records WHERE room = ?1 AND seq <= ?2
+                     AND id NOT IN (SELECT value FROM json_each(?3))",
+                )?
+                .execute(params![room.as_ref(), seq, keep])?;
                 tx.prepare_cached(
                     "INSERT INTO records (room, seq, format, data) VALUES (?1, ?2, ?3, ?4)",
                 )?
@@ -309,7 +452,27 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> Result<(), rusqlite::Erro
                     saved.saved_at
                 ])?;
             }
-            Request::Forget { room, .. } => {
+            Request::Quarantine {
+                room,
+                at_ms,
+                reason,
+                ..
+            } => {
+                let moved = tx
+                    .prepare_cached("SELECT count(*) FROM records WHERE room = ?1")?
+                    .query_row([room.as_ref()], |r| r.get::<_, i64>(0))?;
+                if moved > 0 {
+                    tx.prepare_cached(
+                        "INSERT INTO quarantine (room, quarantined_at, reason) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![room.as_ref(), at_ms, reason])?;
+                    let id = tx.last_insert_rowid();
+                    tx.prepare_cached(
+                        "INSERT INTO quarantine_records (quarantine_id, seq, format, data)
+                         SELECT ?1, seq, format, data FROM records WHERE room = ?2 ORDER BY seq, id",
+                    )?
+                    .execute(params![id, room.as_ref()])?;
+                }
                 tx.prepare_cached("DELETE FROM records WHERE room = ?1")?
                     .execute([room.as_ref()])?;
                 tx.prepare_cached("DELETE FROM rooms WHERE room = ?1")?
@@ -339,18 +502,13 @@ mod tests {
             log.dirty_rooms().await.unwrap(),
             vec!["document/a".to_string()]
         );
-        let saved = SavedRecord {
-            saved_seq: 1,
-            store_snapshot_id: "s1".into(),
-            store_marker: vec![0],
-            saved_at: 5,
-            compacted: vec![9],
-        };
-        log.saved(&room, saved).await.unwrap();
+        log.saved(&room, saved_at_seq(1, vec![9], vec![]))
+            .await
+            .unwrap();
         let got = log.load("document/a").await.unwrap();
         assert_eq!((got.seq, got.saved_seq), (2, 1));
         assert_eq!(
-            got.records,
+            contents(&got.records),
             vec![(record_format::SNAPSHOT, vec![9]), (1, vec![2])]
         );
         assert_eq!(got.store_snapshot_id.as_deref(), Some("s1"));
@@ -358,9 +516,148 @@ mod tests {
         // Reopening keeps everything and checks the format version.
         let log = RoomLog::open(dir.path(), LogSync::Full).unwrap();
         assert_eq!(log.load("document/a").await.unwrap().records.len(), 2);
-        log.forget(&room).await.unwrap();
-        assert!(log.load("document/a").await.unwrap().records.is_empty());
-        assert!(log.dirty_rooms().await.unwrap().is_empty());
+    }
+
+    fn saved_at_seq(saved_seq: u64, compacted: Vec<u8>, keep: Vec<i64>) -> SavedRecord {
+        SavedRecord {
+            saved_seq,
+            store_snapshot_id: "s1".into(),
+            store_marker: vec![0],
+            saved_at: 5,
+            compacted,
+            keep,
+        }
+    }
+
+    fn contents(records: &[LogRecord]) -> Vec<(i64, Vec<u8>)> {
+        records.iter().map(|r| (r.format, r.data.clone())).collect()
+    }
+
+    #[tokio::test]
+    async fn compaction_replaces_only_what_the_save_held_in_its_own_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RoomLog::open(dir.path(), LogSync::Normal).unwrap();
+        let a: Arc<str> = "document/a".into();
+        let other: Arc<str> = "document/ab".into();
+        for seq in 1..=3 {
+            log.append(&a, seq, record_format::BATCH, vec![seq as u8])
+                .await
+                .unwrap();
+            log.append(&other, seq, record_format::BATCH, vec![10 + seq as u8])
+                .await
+                .unwrap();
+        }
+        // A record this relay cannot read (a newer relay's format), inside the saved range.
+        log.append(&a, 2, 77, vec![0xee]).await.unwrap();
+        let loaded = log.load("document/a").await.unwrap();
+        let unreadable = loaded.records.iter().find(|r| r.format == 77).unwrap().id;
+
+        log.saved(&a, saved_at_seq(2, vec![9], vec![unreadable]))
+            .await
+            .unwrap();
+        let got = log.load("document/a").await.unwrap();
+        assert_eq!(
+            contents(&got.records),
+            vec![
+                (77, vec![0xee]),
+                (record_format::SNAPSHOT, vec![9]),
+                (record_format::BATCH, vec![3]),
+            ],
+            "records 1-2 replaced; record 3 (after the save began) and the unreadable one kept"
+        );
+        assert_eq!(
+            log.load("document/ab").await.unwrap().records.len(),
+            3,
+            "another room is untouched"
+        );
+    }
+
+    #[tokio::test]
+    async fn quarantine_moves_a_room_whole_and_the_purge_takes_only_expired_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RoomLog::open(dir.path(), LogSync::Normal).unwrap();
+        let gone: Arc<str> = "document/gone".into();
+        let later: Arc<str> = "diagram/later".into();
+        let live: Arc<str> = "task/live".into();
+        for room in [&gone, &later, &live] {
+            log.append(room, 1, record_format::BATCH, vec![1])
+                .await
+                .unwrap();
+            log.append(room, 2, record_format::BATCH, vec![2])
+                .await
+                .unwrap();
+        }
+        log.quarantine(&gone, 1_000, "test").await.unwrap();
+        log.quarantine(&later, 5_000, "test").await.unwrap();
+        // A room with nothing logged leaves no empty entry.
+        log.quarantine(&"task/empty".into(), 1_000, "test")
+            .await
+            .unwrap();
+
+        for room in ["document/gone", "diagram/later"] {
+            let left = log.load(room).await.unwrap();
+            assert!(
+                left.records.is_empty() && left.seq == 0,
+                "{room} left the log"
+            );
+        }
+        assert_eq!(
+            log.dirty_rooms().await.unwrap(),
+            vec!["task/live".to_string()]
+        );
+        let entries = log.quarantined().await.unwrap();
+        let summary: Vec<_> = entries
+            .iter()
+            .map(|e| (e.room.as_str(), e.quarantined_at, e.records, e.bytes))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("document/gone", 1_000, 2, 2),
+                ("diagram/later", 5_000, 2, 2)
+            ]
+        );
+        let reader = LogReader::open(dir.path()).unwrap();
+        let (_, records) = reader.quarantine_records(entries[0].id).unwrap().unwrap();
+        assert_eq!(
+            contents(&records),
+            vec![
+                (record_format::BATCH, vec![1]),
+                (record_format::BATCH, vec![2])
+            ]
+        );
+
+        // Not yet expired: nothing goes.
+        assert!(log.purge_quarantine(999).await.unwrap().is_empty());
+        assert_eq!(log.quarantined().await.unwrap().len(), 2);
+        // The first has expired, the second has not.
+        let purged = log.purge_quarantine(1_000).await.unwrap();
+        assert_eq!(
+            purged.iter().map(|e| e.room.as_str()).collect::<Vec<_>>(),
+            ["document/gone"]
+        );
+        let left = log.quarantined().await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].room, "diagram/later");
+        assert!(reader.quarantine_records(entries[0].id).unwrap().is_none());
+        assert_eq!(
+            reader
+                .quarantine_records(left[0].id)
+                .unwrap()
+                .unwrap()
+                .1
+                .len(),
+            2
+        );
+        // The purge never touches the live log.
+        assert_eq!(log.load("task/live").await.unwrap().records.len(), 2);
+    }
+
+    #[test]
+    fn the_reader_never_creates_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(LogReader::open(dir.path()).is_err());
+        assert!(!dir.path().join("log.sqlite3").exists());
     }
 
     #[test]

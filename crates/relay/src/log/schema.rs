@@ -6,7 +6,8 @@ use super::LogError;
 use crate::config::LogSync;
 
 /// Version of the log's tables and record encodings; a log written by another version is
-/// refused rather than misread.
+/// refused rather than misread. (The quarantine tables were added without a version change:
+/// they are new tables, and a relay that does not know them leaves them alone.)
 pub const FORMAT_VERSION: i64 = 1;
 
 /// Record `format` values.
@@ -35,6 +36,22 @@ CREATE TABLE IF NOT EXISTS records (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_room_seq ON records (room, seq);
+-- Rooms whose resource the store reported deleted (`resource_deleted`): their records, moved
+-- here whole, kept for --deleted-retention, listed and exported by `ykeep-relay quarantine`.
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    quarantined_at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine_records (
+    id INTEGER PRIMARY KEY,
+    quarantine_id INTEGER NOT NULL REFERENCES quarantine (id),
+    seq INTEGER NOT NULL,
+    format INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantine_records_q ON quarantine_records (quarantine_id, seq);
 ";
 
 /// Opens (creating if needed) the log database with WAL and the chosen sync level.
@@ -75,4 +92,29 @@ pub fn open(path: &std::path::Path, sync: LogSync, write: bool) -> Result<Connec
         }
     }
     Ok(conn)
+}
+
+/// Opens an existing log read-only (for `ykeep-relay quarantine`, beside a running relay) and
+/// checks its format version. A missing file is an error: nothing is created.
+pub fn open_read_only(path: &std::path::Path) -> Result<Connection, LogError> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'format_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match found {
+        Some(v) if v == FORMAT_VERSION => Ok(conn),
+        Some(v) => Err(LogError::Version {
+            found: v,
+            expected: FORMAT_VERSION,
+        }),
+        None => Err(LogError::Version {
+            found: 0,
+            expected: FORMAT_VERSION,
+        }),
+    }
 }

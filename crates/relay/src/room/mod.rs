@@ -20,7 +20,7 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::Shared;
-use crate::log::{LogError, SavedRecord, record_format};
+use crate::log::{LogError, LogRecord, SavedRecord, record_format};
 use crate::metrics::Metrics;
 use crate::protocol::{self, Frame};
 use crate::store_client::{StoreError, StoredSnapshot};
@@ -148,6 +148,21 @@ struct Fatal {
     source: LogError,
 }
 
+/// Why a room task ends while clients may still be connected.
+#[derive(Debug)]
+enum Stop {
+    /// The local log failed (`Fatal`).
+    Fatal(Fatal),
+    /// The store answered `resource_deleted`: the room's log moves to the quarantine.
+    Deleted,
+}
+
+impl From<Fatal> for Stop {
+    fn from(fatal: Fatal) -> Self {
+        Stop::Fatal(fatal)
+    }
+}
+
 struct Room {
     name: RoomName,
     key: Arc<str>,
@@ -166,6 +181,9 @@ struct Room {
     polled_at: u64,
     /// A poll is in flight.
     polling: bool,
+    /// Log records (row ids) this relay could not read at cold start: the saved state may lack
+    /// them, so compaction keeps them.
+    unreadable: Vec<i64>,
 }
 
 /// The room task.
@@ -185,22 +203,17 @@ pub(crate) async fn run(
             };
             let mut pending = Pending::default();
             room.schedule_event(event, &mut pending);
-            if let Err(fatal) = room.finish_batch(pending).await {
-                room.fail(fatal, &mut rx);
-            } else if let Err(fatal) = room.serve(&mut rx).await {
-                room.fail(fatal, &mut rx);
+            let served = match room.finish_batch(pending).await {
+                Ok(_) => room.serve(&mut rx).await,
+                Err(stop) => Err(stop),
+            };
+            if let Err(stop) = served {
+                let conns: Vec<_> = room.conns.drain().map(|(_, outbox)| outbox).collect();
+                end(&shared, &name, stop, &conns, &mut rx).await;
+                room.answer_shutdown();
             }
         }
-        Err(e) => {
-            tracing::error!(room = %name, error = %e, "cannot load room from the local log");
-            registry::remove(&shared, &name);
-            rx.close();
-            while let Ok(msg) = rx.try_recv() {
-                if let RoomMsg::Join { outbox, .. } = msg {
-                    outbox.close(1011, "the relay cannot load this room");
-                }
-            }
-        }
+        Err(stop) => end(&shared, &name, stop, &[], &mut rx).await,
     }
     Metrics::dec(&shared.metrics.rooms);
 }
@@ -211,7 +224,7 @@ impl Room {
         shared: Arc<Shared>,
         name: RoomName,
         tx: mpsc::WeakSender<RoomMsg>,
-    ) -> Result<Room, LogError> {
+    ) -> Result<Room, Stop> {
         let key: Arc<str> = name.to_string().into();
         let log = shared.log.clone();
         let log_key = key.clone();
@@ -220,8 +233,8 @@ impl Room {
             let records = log.load(&log_key).await?;
             tokio::task::spawn_blocking(move || {
                 let doc = Doc::new();
-                apply_records(&doc, &records.records, &room_name);
-                (doc, records)
+                let unreadable = apply_records(&doc, &records.records, &room_name);
+                (doc, records, unreadable)
             })
             .await
             .map_err(|e| LogError::Join(e.to_string()))
@@ -229,8 +242,16 @@ impl Room {
         let timeout = shared.config.store_timeout();
         let from_store = tokio::time::timeout(timeout, shared.store.load(&name));
         let (from_log, from_store) = tokio::join!(from_log, from_store);
-        let (doc, records) = from_log?;
+        let (doc, records, unreadable) = from_log.map_err(|source| Fatal {
+            room: name.clone(),
+            source,
+        })?;
         Metrics::inc(&shared.metrics.cold_starts_total);
+        if !unreadable.is_empty() {
+            tracing::error!(room = %name, records = unreadable.len(),
+                "log records this relay cannot read: they stay in the log and are never \
+                 compacted away; the saved state may lack them");
+        }
         let policy = shared.policy;
         let shared_now = shared.now_ms();
         let mut room = Room {
@@ -253,15 +274,21 @@ impl Room {
             shutting_down: false,
             polled_at: shared_now,
             polling: false,
+            unreadable,
         };
         match from_store {
             Ok(Ok(Some(snapshot))) => {
                 let mut pending = Pending::default();
                 room.merge_store_content(&snapshot.bytes, &mut pending)
-                    .await?;
+                    .await
+                    .map_err(|source| Fatal {
+                        room: room.name.clone(),
+                        source,
+                    })?;
                 room.store = StoreView::holding(snapshot);
             }
-            Ok(Ok(None)) | Ok(Err(StoreError::NotFound)) => {
+            Ok(Err(StoreError::Deleted)) => return Err(Stop::Deleted),
+            Ok(Ok(None)) => {
                 room.store = StoreView {
                     synced: true,
                     ..StoreView::default()
@@ -281,7 +308,7 @@ impl Room {
         Ok(room)
     }
 
-    async fn serve(&mut self, rx: &mut mpsc::Receiver<RoomMsg>) -> Result<(), Fatal> {
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<RoomMsg>) -> Result<(), Stop> {
         let mut batch = Vec::with_capacity(64);
         loop {
             let deadline = [self.schedule.next_deadline(), self.poll_due()]
@@ -458,7 +485,7 @@ impl Room {
 
     /// Commits the batch, then releases everything it produced. Returns true when the room
     /// should unload.
-    async fn finish_batch(&mut self, mut p: Pending) -> Result<bool, Fatal> {
+    async fn finish_batch(&mut self, mut p: Pending) -> Result<bool, Stop> {
         if !p.log.is_empty() {
             self.seq += 1;
             let data = std::mem::take(&mut p.log);
@@ -610,7 +637,7 @@ impl Room {
         seq: u64,
         result: Result<SaveOutcome, SaveError>,
         p: &mut Pending,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), Stop> {
         let m = self.shared.metrics.clone();
         match result {
             Ok(outcome) => {
@@ -650,6 +677,7 @@ impl Room {
                     store_marker: marker,
                     saved_at: outcome.receipt.saved_at,
                     compacted: outcome.saved_state,
+                    keep: self.unreadable.clone(),
                 };
                 if let Err(e) = self.shared.log.saved(&self.key, saved).await {
                     // The save itself succeeded; the log keeps its records and stays "dirty",
@@ -660,18 +688,9 @@ impl Room {
                 }
                 self.schedule_event(SaveEvent::SaveOk { seq }, p);
             }
-            Err(e) if e.is_gone() => {
-                tracing::warn!(room = %self.name,
-                    "the store has no such resource (deleted?): dropping the room's local copy");
+            Err(SaveError::Store(StoreError::Deleted)) => {
                 Metrics::inc(&m.saves_failed_total);
-                if let Err(e) = self.shared.log.forget(&self.key).await {
-                    tracing::error!(room = %self.name, error = %e, "forgetting the room failed");
-                }
-                for outbox in self.conns.values() {
-                    outbox.close(1008, "this resource no longer exists");
-                }
-                let latest = self.schedule.latest_seq();
-                self.schedule_event(SaveEvent::SaveOk { seq: latest }, p);
+                return Err(Stop::Deleted);
             }
             Err(e) => {
                 if e.is_too_large() {
@@ -679,6 +698,9 @@ impl Room {
                 }
                 Metrics::inc(&m.saves_failed_total);
                 Metrics::inc(&m.save_seconds_count);
+                if matches!(e, SaveError::Store(StoreError::Refused(_))) {
+                    Metrics::inc(&m.saves_refused_total);
+                }
                 tracing::error!(room = %self.name, seq, error = %e,
                     "save failed; the room stays dirty and its updates stay in the local log");
                 self.schedule_event(SaveEvent::SaveFailed, p);
@@ -695,23 +717,67 @@ impl Room {
             let _ = done.send(());
         }
     }
+}
 
-    /// The log failed: the doc may hold updates that are not durable, so nothing of it may be
-    /// sent. Close every client (they resync on reconnect) and drop the room.
-    fn fail(&mut self, fatal: Fatal, rx: &mut mpsc::Receiver<RoomMsg>) {
-        tracing::error!(error = %fatal, "room stopped: local log failure");
-        registry::remove(&self.shared, &self.name);
-        rx.close();
-        for outbox in self.conns.values() {
-            outbox.close(1011, "the relay's durable log failed; reconnect");
+/// Ends a room task that must stop while clients may be connected (`conns`, and joins still
+/// waiting in `rx`).
+/// - The log failed: the doc may hold updates that are not durable, so nothing of it may be
+///   sent. Close every client with 1011 (they resync on reconnect).
+/// - The store answered `resource_deleted`: move the room's log to the quarantine (kept for
+///   `--deleted-retention`, exportable), then close every client with 1008.
+async fn end(
+    shared: &Arc<Shared>,
+    name: &RoomName,
+    stop: Stop,
+    conns: &[Arc<Outbox>],
+    rx: &mut mpsc::Receiver<RoomMsg>,
+) {
+    let (code, reason) = match stop {
+        Stop::Fatal(fatal) => {
+            tracing::error!(error = %fatal, "room stopped: local log failure");
+            (1011, "the relay's durable log failed; reconnect")
         }
-        while let Ok(msg) = rx.try_recv() {
-            if let RoomMsg::Join { outbox, .. } = msg {
-                outbox.close(1011, "the relay's durable log failed; reconnect");
+        Stop::Deleted => {
+            Metrics::inc(&shared.metrics.rooms_quarantined_total);
+            let key: Arc<str> = name.to_string().into();
+            let reason = "the store answered resource_deleted";
+            match shared.log.quarantine(&key, unix_ms(), reason).await {
+                Ok(()) => tracing::warn!(room = %name,
+                    retention = %crate::config::DisplayDuration(shared.config.deleted_retention),
+                    "the store says this resource was deleted: the room's local log moved to \
+                     the quarantine (`ykeep-relay quarantine list` shows it)"),
+                Err(e) => tracing::error!(room = %name, error = %e,
+                    "the store says this resource was deleted, but moving the room's log to \
+                     the quarantine failed: it stays in the log"),
             }
+            (
+                1008,
+                "resource_deleted: this resource was deleted from the store",
+            )
         }
-        self.answer_shutdown();
+    };
+    registry::remove(shared, name);
+    rx.close();
+    for outbox in conns {
+        outbox.close(code, reason);
     }
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            RoomMsg::Join { outbox, .. } => outbox.close(code, reason),
+            RoomMsg::Shutdown { done } => {
+                let _ = done.send(());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (quarantine times outlive the process).
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn update_frame(payload: &[u8]) -> OutFrame {
@@ -721,39 +787,49 @@ fn update_frame(payload: &[u8]) -> OutFrame {
     }
 }
 
-/// Applies log records to a doc (used by cold start and by `/durable` for unloaded rooms).
-pub(crate) fn marker_of_records(doc: &Doc, records: &[(i64, Vec<u8>)], room: &RoomName) {
-    apply_records(doc, records, room)
-}
-
-fn apply_records(doc: &Doc, records: &[(i64, Vec<u8>)], room: &RoomName) {
+/// Applies log records to a doc (used by cold start, by `/durable` for unloaded rooms and by
+/// the quarantine export). Returns the ids of the records it could not read (another format,
+/// undecodable): they are skipped, never dropped from the log.
+pub(crate) fn apply_records(doc: &Doc, records: &[LogRecord], room: &RoomName) -> Vec<i64> {
+    let mut unreadable = Vec::new();
     // One transaction per update: one huge transaction was ~4x slower to apply in yrs.
-    for (format, data) in records {
-        let parts = match *format {
-            record_format::BATCH => match protocol::read_len_prefixed(data) {
+    for record in records {
+        let parts = match record.format {
+            record_format::BATCH => match protocol::read_len_prefixed(&record.data) {
                 Ok(parts) => parts,
                 Err(e) => {
-                    tracing::error!(%room, error = %e, "unreadable log record skipped");
+                    tracing::error!(%room, record = record.id, error = %e, "unreadable log record skipped");
+                    unreadable.push(record.id);
                     continue;
                 }
             },
-            record_format::SNAPSHOT => vec![data.as_slice()],
+            record_format::SNAPSHOT => vec![record.data.as_slice()],
             other => {
-                tracing::error!(%room, format = other, "log record of unknown format skipped");
+                tracing::error!(%room, record = record.id, format = other, "log record of unknown format skipped");
+                unreadable.push(record.id);
                 continue;
             }
         };
+        let mut readable = true;
         for part in parts {
             match Update::decode_v1(part) {
                 Ok(u) => {
                     if let Err(e) = doc.transact_mut().apply_update(u) {
-                        tracing::error!(%room, error = %e, "log update does not apply; skipped");
+                        tracing::error!(%room, record = record.id, error = %e, "log update does not apply; skipped");
+                        readable = false;
                     }
                 }
-                Err(e) => tracing::error!(%room, error = %e, "log update does not decode; skipped"),
+                Err(e) => {
+                    tracing::error!(%room, record = record.id, error = %e, "log update does not decode; skipped");
+                    readable = false;
+                }
             }
         }
+        if !readable {
+            unreadable.push(record.id);
+        }
     }
+    unreadable
 }
 
 fn truncate(reason: &str) -> String {

@@ -53,10 +53,6 @@ impl SaveError {
             SaveError::TooLarge { .. } | SaveError::Store(StoreError::TooLarge)
         )
     }
-
-    pub fn is_gone(&self) -> bool {
-        matches!(self, SaveError::Store(StoreError::NotFound))
-    }
 }
 
 pub async fn save_room(

@@ -6,9 +6,13 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::Deserialize;
-use ykeep_core::{ErrorBody, RoomName};
+use ykeep_core::contract::code;
+use ykeep_core::{CONTRACT_VERSION, ContractInfo, ErrorBody, RoomName};
 
-use super::{Precondition, SaveReceipt, SnapshotStore, StoreError, StoredSnapshot, Verdict};
+use super::{
+    Precondition, Refusal, SaveReceipt, SnapshotStore, StoreError, StoredSnapshot, Verdict,
+    body_head,
+};
 
 /// Client of a store at `base_url` (no trailing slash needed).
 #[derive(Clone)]
@@ -60,23 +64,27 @@ fn unreachable(e: reqwest::Error) -> StoreError {
     StoreError::Unreachable(e.to_string())
 }
 
-/// Maps a non-success reply to a typed error, reading the contract's JSON error body.
-async fn error_of(resp: reqwest::Response) -> StoreError {
+/// Maps a non-success reply to a typed error. Only the contract's `resource_deleted` code
+/// means the resource was deleted; anything else (no body, an HTML page from a wrong URL, an
+/// unknown code, `not_found`) is a [`Refusal`] that keeps the URL, status and body head.
+async fn error_of(method: &'static str, url: &str, resp: reqwest::Response) -> StoreError {
     let status = resp.status();
-    let body: Option<ErrorBody> = resp.json().await.ok();
-    let (code, message, current) = match body {
-        Some(b) => (b.error.code, b.error.message, b.error.current_snapshot_id),
-        None => (String::new(), String::new(), None),
-    };
-    match status {
-        StatusCode::CONFLICT => StoreError::Conflict { current },
-        StatusCode::PAYLOAD_TOO_LARGE => StoreError::TooLarge,
-        StatusCode::NOT_FOUND if code != "no_snapshot" => StoreError::NotFound,
-        _ => StoreError::Status {
-            status: status.as_u16(),
-            code,
-            message,
+    let body = resp.bytes().await.unwrap_or_default();
+    let detail: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+    let code = detail.as_ref().map(|b| b.error.code.as_str());
+    match (status, code) {
+        (StatusCode::NOT_FOUND, Some(code::RESOURCE_DELETED)) => StoreError::Deleted,
+        (StatusCode::CONFLICT, Some(_)) => StoreError::Conflict {
+            current: detail.and_then(|b| b.error.current_snapshot_id),
         },
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => StoreError::TooLarge,
+        _ => StoreError::Refused(Refusal {
+            method,
+            url: url.to_owned(),
+            status: status.as_u16(),
+            code: code.map(str::to_owned),
+            body_head: body_head(&body),
+        }),
     }
 }
 
@@ -87,10 +95,8 @@ impl HttpStore {
         room: &RoomName,
         known: Option<&str>,
     ) -> Result<Option<StoredSnapshot>, StoreError> {
-        let mut req = self
-            .client
-            .get(self.snapshot_url(room))
-            .bearer_auth(&self.secret);
+        let url = self.snapshot_url(room);
+        let mut req = self.client.get(&url).bearer_auth(&self.secret);
         if let Some(id) = known {
             req = req.header("if-none-match", format!("\"{id}\""));
         }
@@ -99,8 +105,15 @@ impl HttpStore {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return match error_of(resp).await {
-                StoreError::Status { status: 404, .. } => Ok(None),
+            return match error_of("GET", &url, resp).await {
+                // The row exists without a snapshot, or there is no row with that id: either
+                // way nothing to merge. The save that follows carries `If-None-Match: *`, so it
+                // can never replace a snapshot it did not see.
+                StoreError::Refused(r)
+                    if r.is_unknown_id() || r.code.as_deref() == Some(code::NO_SNAPSHOT) =>
+                {
+                    Ok(None)
+                }
                 e => Err(e),
             };
         }
@@ -121,6 +134,99 @@ impl HttpStore {
             snapshot_id: etag,
             saved_at,
         }))
+    }
+}
+
+/// Why `GET /contract` did not confirm a ykeep store at the configured URL.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ContractCheckError {
+    /// No answer, or a server error (5xx): the store may come back; not a reason to refuse.
+    #[error("the store at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the store at {url} refused the shared secret (--secret / YKEEP_SECRET): {refusal}")]
+    WrongSecret { url: String, refusal: Refusal },
+    #[error(
+        "{url} is not a ykeep store: {what} (check --store-url; a Convex deployment serves \
+         HTTP actions on its .convex.site host, not .convex.cloud)"
+    )]
+    NotAStore { url: String, what: String },
+    #[error(
+        "the store at {url} speaks store contract {found}; this relay speaks contract \
+         {CONTRACT_VERSION}"
+    )]
+    OtherVersion { url: String, found: u32 },
+}
+
+impl ContractCheckError {
+    /// True when the relay may still serve from its log (the store is only unreachable).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ContractCheckError::Unreachable { .. })
+    }
+}
+
+impl HttpStore {
+    /// The store URL as configured (without a trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /contract` with the shared secret: is this a ykeep store that takes our secret?
+    pub async fn check_contract(&self) -> Result<ContractInfo, ContractCheckError> {
+        let url = self.url("/contract");
+        let resp = self
+            .client
+            .get(&url)
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .map_err(|e| ContractCheckError::Unreachable {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            let body = resp.bytes().await.unwrap_or_default();
+            let info: ContractInfo =
+                serde_json::from_slice(&body).map_err(|_| ContractCheckError::NotAStore {
+                    url: self.base.clone(),
+                    what: format!(
+                        "GET {url} answered {} with {:?}, not the contract's {{\"contract\": N}}",
+                        status.as_u16(),
+                        body_head(&body)
+                    ),
+                })?;
+            if info.contract != CONTRACT_VERSION {
+                return Err(ContractCheckError::OtherVersion {
+                    url: self.base.clone(),
+                    found: info.contract,
+                });
+            }
+            return Ok(info);
+        }
+        let refusal = match error_of("GET", &url, resp).await {
+            StoreError::Refused(r) => r,
+            other => Refusal {
+                method: "GET",
+                url: url.clone(),
+                status: status.as_u16(),
+                code: None,
+                body_head: other.to_string(),
+            },
+        };
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ContractCheckError::WrongSecret {
+                url: self.base.clone(),
+                refusal,
+            },
+            s if s.is_server_error() => ContractCheckError::Unreachable {
+                url: self.base.clone(),
+                reason: refusal.to_string(),
+            },
+            _ => ContractCheckError::NotAStore {
+                url: self.base.clone(),
+                what: refusal.to_string(),
+            },
+        })
     }
 }
 
@@ -147,9 +253,10 @@ impl SnapshotStore for HttpStore {
         precondition: Precondition,
     ) -> BoxFuture<'a, Result<SaveReceipt, StoreError>> {
         async move {
+            let url = self.snapshot_url(room);
             let mut req = self
                 .client
-                .post(self.snapshot_url(room))
+                .post(&url)
                 .bearer_auth(&self.secret)
                 .header("content-type", "application/octet-stream");
             req = match &precondition {
@@ -158,7 +265,7 @@ impl SnapshotStore for HttpStore {
             };
             let resp = req.body(state).send().await.map_err(unreachable)?;
             if !resp.status().is_success() {
-                return Err(error_of(resp).await);
+                return Err(error_of("POST", &url, resp).await);
             }
             let reply: SaveReply = resp.json().await.map_err(unreachable)?;
             Ok(SaveReceipt {
@@ -180,16 +287,17 @@ impl SnapshotStore for HttpStore {
                 "kind": room.kind.as_str(),
                 "id": room.id.as_str(),
             });
+            let url = self.url("/collaboration/verify");
             let resp = self
                 .client
-                .post(self.url("/collaboration/verify"))
+                .post(&url)
                 .bearer_auth(&self.secret)
                 .json(&body)
                 .send()
                 .await
                 .map_err(unreachable)?;
             if !resp.status().is_success() {
-                return Err(error_of(resp).await);
+                return Err(error_of("POST", &url, resp).await);
             }
             let reply: VerifyReply = resp.json().await.map_err(unreachable)?;
             Ok(if reply.allowed {

@@ -1,6 +1,6 @@
 //! [`SnapshotStore`] in memory, following the contract's rules, for tests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -8,13 +8,17 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use ykeep_core::{DurabilityMarker, RoomName};
 
-use super::{Precondition, SaveReceipt, SnapshotStore, StoreError, StoredSnapshot, Verdict};
+use super::{
+    Precondition, Refusal, SaveReceipt, SnapshotStore, StoreError, StoredSnapshot, Verdict,
+};
 
 /// An in-memory store. Every resource exists (as with `--auto-create`); `set_down(true)` makes
 /// every call fail as if the store were unreachable.
 #[derive(Default)]
 pub struct MemoryStore {
     snapshots: Mutex<HashMap<RoomName, StoredSnapshot>>,
+    /// Tombstones: resources deleted through the contract.
+    deleted: Mutex<HashSet<RoomName>>,
     tokens: Mutex<HashMap<String, Verdict>>,
     down: AtomicBool,
     next_id: AtomicU64,
@@ -64,6 +68,24 @@ impl MemoryStore {
         id
     }
 
+    /// Deletes the resource as `DELETE /snapshots/...` does: later loads and saves answer
+    /// `resource_deleted`.
+    pub fn delete(&self, room: &RoomName) {
+        self.snapshots.lock().expect("store lock").remove(room);
+        self.deleted
+            .lock()
+            .expect("store lock")
+            .insert(room.clone());
+    }
+
+    fn check_live(&self, room: &RoomName) -> Result<(), StoreError> {
+        if self.deleted.lock().expect("store lock").contains(room) {
+            Err(StoreError::Deleted)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Declares what verifying `token` answers (unknown tokens are denied as `bad_signature`).
     pub fn set_token(&self, token: &str, verdict: Verdict) {
         self.tokens
@@ -88,6 +110,7 @@ impl SnapshotStore for MemoryStore {
     ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
         async move {
             self.check_up()?;
+            self.check_live(room)?;
             Ok(self.snapshot(room))
         }
         .boxed()
@@ -101,10 +124,15 @@ impl SnapshotStore for MemoryStore {
     ) -> BoxFuture<'a, Result<SaveReceipt, StoreError>> {
         async move {
             self.check_up()?;
-            ykeep_core::validate_update(&state).map_err(|e| StoreError::Status {
-                status: 400,
-                code: "bad_update".into(),
-                message: e.to_string(),
+            self.check_live(room)?;
+            ykeep_core::validate_update(&state).map_err(|e| {
+                StoreError::Refused(Refusal {
+                    method: "POST",
+                    url: format!("memory:/snapshots/{room}"),
+                    status: 400,
+                    code: Some("bad_update".into()),
+                    body_head: e.to_string(),
+                })
             })?;
             let current = self.snapshot(room);
             let current_id = current.as_ref().map(|s| s.snapshot_id.clone());

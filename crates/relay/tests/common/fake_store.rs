@@ -32,6 +32,7 @@ impl FakeStore {
         let app = Router::new()
             .route("/snapshots/{kind}/{id}", get(load).post(save))
             .route("/collaboration/verify", post(verify))
+            .route("/contract", get(contract))
             .with_state(store.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -62,6 +63,7 @@ async fn load(
     match store.load(&room).await {
         Ok(Some(s)) => ([("etag", format!("\"{}\"", s.snapshot_id))], s.bytes).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no_snapshot"),
+        Err(StoreError::Deleted) => error(StatusCode::NOT_FOUND, "resource_deleted"),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "down"),
     }
 }
@@ -98,8 +100,16 @@ async fn save(
             axum::Json(ErrorBody::new("conflict", "changed").with_current_snapshot(current)),
         )
             .into_response(),
+        Err(StoreError::Deleted) => error(StatusCode::NOT_FOUND, "resource_deleted"),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "down"),
     }
+}
+
+async fn contract(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    axum::Json(ykeep_core::ContractInfo::new("fake")).into_response()
 }
 
 async fn verify(headers: HeaderMap) -> Response {
