@@ -3,12 +3,15 @@
 mod common;
 #[path = "common/fake_store.rs"]
 mod fake_store;
+#[path = "common/front.rs"]
+mod front;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use common::*;
 use fake_store::{FakeStore, SECRET};
+use front::{Front, HTML_404, fixed, forward};
 use ykeep_core::{DurabilityMarker, RoomName};
 use yrs::{ReadTxn, StateVector, Transact};
 
@@ -19,7 +22,7 @@ struct Proc {
 
 impl Proc {
     fn start(data: &std::path::Path, store_url: &str, extra: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ykeep-relay"))
+        let child = Command::new(env!("CARGO_BIN_EXE_ykeep-relay"))
             .args(["relay", "--listen", "127.0.0.1:0", "--store-url", store_url])
             .args(["--secret", SECRET, "--dev-allow-all", "--data-dir"])
             .arg(data)
@@ -28,6 +31,23 @@ impl Proc {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start ykeep-relay");
+        Proc::listening(child)
+    }
+
+    /// The embedded store alone (`ykeep-relay store`), with the test secret.
+    fn store(data: &std::path::Path) -> Proc {
+        let child = Command::new(env!("CARGO_BIN_EXE_ykeep-relay"))
+            .args(["store", "--listen", "127.0.0.1:0", "--secret", SECRET])
+            .args(["--token-key", "test-token-key", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ykeep-relay store");
+        Proc::listening(child)
+    }
+
+    fn listening(mut child: Child) -> Proc {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -41,6 +61,35 @@ impl Proc {
 
     fn ws(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
+    }
+
+    fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// One counter of the relay's `/metrics`.
+    async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(self.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("ykeep_{name} ")))
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .parse()
+            .unwrap()
+    }
+
+    async fn wait_metric(&self, name: &str, value: u64) {
+        for _ in 0..3000 {
+            if self.metric(name).await >= value {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for metric {name} >= {value}");
     }
 
     fn kill9(mut self) {
@@ -63,7 +112,7 @@ const QUIET: [&str; 4] = [
     "600000",
 ];
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_dirty_rooms_then_restart_saves_them_without_any_client() {
     let store = FakeStore::start().await;
     let data = tempfile::tempdir().unwrap();
@@ -88,7 +137,7 @@ async fn kill_9_with_dirty_rooms_then_restart_saves_them_without_any_client() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_keeps_every_update_a_client_saw() {
     let store = FakeStore::start().await;
     let data = tempfile::tempdir().unwrap();
@@ -128,7 +177,7 @@ async fn kill_9_mid_stream_keeps_every_update_a_client_saw() {
     assert!(after.text().len() >= seen_len);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_dirty_rooms_then_exits() {
     let store = FakeStore::start().await;
     let data = tempfile::tempdir().unwrap();
@@ -148,4 +197,165 @@ async fn sigterm_flushes_dirty_rooms_then_exits() {
     let room = RoomName::from_parts("diagram", "term").unwrap();
     let saved = store.store.snapshot(&room).expect("saved before exit");
     assert_eq!(text_of_update(&saved.bytes), "flush me");
+}
+
+/// The relay's start-up check against `url`: the exit and what it printed, or None when it
+/// started serving (it is killed then).
+fn start_up(url: &str, secret: &str) -> Option<(std::process::ExitStatus, String)> {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ykeep-relay"))
+        .args(["relay", "--listen", "127.0.0.1:0", "--store-url", url])
+        .args([
+            "--secret",
+            secret,
+            "--dev-allow-all",
+            "--store-timeout-ms",
+            "2000",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ykeep-relay");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if line.starts_with("ykeep-relay listening on") {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        return None;
+    }
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_to_start_on_a_wrong_url_secret_or_non_store_and_says_why() {
+    let store = FakeStore::start().await;
+    let page = Front::start(|_| fixed(404, "text/html", HTML_404)).await;
+    let not_a_store = Front::start(|_| fixed(200, "text/html", "<html>welcome</html>")).await;
+    let other_version = Front::start(|_| {
+        fixed(
+            200,
+            "application/json",
+            r#"{"contract": 2, "store": "future"}"#,
+        )
+    })
+    .await;
+    let cases = [
+        (page.url.clone(), SECRET, "404"),
+        (format!("{}/wrong/prefix", store.url), SECRET, "404"),
+        (
+            store.url.clone(),
+            "wrong-secret",
+            "refused the shared secret",
+        ),
+        (not_a_store.url.clone(), SECRET, "not a ykeep store"),
+        (other_version.url.clone(), SECRET, "speaks store contract 2"),
+    ];
+    for (url, secret, says) in cases {
+        let (status, stderr) = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || start_up(&url, secret)
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("the relay started against {url}"));
+        assert!(!status.success(), "{url}");
+        assert!(stderr.contains("refusing to start"), "{url}: {stderr}");
+        assert!(stderr.contains(&url), "names the URL {url}: {stderr}");
+        assert!(stderr.contains(says), "{url}: says {says:?}: {stderr}");
+    }
+    // The right URL and secret start; so does a store that is only unreachable.
+    let ok = store.url.clone();
+    assert!(
+        tokio::task::spawn_blocking(move || start_up(&ok, SECRET))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let down = tokio::task::spawn_blocking(move || start_up(&closed, SECRET))
+        .await
+        .unwrap();
+    assert!(
+        down.is_none(),
+        "an unreachable store is only a warning: {down:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_front_that_answers_404_pages_after_the_check_loses_nothing_across_restarts() {
+    let store_data = tempfile::tempdir().unwrap();
+    let store = Proc::store(store_data.path());
+    let store_url = format!("http://{}", store.addr);
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{store_url}/resources/document"))
+        .bearer_auth(SECRET)
+        .json(&serde_json::json!({"id": "behind-a-proxy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // Passes the start-up check through to the real store, then answers every snapshot
+    // request with the 404 page of a misconfigured proxy.
+    let upstream = store_url.clone();
+    let front = Front::start(move |seen| {
+        if seen.path.starts_with("/snapshots/") {
+            fixed(404, "text/html", HTML_404)
+        } else {
+            forward(&upstream, seen)
+        }
+    })
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let fast_save = ["--save-debounce-ms", "300", "--save-interval-ms", "600000"];
+    let text = "edited behind a misconfigured proxy";
+    let url = "/rooms/document/behind-a-proxy";
+
+    let relay = Proc::start(data.path(), &front.url, &fast_save);
+    let mut a = Client::connect(&relay.ws(url), 1).await;
+    a.insert(0, text).await;
+    relay.wait_metric("updates_total", 1).await;
+    a.close().await;
+    relay.wait_metric("saves_refused_total", 1).await;
+    assert_eq!(relay.metric("rooms_quarantined_total").await, 0);
+    relay.kill9();
+
+    // Restarted against the same front: the edits are still there.
+    let relay = Proc::start(data.path(), &front.url, &fast_save);
+    let mut b = Client::connect(&relay.ws(url), 2).await;
+    b.wait_synced().await;
+    assert_eq!(b.text(), text);
+    b.close().await;
+    relay.kill9();
+
+    // Restarted against the real store: recovery saves them there.
+    let _relay = Proc::start(data.path(), &store_url, &QUIET);
+    let snapshot_url = format!("{store_url}/snapshots/document/behind-a-proxy");
+    let mut saved = None;
+    for _ in 0..3000 {
+        let resp = http
+            .get(&snapshot_url)
+            .bearer_auth(SECRET)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            saved = Some(resp.bytes().await.unwrap().to_vec());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let saved = saved.expect("the recovery save reached the store");
+    assert_eq!(text_of_update(&saved), text);
 }
