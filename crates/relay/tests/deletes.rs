@@ -225,3 +225,45 @@ async fn the_http_store_reads_only_the_contract_code_as_a_deletion() {
     // And a load through that page is an error too, never "the store has nothing".
     assert!(store.load(&name).await.is_err());
 }
+
+#[tokio::test]
+async fn a_log_record_this_relay_cannot_read_survives_saves_and_compaction() {
+    use ykeep_relay::config::LogSync;
+    use ykeep_relay::log::{RoomLog, record_format};
+    let dir = tempfile::tempdir().unwrap();
+    let key: Arc<str> = "document/mixed".into();
+    {
+        // As a newer relay would leave it: one record this relay reads, one it does not.
+        let log = RoomLog::open(&dir.path().join("relay"), LogSync::Normal).unwrap();
+        let mut batch = Vec::new();
+        ykeep_relay::protocol::write_len_prefixed(&mut batch, &update_with_text(1, "readable"));
+        log.append(&key, 1, record_format::BATCH, batch)
+            .await
+            .unwrap();
+        log.append(&key, 2, 99, b"a newer relay's record".to_vec())
+            .await
+            .unwrap();
+    }
+    let store = Arc::new(MemoryStore::new());
+    let relay = TestRelay::start(config(dir.path()), store.clone()).await;
+    let mut a = Client::connect(&relay.ws_url("/rooms/document/mixed"), 2).await;
+    a.wait_synced().await;
+    assert_eq!(a.text(), "readable");
+    a.insert(8, " and more").await;
+    relay.wait_metric("updates_total", 1).await;
+    a.close().await;
+    relay.wait_metric("saves_ok_total", 1).await;
+    wait_for("unload", || relay.metric("rooms") == 0).await;
+    let records = relay.relay.shared().log.load(&key).await.unwrap().records;
+    let formats: Vec<i64> = records.iter().map(|r| r.format).collect();
+    assert_eq!(
+        formats,
+        vec![99, record_format::SNAPSHOT],
+        "the save compacted what the room read, and kept what it could not"
+    );
+    assert_eq!(records[0].data, b"a newer relay's record");
+    assert_eq!(
+        text_of_update(&store.snapshot(&room("document/mixed")).unwrap().bytes),
+        "readable and more"
+    );
+}
