@@ -168,6 +168,11 @@ async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
             "serve needs --token-key (YKEEP_TOKEN_KEY) unless --dev-allow-all".into(),
         ));
     }
+    if let Some(url) = &config.store_url {
+        let store = HttpStore::new(url, &secret, config.store_timeout())
+            .map_err(|e| RelayError::Config(e.to_string()))?;
+        check_store(&store).await?;
+    }
     let listener = bind(&config).await?;
     let addr = listener.local_addr()?;
     let store_router = embedded::store_router(&config).await?;
@@ -177,9 +182,6 @@ async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
         .unwrap_or_else(|| format!("http://{addr}"));
     let store = HttpStore::new(&url, &secret, config.store_timeout())
         .map_err(|e| RelayError::Config(e.to_string()))?;
-    if config.store_url.is_some() {
-        check_store(&store).await?;
-    }
     let mut extra = store_router;
     if demo {
         let key = config
