@@ -38,6 +38,7 @@ function startFakeStore () {
         res.end(JSON.stringify(body))
       }
       if (req.headers.authorization !== `Bearer ${SECRET}`) return json(401, { error: { code: 'unauthorized', message: 'no' } })
+      if (req.method === 'GET' && req.url === '/contract') return json(200, { contract: 1, store: 'interop-fake' })
       const m = req.url.match(/^\/snapshots\/(\w+)\/([\w-]+)$/)
       if (!m) return json(404, { error: { code: 'not_found', message: req.url } })
       const key = `${m[1]}/${m[2]}`
