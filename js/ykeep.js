@@ -153,7 +153,10 @@ export class YKeep {
   /** Bytes this room occupies in IndexedDB. */
   storedBytes() { return this.core.storedBytes() }
 
-  /** Deletes this room's IndexedDB data (the doc itself is untouched). */
+  /**
+   * Deletes this room's IndexedDB data (the doc itself is untouched). Rejects, deleting nothing,
+   * when the room's cache holds records of another format version.
+   */
   clearData() { return this.core.clearData() }
 
   /** Stops listening, flushes pending writes and closes the cache. */

@@ -4,13 +4,65 @@
 //! compaction, the best remote durability marker seen) and an append-only log of
 //! [`LogEntry`]s written since. The wasm-only `idb` module moves these to and from rexie.
 
-use ykeep_core::{DurabilityMarker, merge_updates};
+use ykeep_core::{DurabilityMarker, MergeError, merge_updates};
 
 use crate::error::KeepError;
 
-/// Format version written into every stored record; records of another version are ignored
-/// (and replaced at the next compaction) rather than misread.
+/// Format version written into every stored record (room record and log entry). A record of
+/// another version (older or newer code in another tab) is never misread, overwritten or
+/// deleted: the tab that finds one for its room stops writing to that room's cache and reports
+/// it unavailable ([`ForeignRecord`]).
 pub const FORMAT_VERSION: u32 = 1;
+
+/// Which kind of stored value a [`ForeignRecord`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    RoomRecord,
+    LogEntry,
+}
+
+impl std::fmt::Display for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stored::RoomRecord => "room record",
+            Stored::LogEntry => "log entry",
+        })
+    }
+}
+
+/// A stored value of a room whose format version is not [`FORMAT_VERSION`]: this code cannot
+/// read it, so it leaves it (and the rest of the room's cache) as it is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "the cache holds a {what} for room {room} of {found}, and this tab reads and writes format \
+     version {FORMAT_VERSION}: this tab will not write to the cache for this room",
+    found = describe_version(*.found)
+)]
+pub struct ForeignRecord {
+    pub room: String,
+    pub what: Stored,
+    /// The record's `v` (None: it has no numeric `v`).
+    pub found: Option<f64>,
+}
+
+fn describe_version(found: Option<f64>) -> String {
+    match found {
+        Some(v) => format!("format version {v}"),
+        None => "no format version".into(),
+    }
+}
+
+/// Accepts a stored value whose `v` is [`FORMAT_VERSION`]; anything else is a [`ForeignRecord`].
+pub fn check_version(room: &str, what: Stored, found: Option<f64>) -> Result<(), ForeignRecord> {
+    if found == Some(f64::from(FORMAT_VERSION)) {
+        return Ok(());
+    }
+    Err(ForeignRecord {
+        room: room.to_string(),
+        what,
+        found,
+    })
+}
 
 /// The compacted part of a room's cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,6 +101,26 @@ impl RoomRecord {
     }
 }
 
+/// The log entries for a batch of updates the page made: one merged entry, or, when yrs cannot
+/// merge them, one entry per update, so that a failed merge never drops an edit. The merge
+/// error comes back for the caller to report.
+pub fn local_entries(batch: Vec<Vec<u8>>) -> (Vec<LogEntry>, Option<MergeError>) {
+    let local = |update| LogEntry {
+        update,
+        local: true,
+    };
+    if batch.len() <= 1 {
+        return (batch.into_iter().map(local).collect(), None);
+    }
+    match yrs::merge_updates_v1(&batch) {
+        Ok(merged) => (vec![local(merged)], None),
+        Err(e) => (
+            batch.into_iter().map(local).collect(),
+            Some(MergeError::Decode(e.to_string())),
+        ),
+    }
+}
+
 /// The updates still waiting for a remote durability marker: the folded `pending` and every
 /// local log entry, minus those the record's marker covers.
 pub fn outbox<'a>(record: &'a RoomRecord, log: &'a [LogEntry]) -> Result<Vec<&'a [u8]>, KeepError> {
@@ -78,6 +150,8 @@ pub fn outbox<'a>(record: &'a RoomRecord, log: &'a [LogEntry]) -> Result<Vec<&'a
 
 /// Folds the log into the record: state = union of state and log; pending = the outbox merged
 /// into one update. Content is unchanged by construction (CRDT union of the same updates).
+/// Anything that does not merge (in the state or in the outbox) fails the whole fold: the
+/// caller then writes nothing and the log stays as it was.
 pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, KeepError> {
     let state = merge_updates(
         std::iter::once(record.state.as_slice()).chain(log.iter().map(|e| e.update.as_slice())),
@@ -86,8 +160,7 @@ pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, Keep
     let pending = match waiting.len() {
         0 => Vec::new(),
         1 => waiting[0].to_vec(),
-        _ => yrs::merge_updates_v1(waiting)
-            .map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?,
+        _ => yrs::merge_updates_v1(waiting).map_err(|e| MergeError::Decode(e.to_string()))?,
     };
     // Everything pending (the usual case before any remote marker): keep one copy, the state.
     let nothing_remote = record.remote_marker.is_empty()
@@ -248,5 +321,91 @@ mod tests {
                 .pending
                 .is_empty()
         );
+    }
+
+    /// Bytes that are not a Yjs update (a stored value gone bad, or an update yrs refuses).
+    const GARBAGE: &[u8] = b"\xff\xff\xff\xff\x7fnot a yjs update";
+
+    #[test]
+    fn a_batch_is_stored_as_one_merged_entry() {
+        let doc = Doc::with_client_id(5);
+        let batch: Vec<Vec<u8>> = ["a", "b", "c"]
+            .iter()
+            .map(|w| edit(&doc, |t, x| t.push(x, w)))
+            .collect();
+        let (entries, error) = local_entries(batch);
+        assert!(error.is_none());
+        assert_eq!(entries.len(), 1);
+        assert!(entries[0].local);
+        assert_eq!(text_of(&entries[0].update), "abc");
+        assert!(local_entries(Vec::new()).0.is_empty());
+    }
+
+    #[test]
+    fn a_batch_that_does_not_merge_is_stored_update_by_update() {
+        let doc = Doc::with_client_id(6);
+        let first = edit(&doc, |t, x| t.push(x, "kept "));
+        let second = edit(&doc, |t, x| t.push(x, "too"));
+        let batch = vec![first.clone(), GARBAGE.to_vec(), second.clone()];
+        let (entries, error) = local_entries(batch);
+        assert!(
+            matches!(error, Some(MergeError::Decode(_))),
+            "the merge error is reported: {error:?}"
+        );
+        let stored: Vec<&[u8]> = entries.iter().map(|e| e.update.as_slice()).collect();
+        assert_eq!(stored, [first.as_slice(), GARBAGE, second.as_slice()]);
+        assert!(entries.iter().all(|e| e.local), "all in the outbox");
+    }
+
+    #[test]
+    fn compaction_fails_rather_than_drop_a_pending_fold_that_does_not_merge() {
+        let doc = Doc::with_client_id(7);
+        let state = edit(&doc, |t, x| t.push(x, "state"));
+        let record = RoomRecord {
+            state,
+            pending: GARBAGE.to_vec(),
+            pending_is_state: false,
+            remote_marker: Vec::new(),
+        };
+        let log = [LogEntry {
+            update: edit(&doc, |t, x| t.push(x, " more")),
+            local: true,
+        }];
+        assert!(
+            matches!(compact(&record, &log), Err(KeepError::Update(_))),
+            "the fold of the outbox fails, so the compaction does"
+        );
+        let bad_log = [
+            log[0].clone(),
+            LogEntry {
+                update: GARBAGE.to_vec(),
+                local: true,
+            },
+        ];
+        assert!(compact(&RoomRecord::default(), &bad_log).is_err());
+    }
+
+    #[test]
+    fn only_this_format_version_is_readable() {
+        assert_eq!(
+            check_version("document/a", Stored::LogEntry, Some(1.0)),
+            Ok(())
+        );
+        for (found, says) in [
+            (Some(2.0), "of format version 2,"),
+            (Some(0.0), "of format version 0,"),
+            (Some(1.5), "of format version 1.5,"),
+            (None, "of no format version,"),
+        ] {
+            let e = check_version("document/a", Stored::RoomRecord, found).unwrap_err();
+            let message = e.to_string();
+            assert!(message.contains(says), "{message}");
+            assert!(
+                message.contains("room record for room document/a")
+                    && message.contains("this tab reads and writes format version 1")
+                    && message.contains("will not write to the cache for this room"),
+                "{message}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ use ykeep_core::compaction::CompactionPolicy;
 use yrs::updates::decoder::Decode;
 use yrs::{StateVector, Update};
 
-use crate::cache::{self, LogEntry};
+use crate::cache::{self, ForeignRecord};
 use crate::durability::{DurabilityView, best_marker, parse_durable};
 use crate::error::KeepError;
 use crate::http::{BrowserFetch, Fetch, Reply};
@@ -59,6 +59,8 @@ struct Inner {
     policy: CompactionPolicy,
     db: RefCell<Option<Rc<Rexie>>>,
     cache_off: RefCell<Option<String>>,
+    /// The record of another format version that turned the cache off, once one was met.
+    foreign: RefCell<Option<ForeignRecord>>,
     queue: RefCell<Vec<Vec<u8>>>,
     writing: Cell<bool>,
     state_bytes: Cell<u64>,
@@ -137,6 +139,7 @@ impl Engine {
             policy,
             db: RefCell::new(None),
             cache_off: RefCell::new(None),
+            foreign: RefCell::new(None),
             queue: RefCell::new(Vec::new()),
             writing: Cell::new(false),
             state_bytes: Cell::new(0),
@@ -210,6 +213,36 @@ impl Engine {
                 self.warn(format!("working without a local cache ({e})"));
                 None
             }
+        }
+    }
+
+    /// The room's cache holds a record of another format version: leave the whole room's cache
+    /// as it is from now on (no write, no compaction, no delete) and tell the page, once.
+    fn stop_at_foreign(&self, found: ForeignRecord) {
+        if self.inner.foreign.borrow().is_some() {
+            return;
+        }
+        let message = KeepError::from(found.clone()).to_string();
+        *self.inner.foreign.borrow_mut() = Some(found);
+        *self.inner.cache_off.borrow_mut() = Some(message.clone());
+        if let Some(db) = self.inner.db.borrow_mut().take() {
+            if let Ok(db) = Rc::try_unwrap(db) {
+                db.close();
+            }
+        }
+        self.warn(message);
+    }
+
+    /// Passes `result` on; a record of another format version in it turns the cache off
+    /// ([`Engine::stop_at_foreign`]) and becomes `Ok(None)`, what a call without a cache gets.
+    fn unless_foreign<T>(&self, result: Result<T, KeepError>) -> Result<Option<T>, KeepError> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(KeepError::Foreign(found)) => {
+                self.stop_at_foreign(found);
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -364,6 +397,11 @@ impl Engine {
                     self.inner.log_bytes.set(data.log_bytes());
                     Ok(data)
                 }
+                Err(KeepError::Foreign(found)) => {
+                    let message = KeepError::from(found.clone()).to_string();
+                    self.stop_at_foreign(found);
+                    Err(Fetched::Failed(message))
+                }
                 Err(e) => {
                     self.warn(format!("could not read the cache: {e}"));
                     Err(Fetched::Failed(e.to_string()))
@@ -418,7 +456,7 @@ impl Engine {
             (Source::Indexeddb, cache_outcome, cache_ms),
         ]);
         if let Some(new) = merged.new_for_cache.take() {
-            self.append_now(vec![LogEntry {
+            self.append_now(vec![cache::LogEntry {
                 update: new,
                 local: false,
             }])
@@ -430,7 +468,7 @@ impl Engine {
     }
 
     /// Appends entries to the log (reopening once if the database went away).
-    async fn append_now(&self, entries: Vec<LogEntry>) {
+    async fn append_now(&self, entries: Vec<cache::LogEntry>) {
         let Some(db) = self.ensure_db().await else {
             return;
         };
@@ -449,7 +487,8 @@ impl Engine {
     }
 
     /// Queues an update the page made; a background writer appends queued updates to the log
-    /// (one merged entry per batch, one transaction) and compacts by bytes.
+    /// (one merged entry per batch, or one entry per update when they do not merge; one
+    /// transaction) and compacts by bytes.
     pub fn store_update(&self, update: Vec<u8>) -> Result<(), KeepError> {
         if self.inner.destroyed.get() {
             return Err(KeepError::Destroyed);
@@ -471,23 +510,14 @@ impl Engine {
                 if batch.is_empty() {
                     break;
                 }
-                let update = if batch.len() == 1 {
-                    batch.into_iter().next().unwrap_or_default()
-                } else {
-                    match yrs::merge_updates_v1(&batch) {
-                        Ok(u) => u,
-                        Err(e) => {
-                            engine.warn(format!("could not merge queued updates: {e}"));
-                            continue;
-                        }
-                    }
-                };
-                engine
-                    .append_now(vec![LogEntry {
-                        update,
-                        local: true,
-                    }])
-                    .await;
+                let count = batch.len();
+                let (entries, merge_error) = cache::local_entries(batch);
+                if let Some(e) = merge_error {
+                    engine.warn(format!(
+                        "could not merge {count} queued updates, storing them one by one: {e}"
+                    ));
+                }
+                engine.append_now(entries).await;
                 let (state, log) = (engine.inner.state_bytes.get(), engine.inner.log_bytes.get());
                 if engine.inner.policy.should_compact(state, log) {
                     if let Err(e) = engine.compact_now().await {
@@ -514,7 +544,11 @@ impl Engine {
             return Ok(None);
         };
         let lock = format!("ykeep:{}:{}", self.inner.opts.db_name, self.inner.room);
-        let compacted = with_web_lock(&lock, idb::compact(&db, &self.inner.room)).await?;
+        let compacted = with_web_lock(&lock, idb::compact(&db, &self.inner.room)).await;
+        drop(db);
+        let Some(compacted) = self.unless_foreign(compacted)? else {
+            return Ok(None);
+        };
         self.inner.state_bytes.set(compacted.state_bytes);
         self.inner.log_bytes.set(0);
         self.note_other_tabs(&compacted);
@@ -571,20 +605,40 @@ impl Engine {
             }
         }
         if let Some(db) = db {
-            let record = match &best {
-                Some(m) => Some(idb::settle(&db, &self.inner.room, m).await?),
-                None => None,
-            };
-            let mut data = idb::read(&db, &self.inner.room).await?;
-            if let Some(r) = record {
-                data.record = r;
+            match self.settle_and_count(&db, best.as_ref()).await? {
+                Some((updates, bytes)) => {
+                    view.pending_updates = updates;
+                    view.pending_bytes = bytes;
+                }
+                None => view.local = false,
             }
-            let waiting = cache::outbox(&data.record, &data.log)?;
-            view.pending_updates = waiting.len();
-            view.pending_bytes = waiting.iter().map(|u| u.len()).sum();
         }
         self.emit(Event::Durability(view.clone()));
         Ok(view)
+    }
+
+    /// Stores `marker` in the cache when it is newer, then counts the outbox: `(updates,
+    /// bytes)`, or None when the room's cache turned out to hold another format version.
+    async fn settle_and_count(
+        &self,
+        db: &Rexie,
+        marker: Option<&DurabilityMarker>,
+    ) -> Result<Option<(usize, usize)>, KeepError> {
+        let record = match marker {
+            Some(m) => match self.unless_foreign(idb::settle(db, &self.inner.room, m).await)? {
+                Some(record) => Some(record),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let Some(mut data) = self.unless_foreign(idb::read(db, &self.inner.room).await)? else {
+            return Ok(None);
+        };
+        if let Some(record) = record {
+            data.record = record;
+        }
+        let waiting = cache::outbox(&data.record, &data.log)?;
+        Ok(Some((waiting.len(), waiting.iter().map(|u| u.len()).sum())))
     }
 
     /// Takes a durability marker reported by other means (e.g. an app's own channel) into the
@@ -593,9 +647,8 @@ impl Engine {
         let Some(db) = self.ensure_db().await else {
             return Ok(0);
         };
-        let record = idb::settle(&db, &self.inner.room, marker).await?;
-        let data = idb::read(&db, &self.inner.room).await?;
-        Ok(cache::outbox(&record, &data.log)?.len())
+        let counted = self.settle_and_count(&db, Some(marker)).await?;
+        Ok(counted.map_or(0, |(updates, _)| updates))
     }
 
     /// The outbox: updates made here that no remote marker covers yet.
@@ -604,7 +657,9 @@ impl Engine {
         let Some(db) = self.ensure_db().await else {
             return Ok(Vec::new());
         };
-        let data = idb::read(&db, &self.inner.room).await?;
+        let Some(data) = self.unless_foreign(idb::read(&db, &self.inner.room).await)? else {
+            return Ok(Vec::new());
+        };
         Ok(cache::outbox(&data.record, &data.log)?
             .into_iter()
             .map(<[u8]>::to_vec)
@@ -616,17 +671,28 @@ impl Engine {
         let Some(db) = self.ensure_db().await else {
             return Ok(StoredBytes::default());
         };
-        idb::stored_bytes(&db, &self.inner.room).await
+        Ok(self
+            .unless_foreign(idb::stored_bytes(&db, &self.inner.room).await)?
+            .unwrap_or_default())
     }
 
-    /// Deletes this room's cache (record and log).
+    /// Deletes this room's cache (record and log). Fails, deleting nothing, when the room's
+    /// cache holds a record of another format version.
     pub async fn clear_data(&self) -> Result<(), KeepError> {
         self.inner.queue.borrow_mut().clear();
         self.flush().await;
+        if let Some(found) = self.inner.foreign.borrow().clone() {
+            return Err(found.into());
+        }
         let Some(db) = self.ensure_db().await else {
             return Ok(());
         };
-        idb::clear(&db, &self.inner.room).await?;
+        if let Err(e) = idb::clear(&db, &self.inner.room).await {
+            if let KeepError::Foreign(found) = &e {
+                self.stop_at_foreign(found.clone());
+            }
+            return Err(e);
+        }
         self.inner.state_bytes.set(0);
         self.inner.log_bytes.set(0);
         Ok(())

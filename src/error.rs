@@ -2,6 +2,8 @@
 
 use ykeep_core::{AddressError, MarkerError, MergeError};
 
+use crate::cache::ForeignRecord;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeepError {
     #[error("invalid room: {0}")]
@@ -14,6 +16,9 @@ pub enum KeepError {
     Options(String),
     #[error("IndexedDB: {0}")]
     Cache(String),
+    /// The room's cache holds a record of another format version; it is left as it is.
+    #[error("IndexedDB: {0}")]
+    Foreign(#[from] ForeignRecord),
     #[error("{source_name}: {message}")]
     Source {
         source_name: &'static str,

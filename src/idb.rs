@@ -1,12 +1,17 @@
 //! IndexedDB through rexie: one `rooms` record per room (compacted state, folded outbox, remote
 //! marker) and an append-only `log` keyed `[room, time, random]`, both carrying a format version.
+//!
+//! Every read checks the version of each value it reads for the room and fails with
+//! [`KeepError::Foreign`] on another one, before anything is written: a value of another
+//! version is never overwritten or deleted here. Compaction and `clear` delete exactly the
+//! keys they read.
 
-use futures_util::future::join;
+use futures_util::future::{join, join3, try_join_all};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::cache::{self, FORMAT_VERSION, LogEntry, RoomRecord};
+use crate::cache::{self, FORMAT_VERSION, ForeignRecord, LogEntry, RoomRecord, Stored};
 use crate::error::KeepError;
 use ykeep_core::DurabilityMarker;
 
@@ -44,11 +49,13 @@ fn bytes_field(o: &JsValue, k: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn version_of(o: &JsValue) -> Option<u32> {
-    Reflect::get(o, &JsValue::from_str("v"))
-        .ok()?
-        .as_f64()
-        .map(|v| v as u32)
+/// The stored `v` (None when there is none, or the value is not an object).
+fn version_of(o: &JsValue) -> Option<f64> {
+    Reflect::get(o, &JsValue::from_str("v")).ok()?.as_f64()
+}
+
+fn check(room: &str, what: Stored, v: &JsValue) -> Result<(), ForeignRecord> {
+    cache::check_version(room, what, version_of(v))
 }
 
 fn record_to_js(r: &RoomRecord) -> JsValue {
@@ -61,19 +68,21 @@ fn record_to_js(r: &RoomRecord) -> JsValue {
     o.into()
 }
 
-fn record_from_js(v: Option<JsValue>) -> RoomRecord {
-    match v {
-        Some(v) if version_of(&v) == Some(FORMAT_VERSION) => RoomRecord {
-            state: bytes_field(&v, "state"),
-            pending: bytes_field(&v, "pending"),
-            pending_is_state: Reflect::get(&v, &JsValue::from_str("pendingAll"))
-                .ok()
-                .and_then(|b| b.as_bool())
-                .unwrap_or(false),
-            remote_marker: bytes_field(&v, "marker"),
-        },
-        _ => RoomRecord::default(),
-    }
+/// The room's record (the default when there is none).
+fn record_from_js(room: &str, v: Option<JsValue>) -> Result<RoomRecord, ForeignRecord> {
+    let Some(v) = v else {
+        return Ok(RoomRecord::default());
+    };
+    check(room, Stored::RoomRecord, &v)?;
+    Ok(RoomRecord {
+        state: bytes_field(&v, "state"),
+        pending: bytes_field(&v, "pending"),
+        pending_is_state: Reflect::get(&v, &JsValue::from_str("pendingAll"))
+            .ok()
+            .and_then(|b| b.as_bool())
+            .unwrap_or(false),
+        remote_marker: bytes_field(&v, "marker"),
+    })
 }
 
 fn entry_to_js(e: &LogEntry) -> JsValue {
@@ -84,18 +93,20 @@ fn entry_to_js(e: &LogEntry) -> JsValue {
     o.into()
 }
 
-fn entry_from_js(v: &JsValue) -> Option<LogEntry> {
-    if version_of(v) != Some(FORMAT_VERSION) {
-        return None;
-    }
+fn entry_from_js(room: &str, v: &JsValue) -> Result<LogEntry, ForeignRecord> {
+    check(room, Stored::LogEntry, v)?;
     let local = Reflect::get(v, &JsValue::from_str("local"))
-        .ok()?
-        .as_bool()
+        .ok()
+        .and_then(|l| l.as_bool())
         .unwrap_or(false);
-    Some(LogEntry {
+    Ok(LogEntry {
         update: bytes_field(v, "u"),
         local,
     })
+}
+
+fn entries_from_js(room: &str, values: &[JsValue]) -> Result<Vec<LogEntry>, ForeignRecord> {
+    values.iter().map(|v| entry_from_js(room, v)).collect()
 }
 
 fn log_key(room: &str) -> JsValue {
@@ -147,8 +158,8 @@ async fn read_raw(db: &Rexie, room: &str) -> Result<(Option<JsValue>, Vec<JsValu
 pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
     let (record, values) = read_raw(db, room).await?;
     Ok(RoomData {
-        record: record_from_js(record),
-        log: values.iter().filter_map(entry_from_js).collect(),
+        record: record_from_js(room, record)?,
+        log: entries_from_js(room, &values)?,
     })
 }
 
@@ -156,7 +167,7 @@ pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
 /// returned (it reaches wasm memory only when something has to be merged with it) and the log.
 #[derive(Debug, Default)]
 pub struct CachedState {
-    /// The compacted state (None when never compacted or of another format version).
+    /// The compacted state (None when never compacted).
     pub state: Option<Uint8Array>,
     pub log: Vec<LogEntry>,
 }
@@ -173,14 +184,16 @@ impl CachedState {
 
 pub async fn read_state(db: &Rexie, room: &str) -> Result<CachedState, KeepError> {
     let (record, values) = read_raw(db, room).await?;
+    if let Some(r) = &record {
+        check(room, Stored::RoomRecord, r)?;
+    }
     let state = record
-        .filter(|r| version_of(r) == Some(FORMAT_VERSION))
         .and_then(|r| Reflect::get(&r, &JsValue::from_str("state")).ok())
         .and_then(|v| v.dyn_into::<Uint8Array>().ok())
         .filter(|a| a.length() > 0);
     Ok(CachedState {
         state,
-        log: values.iter().filter_map(entry_from_js).collect(),
+        log: entries_from_js(room, &values)?,
     })
 }
 
@@ -207,26 +220,56 @@ pub struct Compacted {
     pub state_bytes: u64,
 }
 
+/// The room's record, log keys and log values, read in the caller's read-write transaction
+/// (keys and values come in the same key order).
+async fn read_for_write(
+    rooms: &rexie::Store,
+    log: &rexie::Store,
+    room: &str,
+) -> Result<(Option<JsValue>, Vec<JsValue>, Vec<JsValue>), KeepError> {
+    let (record, keys, values) = join3(
+        rooms.get(JsValue::from_str(room)),
+        log.get_all_keys(Some(log_range(room)?), None),
+        log.get_all(Some(log_range(room)?), None),
+    )
+    .await;
+    let (keys, values) = (keys.map_err(err)?, values.map_err(err)?);
+    if keys.len() != values.len() {
+        return Err(KeepError::Cache(format!(
+            "read {} log keys but {} values for {room}",
+            keys.len(),
+            values.len()
+        )));
+    }
+    Ok((record.map_err(err)?, keys, values))
+}
+
+/// Deletes exactly `keys` (every request goes out at once, inside the caller's transaction).
+async fn delete_keys(store: &rexie::Store, keys: Vec<JsValue>) -> Result<(), KeepError> {
+    try_join_all(keys.into_iter().map(|k| store.delete(k)))
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
 /// Folds the log into the record in ONE read-write transaction: read record and log, write the
-/// new record, delete exactly the log range read (no other write can interleave).
+/// new record, delete exactly the log keys read. A value of another format version (or a fold
+/// that fails) stops it before anything is written.
 pub async fn compact(db: &Rexie, room: &str) -> Result<Compacted, KeepError> {
     let tx = db
         .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
         .map_err(err)?;
     let rooms = tx.store(ROOMS).map_err(err)?;
     let log = tx.store(LOG).map_err(err)?;
-    let record = record_from_js(rooms.get(JsValue::from_str(room)).await.map_err(err)?);
-    let values = log
-        .get_all(Some(log_range(room)?), None)
-        .await
-        .map_err(err)?;
-    let entries: Vec<LogEntry> = values.iter().filter_map(entry_from_js).collect();
+    let (record, keys, values) = read_for_write(&rooms, &log, room).await?;
+    let record = record_from_js(room, record)?;
+    let entries = entries_from_js(room, &values)?;
     let folded = cache::compact(&record, &entries)?;
     rooms
         .put(&record_to_js(&folded), Some(&JsValue::from_str(room)))
         .await
         .map_err(err)?;
-    log.delete(log_range(room)?.into()).await.map_err(err)?;
+    delete_keys(&log, keys).await?;
     tx.done().await.map_err(err)?;
     Ok(Compacted {
         log_bytes_before: entries.iter().map(|e| e.update.len() as u64).sum(),
@@ -245,7 +288,7 @@ pub async fn settle(
         .transaction(&[ROOMS], TransactionMode::ReadWrite)
         .map_err(err)?;
     let rooms = tx.store(ROOMS).map_err(err)?;
-    let mut record = record_from_js(rooms.get(JsValue::from_str(room)).await.map_err(err)?);
+    let mut record = record_from_js(room, rooms.get(JsValue::from_str(room)).await.map_err(err)?)?;
     if cache::settle(&mut record, marker)? {
         rooms
             .put(&record_to_js(&record), Some(&JsValue::from_str(room)))
@@ -256,20 +299,23 @@ pub async fn settle(
     Ok(record)
 }
 
+/// Deletes the room's record and log entries, exactly the keys read in the same transaction;
+/// nothing at all when any of them is of another format version.
 pub async fn clear(db: &Rexie, room: &str) -> Result<(), KeepError> {
     let tx = db
         .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
         .map_err(err)?;
-    tx.store(ROOMS)
-        .map_err(err)?
-        .delete(JsValue::from_str(room))
-        .await
-        .map_err(err)?;
-    tx.store(LOG)
-        .map_err(err)?
-        .delete(log_range(room)?.into())
-        .await
-        .map_err(err)?;
+    let rooms = tx.store(ROOMS).map_err(err)?;
+    let log = tx.store(LOG).map_err(err)?;
+    let (record, keys, values) = read_for_write(&rooms, &log, room).await?;
+    if let Some(r) = &record {
+        check(room, Stored::RoomRecord, r)?;
+    }
+    entries_from_js(room, &values)?;
+    if record.is_some() {
+        rooms.delete(JsValue::from_str(room)).await.map_err(err)?;
+    }
+    delete_keys(&log, keys).await?;
     tx.done().await.map_err(err)?;
     Ok(())
 }

@@ -5,11 +5,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
+use rexie::TransactionMode;
+use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::AbortSignal;
 use ykeep::cache::LogEntry;
 use ykeep::core::DurabilityMarker;
-use ykeep::engine::Engine;
+use ykeep::engine::{Engine, Event};
 use ykeep::http::{Fetch, LocalFuture, Reply};
 use ykeep::idb;
 use ykeep::options::{Options, RawOptions};
@@ -517,8 +520,120 @@ async fn a_delete_only_edit_stays_in_the_outbox_until_a_marker_covers_it() {
     a.destroy().await;
 }
 
+/// One stored value as IndexedDB holds it, for before/after comparisons.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    store: &'static str,
+    room: String,
+    key: String,
+    value: String,
+    /// The value's `v`.
+    v: Option<f64>,
+}
+
+/// Every value in both object stores, read straight through IndexedDB.
+async fn dump(db: &str) -> Vec<Row> {
+    let handle = idb::open(db).await.unwrap();
+    let tx = handle
+        .transaction(&["rooms", "log"], TransactionMode::ReadOnly)
+        .unwrap();
+    let mut rows = Vec::new();
+    for name in ["rooms", "log"] {
+        let store = tx.store(name).unwrap();
+        let keys = store.get_all_keys(None, None).await.unwrap();
+        let values = store.get_all(None, None).await.unwrap();
+        assert_eq!(keys.len(), values.len());
+        for (key, value) in keys.into_iter().zip(values) {
+            let room = match key.as_string() {
+                Some(room) => room,
+                None => Array::from(&key).get(0).as_string().unwrap(),
+            };
+            rows.push(Row {
+                store: name,
+                room,
+                key: JSON::stringify(&key).unwrap().into(),
+                value: JSON::stringify(&value).unwrap().into(),
+                v: Reflect::get(&value, &"v".into()).unwrap().as_f64(),
+            });
+        }
+    }
+    drop(tx);
+    handle.close();
+    rows
+}
+
+fn of_room<'a>(rows: &'a [Row], room: &str) -> Vec<&'a Row> {
+    rows.iter().filter(|r| r.room == room).collect()
+}
+
+fn foreign(rows: &[Row]) -> Vec<&Row> {
+    rows.iter().filter(|r| r.v != Some(1.0)).collect()
+}
+
+/// What another version of this module might have stored for `room`: a room record or a log
+/// entry with format version `v`, holding real content under its own field names.
+#[derive(Clone, Copy)]
+enum Raw {
+    Record(f64),
+    Entry(f64),
+}
+
+async fn write_raw(db: &str, room: &str, raws: &[Raw], client: u64) {
+    let handle = idb::open(db).await.unwrap();
+    let tx = handle
+        .transaction(&["rooms", "log"], TransactionMode::ReadWrite)
+        .unwrap();
+    for (i, raw) in raws.iter().enumerate() {
+        let content = type_words(&Doc::with_client_id(client + i as u64), &["other version"]);
+        let o = Object::new();
+        let (store, key, v) = match *raw {
+            Raw::Record(v) => ("rooms", JsValue::from_str(room), v),
+            Raw::Entry(v) => {
+                let key = Array::of3(
+                    &room.into(),
+                    &js_sys::Date::now().into(),
+                    &JsValue::from_f64(i as f64),
+                );
+                ("log", key.into(), v)
+            }
+        };
+        Reflect::set(&o, &"v".into(), &v.into()).unwrap();
+        Reflect::set(&o, &"blob".into(), &Uint8Array::from(content[0].as_slice())).unwrap();
+        Reflect::set(&o, &"u".into(), &Uint8Array::from(content[0].as_slice())).unwrap();
+        Reflect::set(&o, &"local".into(), &true.into()).unwrap();
+        tx.store(store).unwrap().put(&o, Some(&key)).await.unwrap();
+    }
+    tx.done().await.unwrap();
+    handle.close();
+}
+
+fn warnings_of(e: &Engine) -> Rc<RefCell<Vec<String>>> {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    e.set_listener(Box::new(move |event| {
+        if let Event::Warning(m) = event {
+            sink.borrow_mut().push(m);
+        }
+    }));
+    seen
+}
+
+fn says_foreign(message: &str, version: &str) -> bool {
+    message.contains(&format!("of format version {version},"))
+        && message.contains("document/room1")
+        && message.contains("this tab will not write to the cache for this room")
+}
+
+fn durable_body(marker: &DurabilityMarker) -> Vec<u8> {
+    format!(
+        r#"{{"relay":"{}","store":null,"storeSnapshotId":null,"savedAt":null}}"#,
+        marker.to_base64()
+    )
+    .into_bytes()
+}
+
 #[wasm_bindgen_test]
-async fn records_of_another_format_version_are_not_misread() {
+async fn records_of_our_format_version_round_trip_through_compaction() {
     let db = "t-version";
     fresh_db(db).await;
     let net = FakeNet::new();
@@ -526,9 +641,270 @@ async fn records_of_another_format_version_are_not_misread() {
     a.load().await.unwrap();
     a.store_update(type_words(&Doc::with_client_id(50), &["v1"]).remove(0))
         .unwrap();
-    a.compact().await.unwrap();
+    a.compact().await.unwrap().expect("cache in use");
     a.destroy().await;
+    assert!(dump(db).await.iter().all(|r| r.v == Some(1.0)));
     let b = engine(db, &net);
     assert_eq!(text_of(&b.load().await.unwrap().update), "v1");
+    assert!(b.cache_disabled_reason().is_none());
     b.destroy().await;
+}
+
+/// An older and a newer format next to this tab's own records: the tab that opens the room
+/// reports its cache unavailable, naming the version it found, and then writes, compacts and
+/// deletes nothing of that room; another room in the same database works as before.
+#[wasm_bindgen_test]
+async fn a_tab_that_loads_a_room_with_another_format_version_writes_nothing_there() {
+    let cases: [(&str, &[Raw], &str); 3] = [
+        ("older", &[Raw::Entry(0.0)], "0"),
+        ("newer", &[Raw::Record(2.0), Raw::Entry(2.0)], "2"),
+        (
+            "both",
+            &[Raw::Entry(0.0), Raw::Record(2.0), Raw::Entry(2.0)],
+            "2",
+        ),
+    ];
+    for (case, raws, version) in cases {
+        let db = format!("t-foreign-load-{case}");
+        fresh_db(&db).await;
+        let net = FakeNet::new();
+        let doc = Doc::with_client_id(60);
+        let own = engine(&db, &net);
+        own.load().await.unwrap();
+        own.store_update(type_words(&doc, &["own "]).remove(0))
+            .unwrap();
+        own.compact().await.unwrap().expect("cache in use");
+        own.store_update(type_words(&doc, &["edits"]).remove(0))
+            .unwrap();
+        own.destroy().await;
+        let other_room = Engine::with_fetch(opts(&db, "other"), net.clone());
+        other_room.load().await.unwrap();
+        other_room
+            .store_update(type_words(&Doc::with_client_id(61), &["other room"]).remove(0))
+            .unwrap();
+        other_room.destroy().await;
+        write_raw(&db, "document/room1", raws, 70).await;
+        let before = dump(&db).await;
+        assert_eq!(foreign(&before).len(), raws.len(), "{case}");
+
+        let b = engine(&db, &net);
+        let warnings = warnings_of(&b);
+        let m = b.load().await.unwrap();
+        let cache = &m.report.sources[2];
+        assert_eq!(cache.status, "error", "{case}: {:?}", m.report);
+        let error = cache.error.clone().unwrap_or_default();
+        assert!(says_foreign(&error, version), "{case}: {error}");
+        assert_eq!(b.cache_disabled_reason().as_deref(), Some(error.as_str()));
+        assert_eq!(*warnings.borrow(), [error.clone()], "{case}: warned once");
+        // Every write path of the tab: edits, flush, compaction, a durability marker, clearData.
+        for u in type_words(&Doc::with_client_id(62), &["new ", "edits"]) {
+            b.store_update(u).unwrap();
+        }
+        b.flush().await;
+        assert!(b.compact().await.unwrap().is_none(), "{case}");
+        let marker = DurabilityMarker::of_txn(&Doc::with_client_id(62).transact());
+        *net.durable.borrow_mut() = Fake::Reply(200, durable_body(&marker));
+        let view = b.durability(&full(&doc)).await.unwrap();
+        assert!(!view.local, "{case}: {view:?}");
+        assert_eq!(b.settle(&marker).await.unwrap(), 0);
+        let refused = b.clear_data().await.unwrap_err().to_string();
+        assert!(says_foreign(&refused, version), "{case}: {refused}");
+        assert_eq!(
+            warnings.borrow().len(),
+            1,
+            "{case}: {:?}",
+            warnings.borrow()
+        );
+        b.destroy().await;
+        assert_eq!(
+            dump(&db).await,
+            before,
+            "{case}: nothing written or deleted"
+        );
+
+        // The same database's other room still has a working cache.
+        let o = Engine::with_fetch(opts(&db, "other"), net.clone());
+        let m = o.load().await.unwrap();
+        assert_eq!(text_of(&m.update), "other room", "{case}");
+        assert!(o.cache_disabled_reason().is_none(), "{case}");
+        assert!(o.compact().await.unwrap().is_some(), "{case}");
+        o.destroy().await;
+        let after = dump(&db).await;
+        assert_eq!(
+            of_room(&after, "document/room1"),
+            of_room(&before, "document/room1"),
+            "{case}"
+        );
+    }
+}
+
+/// A tab that loaded before another version wrote to its room meets those records on its next
+/// compaction (asked for or by bytes), durability check, marker, outbox or size read, or
+/// clearData: each leaves them as they are, turns the room's cache off and says so once.
+#[wasm_bindgen_test]
+async fn a_running_tab_leaves_records_of_another_format_version_alone() {
+    let raws = [Raw::Record(2.0), Raw::Entry(0.0), Raw::Entry(2.0)];
+    for op in [
+        "compact",
+        "compact-by-bytes",
+        "durability",
+        "settle",
+        "outbox",
+        "stored-bytes",
+        "clear",
+    ] {
+        let db = format!("t-foreign-running-{op}");
+        fresh_db(&db).await;
+        let net = FakeNet::new();
+        let mut o = opts(&db, "room1");
+        o.compaction_floor_bytes = 1;
+        let a = Engine::with_fetch(o, net.clone());
+        let warnings = warnings_of(&a);
+        a.load().await.unwrap();
+        let doc = Doc::with_client_id(80);
+        for u in type_words(&doc, &["written ", "before"]) {
+            a.store_update(u).unwrap();
+            a.flush().await;
+        }
+        assert!(a.cache_disabled_reason().is_none(), "{op}");
+        // A tab of another version compacts over this room's record and appends entries.
+        write_raw(&db, "document/room1", &raws, 90).await;
+        let before = dump(&db).await;
+        assert_eq!(foreign(&before).len(), raws.len(), "{op}");
+
+        let marker = DurabilityMarker::of_txn(&doc.transact());
+        match op {
+            "compact" => assert!(a.compact().await.unwrap().is_none()),
+            "compact-by-bytes" => {
+                let long = "x".repeat(4_000);
+                a.store_update(type_words(&doc, &[&long]).remove(0))
+                    .unwrap();
+                a.flush().await;
+            }
+            "durability" => {
+                *net.durable.borrow_mut() = Fake::Reply(200, durable_body(&marker));
+                let view = a.durability(&full(&doc)).await.unwrap();
+                assert!(!view.local, "{view:?}");
+            }
+            "settle" => assert_eq!(a.settle(&marker).await.unwrap(), 0),
+            "outbox" => assert!(a.outbox().await.unwrap().is_empty()),
+            "stored-bytes" => assert_eq!(a.stored_bytes().await.unwrap().total, 0),
+            _ => {
+                let e = a.clear_data().await.unwrap_err().to_string();
+                assert!(says_foreign(&e, "2"), "{e}");
+            }
+        }
+        let reason = a.cache_disabled_reason().unwrap_or_default();
+        assert!(says_foreign(&reason, "2"), "{op}: {reason}");
+        assert_eq!(*warnings.borrow(), [reason.clone()], "{op}");
+        let after_op = dump(&db).await;
+        if op == "compact-by-bytes" {
+            // The writer appended its entry, then the compaction met the other versions.
+            assert_eq!(after_op.len(), before.len() + 1, "{op}");
+        } else {
+            assert_eq!(after_op, before, "{op}: nothing written or deleted");
+        }
+        assert_eq!(foreign(&after_op), foreign(&before), "{op}");
+
+        // From now on the tab writes nothing to this room.
+        for u in type_words(&doc, &[" and after"]) {
+            a.store_update(u).unwrap();
+        }
+        a.flush().await;
+        assert!(a.compact().await.unwrap().is_none(), "{op}");
+        assert!(a.clear_data().await.is_err(), "{op}");
+        assert_eq!(dump(&db).await, after_op, "{op}");
+        assert_eq!(warnings.borrow().len(), 1, "{op}: {:?}", warnings.borrow());
+        a.destroy().await;
+    }
+}
+
+/// clearData deletes its own room's record and log, and nothing of a room whose name it is a
+/// prefix of (or any other room).
+#[wasm_bindgen_test]
+async fn clear_data_deletes_only_its_own_room() {
+    let db = "t-clear-rooms";
+    fresh_db(db).await;
+    let net = FakeNet::new();
+    let ids = ["a", "ab", "a-", "b"];
+    for (i, id) in ids.into_iter().enumerate() {
+        let e = Engine::with_fetch(opts(db, id), net.clone());
+        e.load().await.unwrap();
+        let doc = Doc::with_client_id(100 + i as u64);
+        e.store_update(type_words(&doc, &[&format!("{id} compacted ")]).remove(0))
+            .unwrap();
+        e.compact().await.unwrap().expect("cache in use");
+        for u in type_words(&doc, &["and ", "logged"]) {
+            e.store_update(u).unwrap();
+            e.flush().await;
+        }
+        e.destroy().await;
+    }
+    let before = dump(db).await;
+    for id in ids {
+        let rows = of_room(&before, &format!("document/{id}"));
+        assert!(rows.iter().any(|r| r.store == "rooms"), "{id}: {rows:?}");
+        assert!(
+            rows.iter().filter(|r| r.store == "log").count() >= 2,
+            "{id}"
+        );
+    }
+
+    let a = Engine::with_fetch(opts(db, "a"), net.clone());
+    a.load().await.unwrap();
+    a.clear_data().await.unwrap();
+    a.destroy().await;
+    let after = dump(db).await;
+    assert!(of_room(&after, "document/a").is_empty(), "{after:?}");
+    let others = |rows: &[Row]| -> Vec<Row> {
+        rows.iter()
+            .filter(|r| r.room != "document/a")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&after), others(&before));
+    for id in ["ab", "a-", "b"] {
+        let e = Engine::with_fetch(opts(db, id), net.clone());
+        let text = text_of(&e.load().await.unwrap().update);
+        assert_eq!(text, format!("{id} compacted and logged"));
+        e.destroy().await;
+    }
+    let e = Engine::with_fetch(opts(db, "a"), net.clone());
+    assert!(e.load().await.unwrap().update.is_empty());
+    e.destroy().await;
+}
+
+/// A log entry that does not merge fails the compaction before anything is written: the
+/// record and every entry stay as they were.
+#[wasm_bindgen_test]
+async fn a_compaction_that_fails_leaves_the_cache_as_it_was() {
+    let db = "t-compact-fails";
+    fresh_db(db).await;
+    let net = FakeNet::new();
+    let a = engine(db, &net);
+    a.load().await.unwrap();
+    let doc = Doc::with_client_id(110);
+    a.store_update(type_words(&doc, &["compacted "]).remove(0))
+        .unwrap();
+    a.compact().await.unwrap().expect("cache in use");
+    for u in type_words(&doc, &["and ", "logged"]) {
+        a.store_update(u).unwrap();
+        a.flush().await;
+    }
+    let handle = idb::open(db).await.unwrap();
+    idb::append(
+        &handle,
+        "document/room1",
+        &[LogEntry {
+            update: b"\xff\xff\xff\xff\x7fnot a yjs update".to_vec(),
+            local: true,
+        }],
+    )
+    .await
+    .unwrap();
+    handle.close();
+    let before = dump(db).await;
+    assert!(a.compact().await.is_err());
+    assert_eq!(dump(db).await, before);
+    a.destroy().await;
 }

@@ -122,7 +122,8 @@ impl KeepCore {
         })
     }
 
-    /// Folds the log into the compacted record; resolves `null` without a cache.
+    /// Folds the log into the compacted record; resolves `null` without a cache (also when the
+    /// room's cache holds records of another format version: see `cacheDisabledReason`).
     #[wasm_bindgen(unchecked_return_type = "Promise<CompactResult | null>")]
     pub fn compact(&self) -> Promise {
         let engine = self.engine.clone();
@@ -191,7 +192,8 @@ impl KeepCore {
         future_to_promise(async move { to_value(&engine.stored_bytes().await.map_err(to_js)?) })
     }
 
-    /// Deletes this room's cache.
+    /// Deletes this room's cache. Rejects with an `Error`, deleting nothing, when the room's
+    /// cache holds records of another format version (written by an older or newer ykeep).
     #[wasm_bindgen(js_name = clearData, unchecked_return_type = "Promise<void>")]
     pub fn clear_data(&self) -> Promise {
         let engine = self.engine.clone();
@@ -201,7 +203,8 @@ impl KeepCore {
         })
     }
 
-    /// Why there is no IndexedDB cache (`undefined` when it is in use).
+    /// Why there is no IndexedDB cache (`undefined` when it is in use), e.g. the room's cache
+    /// holds records of another format version, which this tab leaves as they are.
     #[wasm_bindgen(getter, js_name = cacheDisabledReason)]
     pub fn cache_disabled_reason(&self) -> Option<String> {
         self.engine.cache_disabled_reason()
