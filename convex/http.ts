@@ -5,6 +5,7 @@
 //   GET    /snapshots/{kind}/{id}   load (server secret or user token)
 //   DELETE /snapshots/{kind}/{id}   the resource is gone (server secret)
 //   POST   /collaboration/verify    token check for the relay (server secret)
+//   GET    /contract                contract version and store name (server secret)
 //   GET    /healthz
 //
 // Environment variables (npx convex env set NAME VALUE):
@@ -23,6 +24,8 @@ import { bearer, isServerSecret, verifyToken } from "./access";
 import { BadUpdate, base64url, checkUpdate, snapshotContains } from "./yupdate";
 import { preconditionHolds } from "./snapshots";
 import type { Precondition } from "./snapshots";
+import { CODE, CONTRACT_VERSION, STORE_NAME } from "./contract";
+import type { Missing } from "./contract";
 
 const DEFAULT_MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
 /** Yjs snapshot markers above this are not kept on the row (Convex documents max out at 1 MiB). */
@@ -164,6 +167,13 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
+/** 404 for a request that found no live row: `resource_deleted` only for a tombstone. */
+function missingRow(kind: Kind, code: Missing): HttpError {
+  return code === CODE.resourceDeleted
+    ? new HttpError(404, CODE.resourceDeleted, `this ${kind} was deleted`)
+    : new HttpError(404, CODE.notFound, `no ${kind} with this id`);
+}
+
 function conflict(currentSnapshotId: string | null, message: string): HttpError {
   return new HttpError(409, "conflict", message, { currentSnapshotId });
 }
@@ -206,7 +216,7 @@ const save = route(async (ctx, request) => {
   // Cheap pre-check so a save that will be refused stores no blob. The mutation below
   // checks again, atomically with the switch.
   const cur = await ctx.runQuery(internal.snapshots.current, { kind, id });
-  if (!cur.found) throw new HttpError(404, "not_found", `no ${kind} with this id`);
+  if (!cur.found) throw missingRow(kind, cur.code);
   let effective = precondition;
   if (precondition.type === "none" && cur.snapshotId !== null && cur.marker === null) {
     // The row's snapshot has no Yjs snapshot marker (too big to keep on the row, or
@@ -232,7 +242,7 @@ const save = route(async (ctx, request) => {
     precondition: effective,
   });
   if (!result.ok) {
-    if (result.code === "not_found") throw new HttpError(404, "not_found", `no ${kind} with this id`);
+    if (result.code !== "conflict") throw missingRow(kind, result.code);
     throw conflict(result.currentSnapshotId, CONFLICT_MESSAGES[precondition.type]);
   }
   return json(
@@ -264,8 +274,8 @@ const load = route(async (ctx, request) => {
   // read; look again (the new one is then current).
   for (let attempt = 0; attempt < 5; attempt++) {
     const cur = await ctx.runQuery(internal.snapshots.current, { kind, id });
-    if (!cur.found) throw new HttpError(404, "not_found", `no ${kind} with this id`);
-    if (cur.snapshotId === null) throw new HttpError(404, "no_snapshot", "this resource has no snapshot yet");
+    if (!cur.found) throw missingRow(kind, cur.code);
+    if (cur.snapshotId === null) throw new HttpError(404, CODE.noSnapshot, "this resource has no snapshot yet");
     if (notModified(request, cur.snapshotId)) {
       // The caller holds this snapshot already (a relay checking for other relays' saves).
       return new Response(null, { status: 304, headers: { ...CORS_HEADERS, ETag: `"${cur.snapshotId}"` } });
@@ -296,7 +306,7 @@ const remove = route(async (ctx, request) => {
   const { kind, id } = parseResource(request);
   await requireSecret(request);
   const result = await ctx.runMutation(internal.snapshots.remove, { kind, id });
-  if (!result.ok) throw new HttpError(404, "not_found", `no ${kind} with this id`);
+  if (!result.ok) throw missingRow(kind, result.code);
   return new Response(null, { status: 204, headers: CORS_HEADERS });
 });
 
@@ -326,6 +336,12 @@ const verify = route(async (_ctx, request) => {
 
 const healthz = route(async () => json(200, { ok: true }));
 
+/** `GET /contract`: a relay checks it before it serves (wrong URL, wrong secret, not ykeep). */
+const contract = route(async (_ctx, request) => {
+  await requireSecret(request);
+  return json(200, { contract: CONTRACT_VERSION, store: STORE_NAME });
+});
+
 const preflight = httpAction(async () => {
   return new Response(null, {
     status: 204,
@@ -339,11 +355,12 @@ const preflight = httpAction(async () => {
 });
 
 const notFound = route(async () => {
-  throw new HttpError(404, "not_found", "no such route");
+  throw new HttpError(404, CODE.notFound, "no such route");
 });
 
 const http = httpRouter();
 http.route({ path: "/healthz", method: "GET", handler: healthz });
+http.route({ path: "/contract", method: "GET", handler: contract });
 http.route({ path: "/collaboration/verify", method: "POST", handler: verify });
 http.route({ pathPrefix: "/snapshots/", method: "POST", handler: save });
 http.route({ pathPrefix: "/snapshots/", method: "GET", handler: load });

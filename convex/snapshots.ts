@@ -8,22 +8,28 @@ import type { Id } from "./_generated/dataModel";
 import { kindValidator, TABLES } from "./model";
 import type { Kind, TableName } from "./model";
 import { snapshotContains } from "./yupdate";
+import { CODE } from "./contract";
+import type { Missing } from "./contract";
 
+/**
+ * The live row, or why there is none: `not_found` (no row with this id in the kind's
+ * table) or `resource_deleted` (the row carries the tombstone `deletedAt`).
+ */
 async function liveRow(ctx: QueryCtx | MutationCtx, kind: Kind, id: string) {
   const table: TableName = TABLES[kind];
   const rowId = ctx.db.normalizeId(table, id);
-  if (rowId === null) return null;
-  const row = await ctx.db.get(rowId);
-  if (row === null || row.deletedAt !== undefined) return null;
-  return row;
+  const row = rowId === null ? null : await ctx.db.get(rowId);
+  if (row === null) return { row: null, missing: CODE.notFound as Missing };
+  if (row.deletedAt !== undefined) return { row: null, missing: CODE.resourceDeleted as Missing };
+  return { row, missing: null };
 }
 
 /** The row's current snapshot, for loads and for checking a save before storing its blob. */
 export const current = internalQuery({
   args: { kind: kindValidator, id: v.string() },
   handler: async (ctx, { kind, id }) => {
-    const row = await liveRow(ctx, kind, id);
-    if (row === null) return { found: false as const };
+    const { row, missing } = await liveRow(ctx, kind, id);
+    if (row === null) return { found: false as const, code: missing };
     return {
       found: true as const,
       snapshotId: row.yjsSnapshotId ?? null,
@@ -87,10 +93,10 @@ export const commitSave = internalMutation({
     precondition: preconditionValidator,
   },
   handler: async (ctx, args) => {
-    const row = await liveRow(ctx, args.kind, args.id);
+    const { row, missing } = await liveRow(ctx, args.kind, args.id);
     if (row === null) {
       await ctx.storage.delete(args.newSnapshotId);
-      return { ok: false as const, code: "not_found" as const };
+      return { ok: false as const, code: missing };
     }
     const currentId = row.yjsSnapshotId ?? null;
     if (!preconditionHolds(args.precondition, currentId, row.yjsSnapshotMarker ?? null, args.marker)) {
@@ -104,17 +110,22 @@ export const commitSave = internalMutation({
       yjsSnapshotSize: args.size,
       yjsSavedAt: savedAt,
     });
+    // In the same transaction as the patch: the replaced blob is deleted only if the row
+    // switch commits.
     if (currentId !== null) await ctx.storage.delete(currentId as Id<"_storage">);
     return { ok: true as const, snapshotId: args.newSnapshotId as string, savedAt };
   },
 });
 
-/** The resource is gone: delete its blob and mark the row deleted. */
+/**
+ * The resource is gone: mark the row deleted (the tombstone later requests answer with
+ * `resource_deleted`) and delete its blob, in one transaction.
+ */
 export const remove = internalMutation({
   args: { kind: kindValidator, id: v.string() },
   handler: async (ctx, { kind, id }) => {
-    const row = await liveRow(ctx, kind, id);
-    if (row === null) return { ok: false as const };
+    const { row, missing } = await liveRow(ctx, kind, id);
+    if (row === null) return { ok: false as const, code: missing };
     await ctx.db.patch(row._id, {
       yjsSnapshotId: undefined,
       yjsSnapshotMarker: undefined,

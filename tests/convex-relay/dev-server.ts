@@ -5,7 +5,8 @@
 //       [--port 0] [--create document] [--create task ...]
 //
 // Prints "convex-test store listening on http://127.0.0.1:PORT" and one line
-// "created <kind> <_id>" per --create. Then point a relay at it:
+// "created <kind> <_id>" per --create. Every route of convex/http.ts is served as is,
+// `GET /contract` (the relay's start-up check) included. Then point a relay at it:
 //   ykeep-relay relay --store-url http://127.0.0.1:PORT --secret S --token-key K ...
 // State lives in memory and is gone when the process exits. Stop with Ctrl-C.
 import { convexTest } from "convex-test";

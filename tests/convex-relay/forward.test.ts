@@ -12,7 +12,7 @@ import { startForwardingServer } from "./forward";
 beforeEach(() => vi.stubEnv("YKEEP_SECRET", "S"));
 afterEach(() => vi.unstubAllEnvs());
 
-test("save, load, errors and CORS through a real HTTP listener", async () => {
+test("save, load, contract, errors and CORS through a real HTTP listener", async () => {
   const t = convexTest(schema, modules);
   const id = await t.mutation(internal.resources.create, { kind: "document" });
   const server = await startForwardingServer(serialFetch(t));
@@ -56,11 +56,39 @@ test("save, load, errors and CORS through a real HTTP listener", async () => {
     expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
     expect(preflight.headers.get("access-control-allow-headers")).toMatch(/Authorization/);
 
+    // The relay's start-up check passes through: the contract answer needs the secret.
+    const contract = await fetch(`${server.url}/contract`, { headers: { Authorization: "Bearer S" } });
+    expect(contract.status).toBe(200);
+    expect(await contract.json()).toEqual({ contract: 1, store: "convex" });
+    const noSecret = await fetch(`${server.url}/contract`);
+    expect(noSecret.status).toBe(401);
+    expect(noSecret.headers.get("www-authenticate")).toBe("Bearer");
+    expect(await noSecret.json()).toMatchObject({ error: { code: "unauthorized" } });
+    const contractPreflight = await fetch(`${server.url}/contract`, {
+      method: "OPTIONS",
+      headers: { Origin: "http://example.test", "Access-Control-Request-Method": "GET" },
+    });
+    expect(contractPreflight.status).toBe(204);
+    expect(contractPreflight.headers.get("access-control-allow-origin")).toBe("*");
+
+    // An unknown id is not_found; only the deleted row answers resource_deleted.
+    const unknown = await fetch(`${server.url}/snapshots/document/nobody`, { headers: { Authorization: "Bearer S" } });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ error: { code: "not_found" } });
     const gone = await fetch(`${server.url}/snapshots/document/${id}`, { method: "DELETE", headers: { Authorization: "Bearer S" } });
     expect(gone.status).toBe(204);
     const after = await fetch(`${server.url}/snapshots/document/${id}`, { headers: { Authorization: "Bearer S" } });
     expect(after.status).toBe(404);
+    expect(await after.json()).toMatchObject({ error: { code: "resource_deleted" } });
+    const saveAfter = await fetch(`${server.url}/snapshots/document/${id}`, {
+      method: "POST",
+      headers: { Authorization: "Bearer S" },
+      body: Y.encodeStateAsUpdate(doc) as Uint8Array<ArrayBuffer>,
+    });
+    expect(saveAfter.status).toBe(404);
+    expect(await saveAfter.json()).toMatchObject({ error: { code: "resource_deleted" } });
     expect(server.log).toContain(`DELETE /snapshots/document/${id} 204`);
+    expect(server.log).toContain("GET /contract 200");
   } finally {
     await server.close();
   }

@@ -2,12 +2,15 @@
 //!
 //! `PRAGMA user_version` is the schema version. Version 1 is the app's legacy schema, with
 //! `documents.content` (ProseMirror JSON) and `diagrams.content` (Excalidraw JSON); version 2
-//! drops both and adds `deleted_at`. Every migration runs in one transaction.
+//! drops both and adds `deleted_at`; version 3 adds `blob_sweep`, the blob files the store may
+//! remove. Every migration runs in one transaction.
+
+use std::collections::{BTreeMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use ykeep_core::{ResourceId, ResourceKind};
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The legacy schema (version 1). Kept as code so the migration test can build such a database.
 pub const SCHEMA_V1: &str = "
@@ -47,6 +50,37 @@ ALTER TABLE tasks ADD COLUMN deleted_at INTEGER;
 PRAGMA user_version = 2;
 ";
 
+/// `blob_sweep` names every blob file the store may remove, and nothing else may be removed:
+/// `pending` = a save recorded the id before writing its file (cleared in the row switch that
+/// makes it current); `detached` = the row switch or a DELETE detached it from its row, in the
+/// same transaction (cleared once the file is gone).
+const MIGRATE_V2_TO_V3: &str = "
+CREATE TABLE blob_sweep (
+    id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL CHECK (reason IN ('pending', 'detached')),
+    recorded_at INTEGER NOT NULL
+);
+PRAGMA user_version = 3;
+";
+
+/// Why a blob file is in `blob_sweep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepReason {
+    /// A save is writing it and has not switched a row to it.
+    Pending,
+    /// A committed row switch or DELETE detached it from its row.
+    Detached,
+}
+
+impl SweepReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            SweepReason::Pending => "pending",
+            SweepReason::Detached => "detached",
+        }
+    }
+}
+
 /// Opens (creating if needed) and migrates the database at `path`.
 pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
@@ -67,6 +101,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         let step = match version {
             0 => SCHEMA_V1,
             1 => MIGRATE_V1_TO_V2,
+            2 => MIGRATE_V2_TO_V3,
             SCHEMA_VERSION => return Ok(()),
             newer => {
                 return Err(rusqlite::Error::InvalidParameterName(format!(
@@ -137,7 +172,8 @@ pub fn create(
     Ok(tx.execute(&sql, params![id.as_str(), now])? == 1)
 }
 
-/// Points the row at a new blob row and removes the old blob row, in the caller's transaction.
+/// Points the row at a new blob row and removes the old blob row, in the caller's transaction:
+/// the new blob is no longer pending, the old one is recorded as detached (removable).
 pub fn switch(
     tx: &Transaction<'_>,
     kind: ResourceKind,
@@ -154,13 +190,77 @@ pub fn switch(
         kind.table()
     );
     tx.execute(&sql, params![new.id, id.as_str()])?;
+    tx.execute("DELETE FROM blob_sweep WHERE id = ?1", params![new.id])?;
     if let Some(old) = old {
-        tx.execute("DELETE FROM blobs WHERE id = ?1", params![old])?;
+        detach(tx, old, new.saved_at)?;
     }
     Ok(())
 }
 
-/// Marks the resource gone and detaches its blob row; returns the detached blob id.
+/// Drops a blob row and records its file as removable, in the caller's transaction.
+fn detach(tx: &Transaction<'_>, blob: &str, now: i64) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM blobs WHERE id = ?1", params![blob])?;
+    record(tx, blob, SweepReason::Detached, now)
+}
+
+/// Records `blob` in `blob_sweep` (replacing an earlier reason).
+pub fn record(
+    conn: &Connection,
+    blob: &str,
+    reason: SweepReason,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO blob_sweep (id, reason, recorded_at) VALUES (?1, ?2, ?3)",
+        params![blob, reason.as_str(), now],
+    )?;
+    Ok(())
+}
+
+/// Why `blob` may be removed, or None: then its file must stay. A blob that a blob row names
+/// is never removable, whatever `blob_sweep` says.
+pub fn removable(conn: &Connection, blob: &str) -> rusqlite::Result<Option<SweepReason>> {
+    let reason: Option<String> = conn
+        .query_row(
+            "SELECT reason FROM blob_sweep
+             WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM blobs WHERE blobs.id = ?1)",
+            params![blob],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(reason.as_deref().and_then(parse_reason))
+}
+
+fn parse_reason(reason: &str) -> Option<SweepReason> {
+    match reason {
+        "pending" => Some(SweepReason::Pending),
+        "detached" => Some(SweepReason::Detached),
+        _ => None,
+    }
+}
+
+/// Forgets a `blob_sweep` entry (its file is gone, or it must not be removed).
+pub fn forget(conn: &Connection, blob: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM blob_sweep WHERE id = ?1", params![blob])?;
+    Ok(())
+}
+
+/// Every `blob_sweep` entry.
+pub fn sweep_entries(conn: &Connection) -> rusqlite::Result<BTreeMap<String, SweepReason>> {
+    let mut stmt = conn.prepare("SELECT id, reason FROM blob_sweep")?;
+    let mut entries = BTreeMap::new();
+    for entry in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (id, reason) = entry?;
+        // The CHECK constraint allows no other reason.
+        if let Some(reason) = parse_reason(&reason) {
+            entries.insert(id, reason);
+        }
+    }
+    Ok(entries)
+}
+
+/// Marks the resource gone and detaches its blob row (recording it as removable); returns the
+/// detached blob id.
 pub fn mark_deleted(
     tx: &Transaction<'_>,
     kind: ResourceKind,
@@ -181,14 +281,14 @@ pub fn mark_deleted(
         params![now, id.as_str()],
     )?;
     if let Some(old) = &old {
-        tx.execute("DELETE FROM blobs WHERE id = ?1", params![old])?;
+        detach(tx, old, now)?;
     }
     Ok(old)
 }
 
-/// Every blob id a row refers to (for orphan collection).
-pub fn live_blob_ids(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
-    let mut ids = std::collections::HashSet::new();
+/// Every blob id the `blobs` table names: their files are never removed.
+pub fn blob_row_ids(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
+    let mut ids = HashSet::new();
     let mut stmt = conn.prepare("SELECT id FROM blobs")?;
     for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
         ids.insert(id?);
@@ -196,15 +296,18 @@ pub fn live_blob_ids(conn: &Connection) -> rusqlite::Result<std::collections::Ha
     Ok(ids)
 }
 
-/// Blob rows no resource points at (left by nothing in normal operation; collected anyway).
-pub fn delete_unreferenced_blob_rows(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.execute(
-        "DELETE FROM blobs WHERE id NOT IN (
+/// How many blob rows no resource points at. Nothing in normal operation leaves one, so nothing
+/// proves one is garbage: they and their files are kept and reported.
+pub fn unreferenced_blob_rows(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row(
+        "SELECT count(*) FROM blobs WHERE id NOT IN (
             SELECT yjs_snapshot_id FROM documents WHERE yjs_snapshot_id IS NOT NULL
             UNION SELECT yjs_snapshot_id FROM diagrams WHERE yjs_snapshot_id IS NOT NULL
             UNION SELECT yjs_snapshot_id FROM tasks WHERE yjs_snapshot_id IS NOT NULL)",
         [],
+        |r| r.get::<_, i64>(0),
     )
+    .map(|n| n as usize)
 }
 
 #[cfg(test)]
@@ -252,38 +355,151 @@ mod tests {
         assert!(open(&path).is_err());
     }
 
-    #[test]
-    fn switch_points_the_row_at_the_new_blob_and_drops_the_old_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("s.sqlite3")).unwrap();
-        let id = ResourceId::parse("d1").unwrap();
-        assert!(create(&conn, ResourceKind::Document, &id, 1).unwrap());
-        assert!(!create(&conn, ResourceKind::Document, &id, 2).unwrap());
-        let blob = |name: &str| BlobRow {
+    fn blob(name: &str) -> BlobRow {
+        BlobRow {
             id: name.into(),
             size: 1,
             state_vector: vec![0],
             marker: vec![0, 0],
             saved_at: 3,
-        };
+        }
+    }
+
+    #[test]
+    fn switch_points_the_row_at_the_new_blob_and_records_the_old_one_as_detached() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("s.sqlite3")).unwrap();
+        let id = ResourceId::parse("d1").unwrap();
+        assert!(create(&conn, ResourceKind::Document, &id, 1).unwrap());
+        assert!(!create(&conn, ResourceKind::Document, &id, 2).unwrap());
         for (new, old) in [("b1", None), ("b2", Some("b1"))] {
+            record(&conn, new, SweepReason::Pending, 3).unwrap();
+            assert_eq!(removable(&conn, new).unwrap(), Some(SweepReason::Pending));
             let tx = conn.transaction().unwrap();
             switch(&tx, ResourceKind::Document, &id, &blob(new), old).unwrap();
             tx.commit().unwrap();
+            // The switch made it current: no longer removable.
+            assert_eq!(removable(&conn, new).unwrap(), None);
         }
         let current = row(&conn, ResourceKind::Document, &id).unwrap().unwrap();
         assert_eq!(current.snapshot.unwrap().id, "b2");
-        assert_eq!(live_blob_ids(&conn).unwrap(), ["b2".to_string()].into());
+        assert_eq!(blob_row_ids(&conn).unwrap(), ["b2".to_string()].into());
+        assert_eq!(
+            sweep_entries(&conn).unwrap(),
+            [("b1".to_string(), SweepReason::Detached)].into()
+        );
+        forget(&conn, "b1").unwrap();
+
         let tx = conn.transaction().unwrap();
         let old = mark_deleted(&tx, ResourceKind::Document, &id, 4).unwrap();
         tx.commit().unwrap();
         assert_eq!(old.as_deref(), Some("b2"));
-        assert!(live_blob_ids(&conn).unwrap().is_empty());
+        assert!(blob_row_ids(&conn).unwrap().is_empty());
+        assert_eq!(removable(&conn, "b2").unwrap(), Some(SweepReason::Detached));
         assert!(
             row(&conn, ResourceKind::Document, &id)
                 .unwrap()
                 .unwrap()
                 .deleted
         );
+    }
+
+    #[test]
+    fn a_switch_rolled_back_detaches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("s.sqlite3")).unwrap();
+        let id = ResourceId::parse("d1").unwrap();
+        create(&conn, ResourceKind::Document, &id, 1).unwrap();
+        let tx = conn.transaction().unwrap();
+        switch(&tx, ResourceKind::Document, &id, &blob("b1"), None).unwrap();
+        tx.commit().unwrap();
+        record(&conn, "b2", SweepReason::Pending, 3).unwrap();
+
+        for rollback in [true, false] {
+            let tx = conn.transaction().unwrap();
+            if rollback {
+                switch(&tx, ResourceKind::Document, &id, &blob("b2"), Some("b1")).unwrap();
+                drop(tx); // not committed
+            } else {
+                mark_deleted(&tx, ResourceKind::Document, &id, 4).unwrap();
+                drop(tx);
+            }
+            // The row still names b1, which is not removable; b2 is still only pending.
+            let current = row(&conn, ResourceKind::Document, &id).unwrap().unwrap();
+            assert_eq!(current.snapshot.unwrap().id, "b1");
+            assert_eq!(removable(&conn, "b1").unwrap(), None);
+            assert_eq!(
+                sweep_entries(&conn).unwrap(),
+                [("b2".to_string(), SweepReason::Pending)].into()
+            );
+        }
+        // A stale entry for a blob that a row names never makes it removable.
+        record(&conn, "b1", SweepReason::Detached, 5).unwrap();
+        assert_eq!(removable(&conn, "b1").unwrap(), None);
+    }
+
+    #[test]
+    fn version_2_migrates_to_3_keeping_rows_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let v2 = |conn: &Connection| {
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(MIGRATE_V1_TO_V2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO blobs VALUES ('b1', 1, x'00', x'0000', 3);
+                 INSERT INTO documents (id, created_at, yjs_snapshot_id) VALUES ('d1', 1, 'b1');
+                 INSERT INTO tasks (id, created_at, deleted_at) VALUES ('t1', 2, 9);",
+            )
+            .unwrap();
+        };
+        v2(&Connection::open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        let d1 = row(
+            &conn,
+            ResourceKind::Document,
+            &ResourceId::parse("d1").unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(d1.snapshot.unwrap().id, "b1");
+        let t1 = row(&conn, ResourceKind::Task, &ResourceId::parse("t1").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(t1.deleted);
+        assert!(sweep_entries(&conn).unwrap().is_empty());
+        drop(conn);
+
+        // A step that fails leaves the database at version 2, rows intact.
+        let path = dir.path().join("broken.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        v2(&conn);
+        conn.execute_batch("CREATE TABLE blob_sweep (x INTEGER);")
+            .unwrap();
+        drop(conn);
+        assert!(open(&path).is_err());
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(blob_row_ids(&conn).unwrap(), ["b1".to_string()].into());
+    }
+
+    #[test]
+    fn unreferenced_blob_rows_are_counted_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("s.sqlite3")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO blobs VALUES ('b1', 1, x'00', x'0000', 3), ('b2', 1, x'00', x'0000', 3);
+             INSERT INTO documents (id, created_at, yjs_snapshot_id) VALUES ('d1', 1, 'b1');",
+        )
+        .unwrap();
+        assert_eq!(unreferenced_blob_rows(&conn).unwrap(), 1);
+        assert_eq!(unreferenced_blob_rows(&conn).unwrap(), 1);
+        assert_eq!(blob_row_ids(&conn).unwrap().len(), 2);
     }
 }

@@ -1,5 +1,8 @@
+use std::path::PathBuf;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ykeep_core::contract::code;
 use ykeep_core::{AddressError, ErrorBody};
 
 /// Everything a store operation can fail with. The HTTP mapping shows clients a status and a
@@ -16,8 +19,12 @@ pub enum StoreError {
     Unauthorized,
     #[error("this token does not grant access to this resource")]
     Forbidden,
+    /// No row with that id. Not a deletion: a wrong id, table or deployment looks the same.
     #[error("no {kind} with id {id}")]
     NotFound { kind: String, id: String },
+    /// The row was deleted through `DELETE /snapshots/{kind}/{id}` (a tombstone); it stays deleted.
+    #[error("{kind} {id} was deleted")]
+    Deleted { kind: String, id: String },
     #[error("{kind} {id} has no snapshot yet")]
     NoSnapshot { kind: String, id: String },
     #[error("{message}")]
@@ -33,6 +40,21 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Start-up refusal: the database names no blob, but the blob folder holds snapshot files
+    /// it does not know (a fresh or replaced `store.sqlite3` next to an existing `blobs/`).
+    #[error(
+        "refusing to open the store in {}: its database names no snapshot, but {} holds \
+         {count} snapshot file(s) (.yjs) it does not know. Is this the store.sqlite3 that \
+         belongs to these blobs? Nothing was deleted: put the matching store.sqlite3 back, \
+         or move the blobs folder away to start an empty store",
+        data_dir.display(),
+        blob_dir.display()
+    )]
+    UnknownBlobFiles {
+        data_dir: PathBuf,
+        blob_dir: PathBuf,
+        count: usize,
+    },
 }
 
 impl StoreError {
@@ -43,12 +65,15 @@ impl StoreError {
             }
             StoreError::Unauthorized => StatusCode::UNAUTHORIZED,
             StoreError::Forbidden => StatusCode::FORBIDDEN,
-            StoreError::NotFound { .. } | StoreError::NoSnapshot { .. } => StatusCode::NOT_FOUND,
+            StoreError::NotFound { .. }
+            | StoreError::Deleted { .. }
+            | StoreError::NoSnapshot { .. } => StatusCode::NOT_FOUND,
             StoreError::Conflict { .. } => StatusCode::CONFLICT,
             StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            StoreError::Db(_) | StoreError::Io(_) | StoreError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            StoreError::Db(_)
+            | StoreError::Io(_)
+            | StoreError::Internal(_)
+            | StoreError::UnknownBlobFiles { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -59,11 +84,15 @@ impl StoreError {
             StoreError::BadRequest(_) => "bad_request",
             StoreError::Unauthorized => "unauthorized",
             StoreError::Forbidden => "forbidden",
-            StoreError::NotFound { .. } => "not_found",
-            StoreError::NoSnapshot { .. } => "no_snapshot",
+            StoreError::NotFound { .. } => code::NOT_FOUND,
+            StoreError::Deleted { .. } => code::RESOURCE_DELETED,
+            StoreError::NoSnapshot { .. } => code::NO_SNAPSHOT,
             StoreError::Conflict { .. } => "conflict",
             StoreError::TooLarge { .. } => "too_large",
-            StoreError::Db(_) | StoreError::Io(_) | StoreError::Internal(_) => "internal",
+            StoreError::Db(_)
+            | StoreError::Io(_)
+            | StoreError::Internal(_)
+            | StoreError::UnknownBlobFiles { .. } => "internal",
         }
     }
 }

@@ -3,10 +3,13 @@
 //! SQLite (WAL) holds the resource tables `documents`, `diagrams`, `tasks` and a `blobs` table;
 //! snapshot bytes live in files under `<data>/blobs/`. The HTTP contract is `docs/store-api.md`.
 //!
-//! A save writes the new blob file (temp name, fsync, rename), then switches the row in one
-//! transaction that also checks the compare-and-set precondition, then removes the old file. A
-//! crash between any two steps leaves the row pointing at one complete blob; files no row points
-//! at are collected at start-up.
+//! A save checks its precondition and records the new blob id as pending, writes the blob file
+//! (temp name, fsync, rename), then switches the row in one transaction that checks the
+//! precondition again and records the replaced blob as detached, then removes the old file. A
+//! crash between any two steps leaves the row pointing at one complete blob. The start-up sweep
+//! removes only what the database records as pending or detached (and temp files); a blob file
+//! the database does not know is kept and reported, and a database that names no blob next to
+//! such files is refused (`StoreError::UnknownBlobFiles`).
 
 mod auth;
 mod blobs;
@@ -15,6 +18,7 @@ mod db;
 mod error;
 mod routes;
 mod service;
+mod sweep;
 pub mod token;
 
 pub use config::StoreConfig;

@@ -15,13 +15,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use ykeep_core::{ResourceId, ResourceKind};
+use ykeep_core::{ContractInfo, ResourceId, ResourceKind};
 
 use crate::auth;
 use crate::error::StoreError;
 use crate::service::{EmbeddedStore, Precondition};
 
 const SAVED_AT: HeaderName = HeaderName::from_static("x-ykeep-saved-at");
+/// The `store` of the `GET /contract` answer.
+const STORE_NAME: &str = "embedded";
 
 impl EmbeddedStore {
     /// The contract's routes with CORS, for mounting beside the relay's (`serve`).
@@ -31,6 +33,7 @@ impl EmbeddedStore {
                 "/snapshots/{kind}/{id}",
                 get(load).post(save).delete(delete),
             )
+            .route("/contract", get(contract))
             .route("/resources/{kind}", post(create))
             .route("/collaboration/verify", post(verify))
             .layer(middleware::from_fn(cors))
@@ -76,6 +79,16 @@ async fn cors(request: Request, next: Next) -> Response {
         headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     }
     response
+}
+
+/// `GET /contract`: which contract version this store speaks (shared secret only), so a relay
+/// can tell a ykeep store with the right secret from a wrong URL before it serves.
+async fn contract(
+    State(store): State<EmbeddedStore>,
+    headers: HeaderMap,
+) -> Result<Json<ContractInfo>, StoreError> {
+    auth::require_secret(&headers, &store.config().secret)?;
+    Ok(Json(ContractInfo::new(STORE_NAME)))
 }
 
 fn address(kind: &str, id: &str) -> Result<(ResourceKind, ResourceId), StoreError> {

@@ -16,9 +16,9 @@ use yrs::{ReadTxn, Transact};
 
 use crate::blobs::BlobDir;
 use crate::config::StoreConfig;
-use crate::db::{self, BlobRow, Row};
+use crate::db::{self, BlobRow, Row, SweepReason};
 use crate::error::StoreError;
-use crate::token;
+use crate::{sweep, token};
 
 /// What a save must find before it may replace the current snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,9 @@ struct Inner {
 }
 
 impl EmbeddedStore {
-    /// Opens the store in `config.data_dir`: creates it, migrates the schema, collects orphans.
+    /// Opens the store in `config.data_dir`: creates it, migrates the schema, runs the start-up
+    /// sweep (`crate::sweep`). Refuses a database that names no blob next to a blob folder
+    /// holding snapshot files it does not know, and then deletes nothing.
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || Self::open_blocking(config))
             .await
@@ -96,17 +98,15 @@ impl EmbeddedStore {
 
     fn open_blocking(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let conn = db::open(&config.data_dir.join("store.sqlite3"))?;
         let blobs = BlobDir::open(config.data_dir.join("blobs"))?;
-        let rows = db::delete_unreferenced_blob_rows(&conn)?;
-        let files = blobs.collect_orphans(&db::live_blob_ids(&conn)?)?;
-        if rows + files > 0 {
-            tracing::info!(
-                rows,
-                files,
-                "collected orphaned blobs from an interrupted save"
-            );
+        let db_path = config.data_dir.join("store.sqlite3");
+        if !db_path.try_exists()? {
+            // Decided before a fresh database is created beside the blobs.
+            sweep::refuse_unknown(&config.data_dir, &blobs, None)?;
         }
+        let conn = db::open(&db_path)?;
+        sweep::refuse_unknown(&config.data_dir, &blobs, Some(&conn))?;
+        sweep::sweep(&conn, &blobs)?.log(&blobs);
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 config,
@@ -211,13 +211,8 @@ impl Inner {
             )
         };
 
-        // Check early so a refused save writes no file; checked again in the transaction.
-        {
-            let conn = self.lock();
-            let row = self.existing_row(&conn, kind, id)?;
-            check(&row, precondition, &marker)?;
-        }
-
+        // Check, and record the new blob as pending before its file exists: a crash from here
+        // on leaves a file the start-up sweep may remove. A refused save writes nothing.
         let new = BlobRow {
             id: self.new_snapshot_id(body),
             size: body.len() as i64,
@@ -225,24 +220,33 @@ impl Inner {
             marker: marker.encode(),
             saved_at: now_ms(),
         };
-        self.blobs.write(&new.id, body)?;
+        {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            let row = self.existing_row(&tx, kind, id)?;
+            check(&row, precondition, &marker)?;
+            db::record(&tx, &new.id, SweepReason::Pending, new.saved_at)?;
+            tx.commit()?;
+        }
+
+        if let Err(e) = self.blobs.write(&new.id, body) {
+            self.discard(&new.id);
+            return Err(e.into());
+        }
         self.crash_if(CrashPoint::AfterBlobWrite);
 
-        let switched = self.switch(kind, id, &new, precondition, &marker);
-        let old = match switched {
+        // Re-check and switch in one transaction; only then is the old blob removable.
+        let old = match self.switch(kind, id, &new, precondition, &marker) {
             Ok(old) => old,
             Err(e) => {
-                if let Err(rm) = self.blobs.remove(&new.id) {
-                    tracing::warn!(error = %rm, "could not remove the blob of a refused save");
-                }
+                // Removed only if the database still records it as pending (not switched).
+                self.discard(&new.id);
                 return Err(e);
             }
         };
         self.crash_if(CrashPoint::AfterRowSwitch);
         if let Some(old) = old {
-            if let Err(e) = self.blobs.remove(&old) {
-                tracing::warn!(error = %e, blob = %old, "old blob not removed; collected at next start");
-            }
+            self.discard(&old);
         }
         Ok(SaveReceipt {
             snapshot_id: new.id,
@@ -271,7 +275,7 @@ impl Inner {
         Ok(old)
     }
 
-    /// The live row, created first under `--auto-create`; deleted rows are gone for good.
+    /// The live row, created first under `--auto-create`; deleted rows stay deleted.
     fn existing_row(
         &self,
         conn: &Connection,
@@ -291,7 +295,7 @@ impl Inner {
             None => return Err(not_found()),
         };
         if row.deleted {
-            Err(not_found())
+            Err(deleted(kind, id))
         } else {
             Ok(row)
         }
@@ -303,12 +307,13 @@ impl Inner {
         for _ in 0..3 {
             let blob = {
                 let conn = self.lock();
-                let row = db::row(&conn, kind, id)?
-                    .filter(|r| !r.deleted)
-                    .ok_or_else(|| StoreError::NotFound {
-                        kind: kind.to_string(),
-                        id: id.to_string(),
-                    })?;
+                let row = db::row(&conn, kind, id)?.ok_or_else(|| StoreError::NotFound {
+                    kind: kind.to_string(),
+                    id: id.to_string(),
+                })?;
+                if row.deleted {
+                    return Err(deleted(kind, id));
+                }
                 row.snapshot.ok_or_else(|| StoreError::NoSnapshot {
                     kind: kind.to_string(),
                     id: id.to_string(),
@@ -336,8 +341,9 @@ impl Inner {
             let mut conn = self.lock();
             let tx = conn.transaction()?;
             match db::row(&tx, kind, id)? {
-                Some(row) if !row.deleted => {}
-                _ => {
+                Some(row) if row.deleted => return Err(deleted(kind, id)),
+                Some(_) => {}
+                None => {
                     return Err(StoreError::NotFound {
                         kind: kind.to_string(),
                         id: id.to_string(),
@@ -348,10 +354,36 @@ impl Inner {
             tx.commit()?;
             old
         };
+        // The tombstone is committed; the file goes now, or at the next start-up sweep.
         if let Some(old) = old {
-            self.blobs.remove(&old)?;
+            self.discard(&old);
         }
         Ok(())
+    }
+
+    /// Removes a blob file if, and only if, the database records it as removable (pending or
+    /// detached, and no blob row names it); then forgets the record. A failure leaves both to
+    /// the start-up sweep.
+    fn discard(&self, blob: &str) {
+        match self.try_discard(blob) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(blob, "blob not recorded as removable; kept"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                blob,
+                "blob file not removed; the start-up sweep removes it"
+            ),
+        }
+    }
+
+    fn try_discard(&self, blob: &str) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        if db::removable(&conn, blob)?.is_none() {
+            return Ok(false);
+        }
+        self.blobs.remove(blob)?;
+        db::forget(&conn, blob)?;
+        Ok(true)
     }
 
     fn new_snapshot_id(&self, body: &[u8]) -> String {
@@ -378,6 +410,13 @@ impl Inner {
             );
             std::process::abort();
         }
+    }
+}
+
+fn deleted(kind: ResourceKind, id: &ResourceId) -> StoreError {
+    StoreError::Deleted {
+        kind: kind.to_string(),
+        id: id.to_string(),
     }
 }
 

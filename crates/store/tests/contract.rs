@@ -139,7 +139,8 @@ impl Run {
     }
 
     /// After a case: `blobs/` holds exactly one `.yjs` file per resource with a snapshot and
-    /// nothing else, so an overwritten or deleted blob is really gone.
+    /// nothing else, so an overwritten or deleted blob is really gone, and the database lists
+    /// no blob as pending or detached any more.
     async fn check_blob_files(&self, kinds: &[(String, String)], at: &str) {
         let mut with_snapshot = 0;
         for (symbol, kind) in kinds {
@@ -161,6 +162,12 @@ impl Run {
             with_snapshot,
             "{at}: one blob file per resource with a snapshot, found {files:?}"
         );
+        // Nothing is left for the start-up sweep: every pending or detached blob was settled.
+        let db = rusqlite::Connection::open(self.dir.path().join("store/store.sqlite3")).unwrap();
+        let left: i64 = db
+            .query_row("SELECT count(*) FROM blob_sweep", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "{at}: blob_sweep entries left after the case");
     }
 
     fn body(&self, body: Option<&Value>, step: usize) -> Vec<u8> {

@@ -256,6 +256,18 @@ fn blob_files(data: &Path) -> Vec<String> {
     names
 }
 
+/// `blob_sweep` as (id, reason): what the next start-up may remove.
+fn sweep_entries(data: &Path) -> Vec<(String, String)> {
+    let conn = Connection::open(data.join("store/store.sqlite3")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, reason FROM blob_sweep ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[tokio::test]
 async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
     for (point, survivor) in [("after_blob_write", "v1"), ("after_row_switch", "v1 v2")] {
@@ -269,10 +281,13 @@ async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
             doc.transact()
                 .encode_state_as_update_v1(&StateVector::default())
         };
-        {
+        let s1 = {
             let store = StoreProcess::start(data.path(), None);
-            assert_eq!(store.save(v1).await.unwrap().status(), 200);
-        }
+            let reply = store.save(v1).await.unwrap();
+            assert_eq!(reply.status(), 200);
+            let json: serde_json::Value = reply.json().await.unwrap();
+            json["snapshotId"].as_str().unwrap().to_owned()
+        };
         {
             let mut store = StoreProcess::start(data.path(), Some(point));
             // The process aborts inside the save: the request fails, the process is gone.
@@ -283,20 +298,39 @@ async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
             let status = store.child.wait().unwrap();
             assert!(!status.success(), "{point}: the store should have aborted");
         }
+        let files = blob_files(data.path());
+        assert_eq!(files.len(), 2, "{point}: the crash leaves two files");
+        let s2 = files
+            .iter()
+            .map(|f| f.trim_end_matches(".yjs").to_owned())
+            .find(|f| *f != s1)
+            .unwrap();
+        // The database says which of the two files is the leftover, and nothing else.
+        let expected = match point {
+            "after_blob_write" => (s2.clone(), "pending".to_owned()),
+            _ => (s1.clone(), "detached".to_owned()),
+        };
         assert_eq!(
-            blob_files(data.path()).len(),
-            2,
-            "{point}: the crash leaves two files"
+            sweep_entries(data.path()),
+            std::slice::from_ref(&expected),
+            "{point}"
         );
+        // A snapshot file the database does not know, present at the restart.
+        std::fs::write(
+            data.path().join("store/blobs/stranger.yjs"),
+            text_state(9, "x"),
+        )
+        .unwrap();
+
         let store = StoreProcess::start(data.path(), None);
         assert_eq!(store.load_text().await, survivor, "{point}");
-        let files = blob_files(data.path());
+        let kept = if expected.0 == s1 { &s2 } else { &s1 };
         assert_eq!(
-            files.len(),
-            1,
-            "{point}: orphans collected at start, left {files:?}"
+            blob_files(data.path()),
+            [format!("{kept}.yjs"), "stranger.yjs".to_owned()],
+            "{point}: only the recorded leftover was removed"
         );
-        assert!(files[0].ends_with(".yjs"));
+        assert!(sweep_entries(data.path()).is_empty(), "{point}");
     }
 }
 
@@ -325,7 +359,7 @@ async fn a_crash_inside_the_first_save_leaves_no_snapshot_or_the_new_one() {
                 assert_eq!(status, 404, "{point}: nothing was committed");
                 assert!(
                     blob_files(data.path()).is_empty(),
-                    "{point}: orphan collected"
+                    "{point}: the pending blob was removed"
                 );
             }
             Some(text) => {
@@ -333,5 +367,6 @@ async fn a_crash_inside_the_first_save_leaves_no_snapshot_or_the_new_one() {
                 assert_eq!(blob_files(data.path()).len(), 1, "{point}");
             }
         }
+        assert!(sweep_entries(data.path()).is_empty(), "{point}");
     }
 }

@@ -1,4 +1,5 @@
-//! Embedded-store-only routes and modes: `POST /resources/{kind}` and `--auto-create`.
+//! Embedded-store-only routes and modes: `POST /resources/{kind}`, `--auto-create`, and the
+//! `store` name in `GET /contract`.
 //! (The shared contract cases cover what Convex serves too.)
 
 use axum::body::Body;
@@ -196,7 +197,8 @@ async fn auto_create_makes_the_row_on_first_save_but_never_revives_a_deleted_one
     .await;
     assert_eq!(
         (status, &json["error"]["code"]),
-        (StatusCode::NOT_FOUND, &"not_found".into())
+        (StatusCode::NOT_FOUND, &"resource_deleted".into()),
+        "auto-create does not revive a tombstone"
     );
     let files = std::fs::read_dir(dir.path().join("store/blobs"))
         .unwrap()
@@ -205,4 +207,26 @@ async fn auto_create_makes_the_row_on_first_save_but_never_revives_a_deleted_one
         files, 0,
         "the deleted resource's blob is gone and nothing new was kept"
     );
+}
+
+#[tokio::test]
+async fn contract_route_names_the_embedded_store_on_both_routers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, false).await;
+    let (status, json) = call(&store, "GET", "/contract", SECRET, Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    let info: ykeep_core::ContractInfo = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(info, ykeep_core::ContractInfo::new("embedded"), "{json}");
+    assert_eq!(
+        json,
+        serde_json::json!({"contract": 1, "store": "embedded"})
+    );
+
+    // The standalone router (ykeep-store, ykeep-relay store) answers it the same way.
+    let request = Request::get("/contract")
+        .header("authorization", format!("Bearer {SECRET}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = store.standalone_router().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }

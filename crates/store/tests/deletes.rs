@@ -1,0 +1,512 @@
+//! Every path of the embedded store that deletes a blob file, and every one that must not
+//! (DESIGN.md, "Nothing is deleted on anyone's say-so but an explicit one"):
+//! - a save deletes the blob it replaced only after the row switch committed, and a refused
+//!   save deletes nothing of the current snapshot;
+//! - DELETE removes the blob only after the tombstone committed;
+//! - the start-up sweep removes only leftovers the database recorded, keeps blob files it does
+//!   not know, and refuses a database that names no blob next to such files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use rusqlite::Connection;
+use serde_json::Value;
+use tower::ServiceExt;
+use ykeep_core::merge::apply_to;
+use ykeep_core::{ResourceId, ResourceKind};
+use ykeep_store::{EmbeddedStore, Precondition, StoreConfig, StoreError};
+use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
+
+const SECRET: &str = "deletes-secret";
+const LIMIT: usize = 4096;
+
+fn config(data: &Path) -> StoreConfig {
+    StoreConfig {
+        data_dir: data.to_path_buf(),
+        secret: SECRET.into(),
+        token_key: "k".into(),
+        auto_create: false,
+        max_snapshot_bytes: LIMIT,
+    }
+}
+
+fn state(client: u64, text: &str) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    doc.get_or_insert_text("t")
+        .insert(&mut doc.transact_mut(), 0, text);
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+/// `base` with `more` appended by another client: a state that contains `base`.
+fn extended(base: &[u8], client: u64, more: &str) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    apply_to(&doc, base).unwrap();
+    let t = doc.get_or_insert_text("t");
+    let len = t.len(&doc.transact());
+    t.insert(&mut doc.transact_mut(), len, more);
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+fn id(s: &str) -> ResourceId {
+    ResourceId::parse(s).unwrap()
+}
+
+/// Every file in `<data>/blobs` with its bytes.
+fn blob_folder(data: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(data.join("blobs"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn file_names(data: &Path) -> Vec<String> {
+    blob_folder(data).into_keys().collect()
+}
+
+/// `blob_sweep` as (id, reason), read through a second connection.
+fn sweep_entries(data: &Path) -> Vec<(String, String)> {
+    let conn = Connection::open(data.join("store.sqlite3")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, reason FROM blob_sweep ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Runs SQL on the store's database through a second connection (the test's only lever on
+/// the store: triggers that make one statement fail).
+fn sql(data: &Path, sql: &str) {
+    Connection::open(data.join("store.sqlite3"))
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+async fn send(
+    store: &EmbeddedStore,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {SECRET}"));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = store
+        .router()
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn refused_saves_delete_nothing_of_the_current_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    for name in ["doc1", "gone"] {
+        store
+            .create(ResourceKind::Document, id(name))
+            .await
+            .unwrap();
+    }
+    let v1 = state(1, "the current snapshot");
+    let current = store
+        .save(
+            ResourceKind::Document,
+            id("doc1"),
+            v1.clone(),
+            Precondition::Contains,
+        )
+        .await
+        .unwrap()
+        .snapshot_id;
+    store
+        .save(
+            ResourceKind::Document,
+            id("gone"),
+            state(3, "to delete"),
+            Precondition::Contains,
+        )
+        .await
+        .unwrap();
+    store
+        .delete(ResourceKind::Document, id("gone"))
+        .await
+        .unwrap();
+    let expected = blob_folder(&data);
+    assert_eq!(expected.len(), 1);
+    assert_eq!(expected[&format!("{current}.yjs")], v1);
+
+    let stranger = state(2, "does not contain the current snapshot");
+    let superset = extended(&v1, 4, " and more");
+    let wrong_tag = "0".repeat(32);
+    // (row, method, request headers, body, expected status, expected error code)
+    type Refusal<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let refusals: Vec<Refusal> = vec![
+        ("doc1", "POST", vec![], stranger.clone(), 409, "conflict"),
+        (
+            "doc1",
+            "POST",
+            vec![("if-match", wrong_tag.as_str())],
+            superset.clone(),
+            409,
+            "conflict",
+        ),
+        (
+            "doc1",
+            "POST",
+            vec![("if-none-match", "*")],
+            superset.clone(),
+            409,
+            "conflict",
+        ),
+        (
+            "doc1",
+            "POST",
+            vec![],
+            b"not a yjs update".to_vec(),
+            400,
+            "bad_update",
+        ),
+        (
+            "doc1",
+            "POST",
+            vec![("if-match", "a"), ("if-none-match", "*")],
+            superset.clone(),
+            400,
+            "bad_request",
+        ),
+        ("doc1", "POST", vec![], vec![0; LIMIT + 1], 413, "too_large"),
+        ("nobody", "POST", vec![], superset.clone(), 404, "not_found"),
+        (
+            "gone",
+            "POST",
+            vec![],
+            superset.clone(),
+            404,
+            "resource_deleted",
+        ),
+        ("nobody", "DELETE", vec![], Vec::new(), 404, "not_found"),
+        (
+            "gone",
+            "DELETE",
+            vec![],
+            Vec::new(),
+            404,
+            "resource_deleted",
+        ),
+    ];
+    for (row, method, headers, body, status, code) in refusals {
+        let at = format!("{method} {row} -> {status} {code}");
+        let (got, json) = send(
+            &store,
+            method,
+            &format!("/snapshots/document/{row}"),
+            &headers,
+            body,
+        )
+        .await;
+        assert_eq!(
+            (got.as_u16(), json["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{at}: {json}"
+        );
+        assert_eq!(blob_folder(&data), expected, "{at}: blob files changed");
+        assert!(sweep_entries(&data).is_empty(), "{at}: sweep entries left");
+        let loaded = store
+            .load(ResourceKind::Document, id("doc1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (loaded.id.as_str(), loaded.bytes),
+            (current.as_str(), v1.clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_old_blob_is_deleted_only_after_the_row_switch_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    store
+        .create(ResourceKind::Document, id("doc1"))
+        .await
+        .unwrap();
+    let v1 = state(1, "v1");
+    let s1 = store
+        .save(
+            ResourceKind::Document,
+            id("doc1"),
+            v1.clone(),
+            Precondition::Contains,
+        )
+        .await
+        .unwrap()
+        .snapshot_id;
+
+    // The switch statement fails inside its transaction: nothing commits.
+    sql(
+        &data,
+        "CREATE TRIGGER no_switch BEFORE UPDATE OF yjs_snapshot_id ON documents
+         BEGIN SELECT RAISE(ABORT, 'switch refused by the test'); END;",
+    );
+    let v2 = extended(&v1, 2, " v2");
+    for precondition in [Precondition::Contains, Precondition::IfMatch(s1.clone())] {
+        let err = store
+            .save(ResourceKind::Document, id("doc1"), v2.clone(), precondition)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Db(_)), "{err}");
+        // The row still points at s1 and its file is intact; the new blob was discarded.
+        let loaded = store
+            .load(ResourceKind::Document, id("doc1"))
+            .await
+            .unwrap();
+        assert_eq!((loaded.id.as_str(), &loaded.bytes), (s1.as_str(), &v1));
+        assert_eq!(file_names(&data), [format!("{s1}.yjs")]);
+        assert!(sweep_entries(&data).is_empty());
+    }
+
+    // Once the switch can commit, the old blob goes, and only then.
+    sql(&data, "DROP TRIGGER no_switch;");
+    let s2 = store
+        .save(
+            ResourceKind::Document,
+            id("doc1"),
+            v2.clone(),
+            Precondition::IfMatch(s1.clone()),
+        )
+        .await
+        .unwrap()
+        .snapshot_id;
+    assert_eq!(file_names(&data), [format!("{s2}.yjs")]);
+    assert!(sweep_entries(&data).is_empty());
+}
+
+#[tokio::test]
+async fn delete_removes_the_blob_only_after_the_tombstone_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    store.create(ResourceKind::Task, id("t1")).await.unwrap();
+    let v1 = state(1, "task");
+    let s1 = store
+        .save(
+            ResourceKind::Task,
+            id("t1"),
+            v1.clone(),
+            Precondition::Contains,
+        )
+        .await
+        .unwrap()
+        .snapshot_id;
+    sql(
+        &data,
+        "CREATE TRIGGER no_tombstone BEFORE UPDATE OF deleted_at ON tasks
+         BEGIN SELECT RAISE(ABORT, 'delete refused by the test'); END;",
+    );
+    let (status, _) = send(&store, "DELETE", "/snapshots/task/t1", &[], Vec::new()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let loaded = store.load(ResourceKind::Task, id("t1")).await.unwrap();
+    assert_eq!((loaded.id.as_str(), &loaded.bytes), (s1.as_str(), &v1));
+    assert_eq!(file_names(&data), [format!("{s1}.yjs")]);
+    assert!(sweep_entries(&data).is_empty());
+
+    sql(&data, "DROP TRIGGER no_tombstone;");
+    let (status, _) = send(&store, "DELETE", "/snapshots/task/t1", &[], Vec::new()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(file_names(&data).is_empty());
+    assert!(sweep_entries(&data).is_empty());
+}
+
+/// A store with three saved documents (and one deleted), closed again.
+async fn populated(data: &Path) -> Vec<(String, Vec<u8>)> {
+    let store = EmbeddedStore::open(config(data)).await.unwrap();
+    let mut saved = Vec::new();
+    for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        store
+            .create(ResourceKind::Document, id(name))
+            .await
+            .unwrap();
+        let body = state(i as u64 + 1, name);
+        store
+            .save(
+                ResourceKind::Document,
+                id(name),
+                body.clone(),
+                Precondition::Contains,
+            )
+            .await
+            .unwrap();
+        saved.push((name.to_owned(), body));
+    }
+    store.delete(ResourceKind::Document, id("d")).await.unwrap();
+    saved.pop();
+    saved
+}
+
+fn db_files(data: &Path) -> Vec<PathBuf> {
+    ["store.sqlite3", "store.sqlite3-wal", "store.sqlite3-shm"]
+        .iter()
+        .map(|f| data.join(f))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fresh_or_replaced_database_beside_a_full_blob_folder_is_refused_and_nothing_is_deleted()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let saved = populated(&data).await;
+    std::fs::write(data.join("blobs/half.tmp"), b"an interrupted write").unwrap();
+    let before = blob_folder(&data);
+    assert_eq!(before.len(), 4, "three snapshots and a temp file");
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    for f in db_files(&data) {
+        std::fs::rename(&f, backup.join(f.file_name().unwrap())).unwrap();
+    }
+
+    // 1. No database at all: refused before one is created.
+    let err = EmbeddedStore::open(config(&data)).await.err().unwrap();
+    match &err {
+        StoreError::UnknownBlobFiles { count, .. } => assert_eq!(*count, 3),
+        other => panic!("expected UnknownBlobFiles, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains(&data.display().to_string()), "{message}");
+    assert!(message.contains("3 snapshot file"), "{message}");
+    assert!(message.contains("Nothing was deleted"), "{message}");
+    assert_eq!(blob_folder(&data), before, "no blob file touched");
+    assert!(db_files(&data).is_empty(), "no database created");
+
+    // 2. Another store's (empty) database copied in: refused the same way.
+    let other = dir.path().join("other");
+    drop(EmbeddedStore::open(config(&other)).await.unwrap());
+    std::fs::copy(other.join("store.sqlite3"), data.join("store.sqlite3")).unwrap();
+    assert!(matches!(
+        EmbeddedStore::open(config(&data)).await,
+        Err(StoreError::UnknownBlobFiles { count: 3, .. })
+    ));
+    assert_eq!(blob_folder(&data), before, "no blob file touched");
+
+    // 3. The matching database back: every snapshot loads; only the temp file is swept.
+    for f in db_files(&data) {
+        std::fs::remove_file(f).unwrap();
+    }
+    for f in std::fs::read_dir(&backup).unwrap() {
+        let f = f.unwrap();
+        std::fs::rename(f.path(), data.join(f.file_name())).unwrap();
+    }
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    for (name, body) in &saved {
+        let loaded = store.load(ResourceKind::Document, id(name)).await.unwrap();
+        assert_eq!(&loaded.bytes, body, "{name}");
+    }
+    let mut after = before.clone();
+    after.remove("half.tmp");
+    assert_eq!(blob_folder(&data), after);
+}
+
+#[tokio::test]
+async fn blob_files_and_rows_the_database_cannot_account_for_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let saved = populated(&data).await;
+    // A snapshot file the database does not know (restored by hand, copied in, ...), and a
+    // blob row with its file that no resource points at.
+    let stranger = state(9, "not in the database");
+    std::fs::write(data.join("blobs/stranger.yjs"), &stranger).unwrap();
+    std::fs::write(data.join("blobs/orphan-row.yjs"), b"kept").unwrap();
+    sql(
+        &data,
+        "INSERT INTO blobs (id, size, state_vector, marker, saved_at)
+         VALUES ('orphan-row', 4, x'00', x'0000', 1);",
+    );
+    let before = blob_folder(&data);
+    for _ in 0..2 {
+        let store = EmbeddedStore::open(config(&data)).await.unwrap();
+        for (name, body) in &saved {
+            let loaded = store.load(ResourceKind::Document, id(name)).await.unwrap();
+            assert_eq!(&loaded.bytes, body, "{name}");
+        }
+        drop(store);
+        assert_eq!(blob_folder(&data), before, "nothing removed");
+        let conn = Connection::open(data.join("store.sqlite3")).unwrap();
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM blobs WHERE id = 'orphan-row'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 1, "the unreferenced blob row is kept");
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_removes_recorded_leftovers_of_interrupted_saves_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let saved = populated(&data).await;
+    // What interrupted saves and deletes leave: a pending blob (the save's record committed,
+    // the file written, no switch), its temp file, and a detached blob whose removal did not
+    // happen. Written as the store writes them.
+    std::fs::write(data.join("blobs/p1.yjs"), state(7, "pending")).unwrap();
+    std::fs::write(data.join("blobs/p2.tmp"), b"half").unwrap();
+    std::fs::write(data.join("blobs/old.yjs"), state(8, "replaced")).unwrap();
+    std::fs::write(data.join("blobs/stranger.yjs"), state(9, "unknown")).unwrap();
+    sql(
+        &data,
+        "INSERT INTO blob_sweep (id, reason, recorded_at) VALUES
+           ('p1', 'pending', 1), ('p2', 'pending', 1), ('old', 'detached', 1);",
+    );
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    let mut names = file_names(&data);
+    names.retain(|n| n != "stranger.yjs");
+    assert_eq!(
+        names.len(),
+        saved.len(),
+        "only the live blobs and the stranger left: {names:?}"
+    );
+    assert!(file_names(&data).contains(&"stranger.yjs".to_string()));
+    assert!(sweep_entries(&data).is_empty());
+    for (name, body) in &saved {
+        let loaded = store.load(ResourceKind::Document, id(name)).await.unwrap();
+        assert_eq!(&loaded.bytes, body, "{name}");
+    }
+}
