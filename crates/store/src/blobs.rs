@@ -1,7 +1,13 @@
-//! Blob files: `<data>/blobs/<snapshot id>.yjs`, written crash-safely.
+//! Blob files: `<data>/blobs/<snapshot id>.yjs`, and `<snapshot id>.tmp` while a save is in
+//! progress.
 //!
-//! This module only reads, writes and removes files; which file may be removed is decided from
-//! the database (`db::blob_sweep`), never from what the folder holds.
+//! A save writes `<id>.tmp` and makes it durable (file and directory fsync) before its row
+//! switch commits, and renames it to `<id>.yjs` after the commit. So a `.tmp` is either a save
+//! that never committed (no blob row names it) or a committed snapshot whose rename has not
+//! happened yet (a blob row names it): reads fall back to it, and the start-up sweep promotes it.
+//!
+//! This module only reads, writes, renames and removes files; which file may be removed is
+//! decided from the database (`db`), never from what the folder holds.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -19,9 +25,9 @@ pub struct BlobDir {
 /// What the blob folder holds, by name (other files are not ours and are not listed).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Listing {
-    /// Ids of the complete blob files (`<id>.yjs`).
+    /// Ids of the blob files in place (`<id>.yjs`).
     pub blobs: BTreeSet<String>,
-    /// Ids of temp files (`<id>.tmp`): a write that never reached its rename.
+    /// Ids of temp files (`<id>.tmp`): a save that never committed, or one whose rename is due.
     pub temps: BTreeSet<String>,
 }
 
@@ -39,23 +45,38 @@ impl BlobDir {
         self.dir.join(format!("{id}.{EXT}"))
     }
 
-    fn temp_path(&self, id: &str) -> PathBuf {
+    pub fn temp_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.{TMP_EXT}"))
     }
 
-    /// Writes `bytes` under a temp name, fsyncs, renames into place and fsyncs the directory.
-    pub fn write(&self, id: &str, bytes: &[u8]) -> std::io::Result<()> {
-        let tmp = self.temp_path(id);
-        let mut file = File::create(&tmp)?;
+    /// Writes `bytes` to `<id>.tmp` and makes it durable: fsyncs the file, then the directory,
+    /// so the entry survives power loss. The directory fsync also makes every earlier rename
+    /// and removal in the folder durable.
+    pub fn write_temp(&self, id: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let mut file = File::create(self.temp_path(id))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, self.path(id))?;
+        self.sync()
+    }
+
+    /// Renames `<id>.tmp` to `<id>.yjs`, without an fsync: a rename lost in a crash leaves the
+    /// temp file, which reads fall back to and the start-up sweep promotes again.
+    pub fn promote(&self, id: &str) -> std::io::Result<()> {
+        fs::rename(self.temp_path(id), self.path(id))
+    }
+
+    /// Fsyncs the directory: every rename and removal made in it so far survives power loss.
+    pub fn sync(&self) -> std::io::Result<()> {
         File::open(&self.dir)?.sync_all()
     }
 
+    /// Reads the blob of `id`: `<id>.yjs`, or `<id>.tmp` when its rename has not happened yet.
     pub fn read(&self, id: &str) -> std::io::Result<Vec<u8>> {
-        fs::read(self.path(id))
+        match fs::read(self.path(id)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::read(self.temp_path(id)),
+            other => other,
+        }
     }
 
     /// Removes the blob file of `id` and its temp file, if any; a missing file is not an error
@@ -107,30 +128,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn write_read_list_remove() {
+    fn write_promote_read_list_remove() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
-        blobs.write("live", b"one").unwrap();
-        blobs.write("other", b"two").unwrap();
-        fs::write(dir.path().join("blobs/half.tmp"), b"partial").unwrap();
+        for (id, bytes) in [("live", b"one"), ("other", b"two"), ("due", b"new")] {
+            blobs.write_temp(id, bytes).unwrap();
+        }
+        blobs.promote("live").unwrap();
+        blobs.promote("other").unwrap();
         fs::write(dir.path().join("blobs/README"), b"not ours").unwrap();
         fs::create_dir(dir.path().join("blobs/sub.yjs")).unwrap();
         assert_eq!(blobs.read("live").unwrap(), b"one");
+        // Not renamed yet: read from the temp file.
+        assert_eq!(blobs.read("due").unwrap(), b"new");
 
         let listing = blobs.list().unwrap();
         assert_eq!(
             listing.blobs,
             ["live".to_string(), "other".to_string()].into()
         );
-        assert_eq!(listing.temps, ["half".to_string()].into());
+        assert_eq!(listing.temps, ["due".to_string()].into());
 
-        blobs.remove_temp("half").unwrap();
+        blobs.remove_temp("due").unwrap();
         blobs.remove("live").unwrap();
         blobs.remove("live").unwrap(); // already gone: not an error
-        assert_eq!(
-            blobs.read("live").unwrap_err().kind(),
-            std::io::ErrorKind::NotFound
-        );
+        for id in ["live", "due"] {
+            assert_eq!(
+                blobs.read(id).unwrap_err().kind(),
+                std::io::ErrorKind::NotFound
+            );
+        }
         let mut left: Vec<String> = fs::read_dir(dir.path().join("blobs"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

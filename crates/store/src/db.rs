@@ -2,10 +2,10 @@
 //!
 //! `PRAGMA user_version` is the schema version. Version 1 is the app's legacy schema, with
 //! `documents.content` (ProseMirror JSON) and `diagrams.content` (Excalidraw JSON); version 2
-//! drops both and adds `deleted_at`; version 3 adds `blob_sweep`, the blob files the store may
-//! remove. Every migration runs in one transaction.
+//! drops both and adds `deleted_at`; version 3 adds `blob_sweep`, the detached blob files the
+//! store may remove. Every migration runs in one transaction.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use ykeep_core::{ResourceId, ResourceKind};
@@ -50,36 +50,18 @@ ALTER TABLE tasks ADD COLUMN deleted_at INTEGER;
 PRAGMA user_version = 2;
 ";
 
-/// `blob_sweep` names every blob file the store may remove, and nothing else may be removed:
-/// `pending` = a save recorded the id before writing its file (cleared in the row switch that
-/// makes it current); `detached` = the row switch or a DELETE detached it from its row, in the
-/// same transaction (cleared once the file is gone).
+/// `blob_sweep` names every blob file the store may remove, and nothing else may be removed
+/// (temp files aside: `crate::sweep`): each entry is recorded in the same transaction that
+/// detached the blob from its row (a save's row switch or a DELETE). An entry stays until its
+/// file's removal is durable: then a later switch or DELETE transaction, or the start-up sweep,
+/// drops it.
 const MIGRATE_V2_TO_V3: &str = "
 CREATE TABLE blob_sweep (
     id TEXT PRIMARY KEY,
-    reason TEXT NOT NULL CHECK (reason IN ('pending', 'detached')),
     recorded_at INTEGER NOT NULL
 );
 PRAGMA user_version = 3;
 ";
-
-/// Why a blob file is in `blob_sweep`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SweepReason {
-    /// A save is writing it and has not switched a row to it.
-    Pending,
-    /// A committed row switch or DELETE detached it from its row.
-    Detached,
-}
-
-impl SweepReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            SweepReason::Pending => "pending",
-            SweepReason::Detached => "detached",
-        }
-    }
-}
 
 /// Opens (creating if needed) and migrates the database at `path`.
 pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
@@ -172,8 +154,8 @@ pub fn create(
     Ok(tx.execute(&sql, params![id.as_str(), now])? == 1)
 }
 
-/// Points the row at a new blob row and removes the old blob row, in the caller's transaction:
-/// the new blob is no longer pending, the old one is recorded as detached (removable).
+/// Points the row at a new blob row and removes the old blob row, in the caller's transaction;
+/// the old blob is recorded as detached (its file removable).
 pub fn switch(
     tx: &Transaction<'_>,
     kind: ResourceKind,
@@ -190,7 +172,6 @@ pub fn switch(
         kind.table()
     );
     tx.execute(&sql, params![new.id, id.as_str()])?;
-    tx.execute("DELETE FROM blob_sweep WHERE id = ?1", params![new.id])?;
     if let Some(old) = old {
         detach(tx, old, new.saved_at)?;
     }
@@ -200,63 +181,40 @@ pub fn switch(
 /// Drops a blob row and records its file as removable, in the caller's transaction.
 fn detach(tx: &Transaction<'_>, blob: &str, now: i64) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM blobs WHERE id = ?1", params![blob])?;
-    record(tx, blob, SweepReason::Detached, now)
-}
-
-/// Records `blob` in `blob_sweep` (replacing an earlier reason).
-pub fn record(
-    conn: &Connection,
-    blob: &str,
-    reason: SweepReason,
-    now: i64,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT OR REPLACE INTO blob_sweep (id, reason, recorded_at) VALUES (?1, ?2, ?3)",
-        params![blob, reason.as_str(), now],
+    tx.execute(
+        "INSERT OR REPLACE INTO blob_sweep (id, recorded_at) VALUES (?1, ?2)",
+        params![blob, now],
     )?;
     Ok(())
 }
 
-/// Why `blob` may be removed, or None: then its file must stay. A blob that a blob row names
-/// is never removable, whatever `blob_sweep` says.
-pub fn removable(conn: &Connection, blob: &str) -> rusqlite::Result<Option<SweepReason>> {
-    let reason: Option<String> = conn
-        .query_row(
-            "SELECT reason FROM blob_sweep
-             WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM blobs WHERE blobs.id = ?1)",
-            params![blob],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(reason.as_deref().and_then(parse_reason))
+/// Whether a blob row names `blob`: then its file is a snapshot, never removed.
+pub fn names_blob(conn: &Connection, blob: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM blobs WHERE id = ?1)",
+        params![blob],
+        |r| r.get(0),
+    )
 }
 
-fn parse_reason(reason: &str) -> Option<SweepReason> {
-    match reason {
-        "pending" => Some(SweepReason::Pending),
-        "detached" => Some(SweepReason::Detached),
-        _ => None,
+/// Drops the `blob_sweep` entries of `blobs` (their files' removal is durable, or a blob row
+/// names them).
+pub fn forget<'a>(
+    conn: &Connection,
+    blobs: impl IntoIterator<Item = &'a String>,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached("DELETE FROM blob_sweep WHERE id = ?1")?;
+    for blob in blobs {
+        stmt.execute(params![blob])?;
     }
-}
-
-/// Forgets a `blob_sweep` entry (its file is gone, or it must not be removed).
-pub fn forget(conn: &Connection, blob: &str) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM blob_sweep WHERE id = ?1", params![blob])?;
     Ok(())
 }
 
-/// Every `blob_sweep` entry.
-pub fn sweep_entries(conn: &Connection) -> rusqlite::Result<BTreeMap<String, SweepReason>> {
-    let mut stmt = conn.prepare("SELECT id, reason FROM blob_sweep")?;
-    let mut entries = BTreeMap::new();
-    for entry in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        let (id, reason) = entry?;
-        // The CHECK constraint allows no other reason.
-        if let Some(reason) = parse_reason(&reason) {
-            entries.insert(id, reason);
-        }
-    }
-    Ok(entries)
+/// Every blob `blob_sweep` records as detached.
+pub fn detached(conn: &Connection) -> rusqlite::Result<BTreeSet<String>> {
+    let mut stmt = conn.prepare("SELECT id FROM blob_sweep")?;
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    ids.collect()
 }
 
 /// Marks the resource gone and detaches its blob row (recording it as removable); returns the
@@ -365,6 +323,10 @@ mod tests {
         }
     }
 
+    fn set(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn switch_points_the_row_at_the_new_blob_and_records_the_old_one_as_detached() {
         let dir = tempfile::tempdir().unwrap();
@@ -373,29 +335,28 @@ mod tests {
         assert!(create(&conn, ResourceKind::Document, &id, 1).unwrap());
         assert!(!create(&conn, ResourceKind::Document, &id, 2).unwrap());
         for (new, old) in [("b1", None), ("b2", Some("b1"))] {
-            record(&conn, new, SweepReason::Pending, 3).unwrap();
-            assert_eq!(removable(&conn, new).unwrap(), Some(SweepReason::Pending));
+            assert!(!names_blob(&conn, new).unwrap());
             let tx = conn.transaction().unwrap();
             switch(&tx, ResourceKind::Document, &id, &blob(new), old).unwrap();
             tx.commit().unwrap();
-            // The switch made it current: no longer removable.
-            assert_eq!(removable(&conn, new).unwrap(), None);
+            // The switch made it current: a blob row names it.
+            assert!(names_blob(&conn, new).unwrap());
         }
         let current = row(&conn, ResourceKind::Document, &id).unwrap().unwrap();
         assert_eq!(current.snapshot.unwrap().id, "b2");
         assert_eq!(blob_row_ids(&conn).unwrap(), ["b2".to_string()].into());
-        assert_eq!(
-            sweep_entries(&conn).unwrap(),
-            [("b1".to_string(), SweepReason::Detached)].into()
-        );
-        forget(&conn, "b1").unwrap();
+        assert!(!names_blob(&conn, "b1").unwrap());
+        assert_eq!(detached(&conn).unwrap(), set(&["b1"]));
 
+        // A DELETE detaches the current blob; forgetting leaves the other entries alone.
         let tx = conn.transaction().unwrap();
         let old = mark_deleted(&tx, ResourceKind::Document, &id, 4).unwrap();
         tx.commit().unwrap();
         assert_eq!(old.as_deref(), Some("b2"));
         assert!(blob_row_ids(&conn).unwrap().is_empty());
-        assert_eq!(removable(&conn, "b2").unwrap(), Some(SweepReason::Detached));
+        assert_eq!(detached(&conn).unwrap(), set(&["b1", "b2"]));
+        forget(&conn, &set(&["b1", "never-recorded"])).unwrap();
+        assert_eq!(detached(&conn).unwrap(), set(&["b2"]));
         assert!(
             row(&conn, ResourceKind::Document, &id)
                 .unwrap()
@@ -413,29 +374,21 @@ mod tests {
         let tx = conn.transaction().unwrap();
         switch(&tx, ResourceKind::Document, &id, &blob("b1"), None).unwrap();
         tx.commit().unwrap();
-        record(&conn, "b2", SweepReason::Pending, 3).unwrap();
 
-        for rollback in [true, false] {
+        for rollback_delete in [false, true] {
             let tx = conn.transaction().unwrap();
-            if rollback {
-                switch(&tx, ResourceKind::Document, &id, &blob("b2"), Some("b1")).unwrap();
-                drop(tx); // not committed
-            } else {
+            if rollback_delete {
                 mark_deleted(&tx, ResourceKind::Document, &id, 4).unwrap();
-                drop(tx);
+            } else {
+                switch(&tx, ResourceKind::Document, &id, &blob("b2"), Some("b1")).unwrap();
             }
-            // The row still names b1, which is not removable; b2 is still only pending.
+            drop(tx); // not committed
+            // The row still names b1; nothing is recorded as detached; b2 has no blob row.
             let current = row(&conn, ResourceKind::Document, &id).unwrap().unwrap();
             assert_eq!(current.snapshot.unwrap().id, "b1");
-            assert_eq!(removable(&conn, "b1").unwrap(), None);
-            assert_eq!(
-                sweep_entries(&conn).unwrap(),
-                [("b2".to_string(), SweepReason::Pending)].into()
-            );
+            assert!(detached(&conn).unwrap().is_empty());
+            assert!(!names_blob(&conn, "b2").unwrap());
         }
-        // A stale entry for a blob that a row names never makes it removable.
-        record(&conn, "b1", SweepReason::Detached, 5).unwrap();
-        assert_eq!(removable(&conn, "b1").unwrap(), None);
     }
 
     #[test]
@@ -470,7 +423,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(t1.deleted);
-        assert!(sweep_entries(&conn).unwrap().is_empty());
+        assert!(detached(&conn).unwrap().is_empty());
         drop(conn);
 
         // A step that fails leaves the database at version 2, rows intact.

@@ -41,12 +41,13 @@ pub enum StoreError {
     #[error("internal error: {0}")]
     Internal(String),
     /// Start-up refusal: the database names no blob, but the blob folder holds snapshot files
-    /// it does not know (a fresh or replaced `store.sqlite3` next to an existing `blobs/`).
+    /// it does not know (a fresh or replaced `store.sqlite3` next to an existing `blobs/`):
+    /// `.yjs` files, and `.tmp` files too when there is no `store.sqlite3` at all.
     #[error(
         "refusing to open the store in {}: its database names no snapshot, but {} holds \
-         {count} snapshot file(s) (.yjs) it does not know. Is this the store.sqlite3 that \
-         belongs to these blobs? Nothing was deleted: put the matching store.sqlite3 back, \
-         or move the blobs folder away to start an empty store",
+         {count} snapshot file(s) (.yjs, or .tmp with no store.sqlite3) it does not know. \
+         Is this the store.sqlite3 that belongs to these blobs? Nothing was deleted: put the \
+         matching store.sqlite3 back, or move the blobs folder away to start an empty store",
         data_dir.display(),
         blob_dir.display()
     )]

@@ -3,13 +3,13 @@
 //! SQLite (WAL) holds the resource tables `documents`, `diagrams`, `tasks` and a `blobs` table;
 //! snapshot bytes live in files under `<data>/blobs/`. The HTTP contract is `docs/store-api.md`.
 //!
-//! A save checks its precondition and records the new blob id as pending, writes the blob file
-//! (temp name, fsync, rename), then switches the row in one transaction that checks the
-//! precondition again and records the replaced blob as detached, then removes the old file. A
-//! crash between any two steps leaves the row pointing at one complete blob. The start-up sweep
-//! removes only what the database records as pending or detached (and temp files); a blob file
-//! the database does not know is kept and reported, and a database that names no blob next to
-//! such files is refused (`StoreError::UnknownBlobFiles`).
+//! A save checks its precondition (a read), writes the blob durably as `<id>.tmp`, then switches
+//! the row in its one transaction, which checks the precondition again and records the replaced
+//! blob as detached; then it renames `<id>.tmp` to `<id>.yjs` and removes the old file. A crash
+//! between any two steps leaves the row pointing at one complete blob. The start-up sweep
+//! promotes a temp file a blob row names, removes other temp files and what the database
+//! records as detached; a blob file the database does not know is kept and reported, and a
+//! database that names no blob next to such files is refused (`StoreError::UnknownBlobFiles`).
 
 mod auth;
 mod blobs;

@@ -3,7 +3,14 @@
 //! SQLite and file work run on the blocking pool. One connection behind a mutex serialises
 //! row switches; blob files are written outside the lock and the precondition is checked again
 //! inside the switching transaction, so two concurrent saves can never both win.
+//!
+//! A save costs one SQLite commit: check (a read), write `<id>.tmp` durably, re-check and switch
+//! (the commit, which also records the replaced blob as detached), rename `<id>.tmp` to
+//! `<id>.yjs`, remove the replaced file. The detached entry of a removed file is dropped in the
+//! next switch or DELETE transaction, after a directory fsync has made the removal durable, or
+//! by the start-up sweep.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +23,7 @@ use yrs::{ReadTxn, Transact};
 
 use crate::blobs::BlobDir;
 use crate::config::StoreConfig;
-use crate::db::{self, BlobRow, Row, SweepReason};
+use crate::db::{self, BlobRow, Row};
 use crate::error::StoreError;
 use crate::{sweep, token};
 
@@ -55,15 +62,20 @@ pub struct Snapshot {
 /// prove a crash there leaves one valid snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CrashPoint {
-    AfterBlobWrite,
-    AfterRowSwitch,
+    /// `<id>.tmp` is durable; nothing is committed.
+    BlobWritten,
+    /// The switch committed; the new blob is still `<id>.tmp`, the old file still there.
+    RowSwitched,
+    /// The new blob is `<id>.yjs`; the old file is still there.
+    Renamed,
 }
 
 impl CrashPoint {
     fn from_env() -> Option<Self> {
         match std::env::var("YKEEP_STORE_CRASH_AT").ok()?.as_str() {
-            "after_blob_write" => Some(CrashPoint::AfterBlobWrite),
-            "after_row_switch" => Some(CrashPoint::AfterRowSwitch),
+            "after_blob_write" => Some(CrashPoint::BlobWritten),
+            "after_row_switch" => Some(CrashPoint::RowSwitched),
+            "after_rename" => Some(CrashPoint::Renamed),
             other => {
                 tracing::warn!(value = other, "unknown YKEEP_STORE_CRASH_AT ignored");
                 None
@@ -84,6 +96,10 @@ struct Inner {
     blobs: BlobDir,
     counter: AtomicU64,
     crash_at: Option<CrashPoint>,
+    /// Detached blobs whose files this process removed, while `blob_sweep` still lists them.
+    /// Each entry is dropped in a later switch or DELETE transaction that follows a directory
+    /// fsync, so a power loss can never bring back a file no entry names.
+    removed: Mutex<BTreeSet<String>>,
 }
 
 impl EmbeddedStore {
@@ -114,6 +130,7 @@ impl EmbeddedStore {
                 blobs,
                 counter: AtomicU64::new(0),
                 crash_at: CrashPoint::from_env(),
+                removed: Mutex::new(BTreeSet::new()),
             }),
         })
     }
@@ -211,8 +228,16 @@ impl Inner {
             )
         };
 
-        // Check, and record the new blob as pending before its file exists: a crash from here
-        // on leaves a file the start-up sweep may remove. A refused save writes nothing.
+        // 1. Check early (a read, no commit) so a refused save writes nothing.
+        {
+            let conn = self.lock();
+            let row = self.existing_row(&conn, kind, id, false)?;
+            check(&row, precondition, &marker)?;
+        }
+
+        // 2. Write `<id>.tmp` durably, with nothing in the database yet: a crash from here to
+        // the commit leaves a temp file no blob row names, which the start-up sweep removes.
+        // The directory fsync also makes the removals listed in `settled` durable.
         let new = BlobRow {
             id: self.new_snapshot_id(body),
             size: body.len() as i64,
@@ -220,33 +245,26 @@ impl Inner {
             marker: marker.encode(),
             saved_at: now_ms(),
         };
-        {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            let row = self.existing_row(&tx, kind, id)?;
-            check(&row, precondition, &marker)?;
-            db::record(&tx, &new.id, SweepReason::Pending, new.saved_at)?;
-            tx.commit()?;
-        }
-
-        if let Err(e) = self.blobs.write(&new.id, body) {
-            self.discard(&new.id);
+        let settled = self.removed_so_far();
+        if let Err(e) = self.blobs.write_temp(&new.id, body) {
+            self.remove_own_temp(&new.id);
             return Err(e.into());
         }
-        self.crash_if(CrashPoint::AfterBlobWrite);
+        self.crash_if(CrashPoint::BlobWritten);
 
-        // Re-check and switch in one transaction; only then is the old blob removable.
-        let old = match self.switch(kind, id, &new, precondition, &marker) {
+        // 3. Re-check and switch in one transaction (the save's one commit), then rename.
+        let old = match self.switch(kind, id, &new, precondition, &marker, &settled) {
             Ok(old) => old,
             Err(e) => {
-                // Removed only if the database still records it as pending (not switched).
-                self.discard(&new.id);
+                self.discard_unswitched(&new.id);
                 return Err(e);
             }
         };
-        self.crash_if(CrashPoint::AfterRowSwitch);
+        self.crash_if(CrashPoint::Renamed);
+
+        // 4. Only now is the replaced blob removable.
         if let Some(old) = old {
-            self.discard(&old);
+            self.remove_detached(&old);
         }
         Ok(SaveReceipt {
             snapshot_id: new.id,
@@ -256,7 +274,9 @@ impl Inner {
         })
     }
 
-    /// The row switch: re-checks the precondition and points the row at `new`, atomically.
+    /// The row switch: re-checks the precondition, points the row at `new`, records the old
+    /// blob as detached and drops the `settled` entries, atomically; then renames the new blob
+    /// into place.
     fn switch(
         &self,
         kind: ResourceKind,
@@ -264,23 +284,41 @@ impl Inner {
         new: &BlobRow,
         precondition: &Precondition,
         marker: &DurabilityMarker,
+        settled: &BTreeSet<String>,
     ) -> Result<Option<String>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let row = self.existing_row(&tx, kind, id)?;
+        let row = self.existing_row(&tx, kind, id, true)?;
         check(&row, precondition, marker)?;
         let old = row.snapshot.map(|b| b.id);
         db::switch(&tx, kind, id, new, old.as_deref())?;
+        db::forget(&tx, settled)?;
         tx.commit()?;
+        self.forgotten(settled);
+        self.crash_if(CrashPoint::RowSwitched);
+        // Renamed under the lock, so no later switch or DELETE detaches (and removes) the blob
+        // before its rename. Not fsynced: the next blob write's directory fsync makes it
+        // durable, and a rename that is lost leaves a temp file that loads read and the
+        // start-up sweep promotes.
+        if let Err(e) = self.blobs.promote(&new.id) {
+            tracing::warn!(
+                error = %e,
+                blob = %new.id,
+                "new blob not renamed into place; read from its temp file until the start-up sweep renames it"
+            );
+        }
         Ok(old)
     }
 
-    /// The live row, created first under `--auto-create`; deleted rows stay deleted.
+    /// The live row; deleted rows stay deleted. Under `--auto-create` a missing row is an empty
+    /// one, created in `conn` when `create` (the switch transaction) and not otherwise (the
+    /// early check, a read).
     fn existing_row(
         &self,
         conn: &Connection,
         kind: ResourceKind,
         id: &ResourceId,
+        create: bool,
     ) -> Result<Row, StoreError> {
         let not_found = || StoreError::NotFound {
             kind: kind.to_string(),
@@ -288,6 +326,10 @@ impl Inner {
         };
         let row = match db::row(conn, kind, id)? {
             Some(row) => row,
+            None if self.config.auto_create && !create => Row {
+                deleted: false,
+                snapshot: None,
+            },
             None if self.config.auto_create => {
                 db::create(conn, kind, id, now_ms())?;
                 db::row(conn, kind, id)?.ok_or_else(not_found)?
@@ -337,6 +379,14 @@ impl Inner {
     }
 
     fn delete(&self, kind: ResourceKind, id: &ResourceId) -> Result<(), StoreError> {
+        // No blob write here: fsync the directory first if entries are to go with the tombstone.
+        let mut settled = self.removed_so_far();
+        if !settled.is_empty() {
+            if let Err(e) = self.blobs.sync() {
+                tracing::warn!(error = %e, "blob folder not synced; detached entries kept for now");
+                settled.clear();
+            }
+        }
         let old = {
             let mut conn = self.lock();
             let tx = conn.transaction()?;
@@ -351,39 +401,78 @@ impl Inner {
                 }
             }
             let old = db::mark_deleted(&tx, kind, id, now_ms())?;
+            db::forget(&tx, &settled)?;
             tx.commit()?;
+            self.forgotten(&settled);
             old
         };
         // The tombstone is committed; the file goes now, or at the next start-up sweep.
         if let Some(old) = old {
-            self.discard(&old);
+            self.remove_detached(&old);
         }
         Ok(())
     }
 
-    /// Removes a blob file if, and only if, the database records it as removable (pending or
-    /// detached, and no blob row names it); then forgets the record. A failure leaves both to
-    /// the start-up sweep.
-    fn discard(&self, blob: &str) {
-        match self.try_discard(blob) {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(blob, "blob not recorded as removable; kept"),
+    /// Removes the file of a blob this process's own committed transaction detached; its entry
+    /// is dropped later (`removed`). A failure leaves file and entry to the start-up sweep.
+    fn remove_detached(&self, blob: &str) {
+        match self.blobs.remove(blob) {
+            Ok(()) => {
+                self.removed_lock().insert(blob.to_owned());
+            }
             Err(e) => tracing::warn!(
                 error = %e,
                 blob,
-                "blob file not removed; the start-up sweep removes it"
+                "detached blob file not removed; the start-up sweep removes it"
             ),
         }
     }
 
-    fn try_discard(&self, blob: &str) -> Result<bool, StoreError> {
-        let conn = self.lock();
-        if db::removable(&conn, blob)?.is_none() {
-            return Ok(false);
+    /// After a failed switch: removes the save's own temp file, unless a blob row names it
+    /// after all (a commit that reported an error but happened; the start-up sweep promotes
+    /// it then). A failure leaves the file to the start-up sweep.
+    fn discard_unswitched(&self, blob: &str) {
+        let named = db::names_blob(&self.lock(), blob);
+        match named {
+            Ok(false) => self.remove_own_temp(blob),
+            Ok(true) => tracing::warn!(
+                blob,
+                "the switch of a failed save committed after all; its blob file is kept"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                blob,
+                "temp file of a failed save kept; the start-up sweep decides"
+            ),
         }
-        self.blobs.remove(blob)?;
-        db::forget(&conn, blob)?;
-        Ok(true)
+    }
+
+    /// Removes the temp file of a save that never switched a row to it.
+    fn remove_own_temp(&self, blob: &str) {
+        if let Err(e) = self.blobs.remove_temp(blob) {
+            tracing::warn!(
+                error = %e,
+                blob,
+                "temp file of a failed save not removed; the start-up sweep removes it"
+            );
+        }
+    }
+
+    fn removed_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.removed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The detached blobs removed so far, whose entries a transaction after the next directory
+    /// fsync may drop.
+    fn removed_so_far(&self) -> BTreeSet<String> {
+        self.removed_lock().clone()
+    }
+
+    /// `settled` entries were dropped in a committed transaction.
+    fn forgotten(&self, settled: &BTreeSet<String>) {
+        if !settled.is_empty() {
+            self.removed_lock().retain(|id| !settled.contains(id));
+        }
     }
 
     fn new_snapshot_id(&self, body: &[u8]) -> String {

@@ -1,26 +1,32 @@
-//! The start-up sweep: removes only what the store can prove is a leftover of an interrupted
-//! save or delete, and refuses to start on a blob folder its database does not describe.
+//! The start-up sweep: finishes or removes only what the store can prove is a leftover of an
+//! interrupted save or delete, and refuses to start on a blob folder its database does not
+//! describe.
 //!
-//! Removable: temp files (`<id>.tmp`, a write that never reached its rename) and blob files
-//! that `blob_sweep` records as `pending` or `detached` while no blob row names them. Every
-//! other `.yjs` file stays and is reported: the database not knowing a file proves nothing (a
-//! fresh or replaced `store.sqlite3`, a restored backup, a copied-in blob).
+//! - A temp file (`<id>.tmp`) that a blob row names is a committed save whose rename did not
+//!   happen (or was lost in a power loss): it is promoted to `<id>.yjs`.
+//! - Any other temp file is a save that never committed (only the save path writes them): it is
+//!   removed.
+//! - A file that `blob_sweep` records as detached, while no blob row names it, is removed, and
+//!   then its entry.
+//!
+//! Every other `.yjs` file stays and is reported: the database not knowing a file proves nothing
+//! (a fresh or replaced `store.sqlite3`, a restored backup, a copied-in blob).
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
 use crate::blobs::BlobDir;
-use crate::db::{self, SweepReason};
+use crate::db;
 use crate::error::StoreError;
 
 /// What the sweep did and what it left alone.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SweepReport {
-    /// Temp files removed.
+    /// Temp files of committed saves renamed into place.
+    pub promoted: usize,
+    /// Temp files of saves that never committed, removed.
     pub temps: usize,
-    /// Blob files of saves that never switched a row to them, removed.
-    pub pending: usize,
     /// Blob files replaced or deleted by a committed switch or DELETE, removed.
     pub detached: usize,
     /// `.yjs` files the database does not know: kept.
@@ -30,25 +36,28 @@ pub struct SweepReport {
 }
 
 /// Refuses a database that names no blob next to `.yjs` files it does not know; nothing is
-/// removed before that decision.
+/// removed before that decision. With no database at all (`conn` is None) temp files count
+/// too: no save of a database that does not exist wrote them, and one may be the only copy of
+/// a snapshot another database committed.
 pub fn refuse_unknown(
     data_dir: &Path,
     blobs: &BlobDir,
     conn: Option<&Connection>,
 ) -> Result<(), StoreError> {
     let listing = blobs.list()?;
-    let (rows, entries) = match conn {
-        Some(conn) => (db::blob_row_ids(conn)?, db::sweep_entries(conn)?),
-        None => Default::default(),
+    let (rows, detached, temps) = match conn {
+        Some(conn) => (db::blob_row_ids(conn)?, db::detached(conn)?, 0),
+        None => (Default::default(), Default::default(), listing.temps.len()),
     };
     if !rows.is_empty() {
         return Ok(());
     }
-    let unknown = listing
-        .blobs
-        .iter()
-        .filter(|id| !entries.contains_key(*id))
-        .count();
+    let unknown = temps
+        + listing
+            .blobs
+            .iter()
+            .filter(|id| !detached.contains(*id))
+            .count();
     if unknown == 0 {
         return Ok(());
     }
@@ -63,33 +72,39 @@ pub fn refuse_unknown(
 pub fn sweep(conn: &Connection, blobs: &BlobDir) -> Result<SweepReport, StoreError> {
     let listing = blobs.list()?;
     let rows = db::blob_row_ids(conn)?;
+    let detached = db::detached(conn)?;
     let mut report = SweepReport::default();
     for id in &listing.temps {
-        blobs.remove_temp(id)?;
-        report.temps += 1;
+        if rows.contains(id) {
+            blobs.promote(id)?;
+            report.promoted += 1;
+        } else {
+            blobs.remove_temp(id)?;
+            report.temps += 1;
+        }
     }
-    let entries = db::sweep_entries(conn)?;
     report.unknown = listing
         .blobs
         .iter()
-        .filter(|id| !rows.contains(*id) && !entries.contains_key(*id))
+        .filter(|id| !rows.contains(*id) && !detached.contains(*id))
         .count();
-    for (id, reason) in entries {
-        if rows.contains(&id) {
+    for id in &detached {
+        if rows.contains(id) {
             // Never happens through the store's own paths; a blob row wins over the entry.
             tracing::warn!(blob = %id, "a blob listed for removal is named by a blob row; kept");
-            db::forget(conn, &id)?;
-            continue;
+        } else if listing.blobs.contains(id) {
+            blobs.remove(id)?;
+            report.detached += 1;
         }
-        if listing.blobs.contains(&id) {
-            blobs.remove(&id)?;
-            match reason {
-                SweepReason::Pending => report.pending += 1,
-                SweepReason::Detached => report.detached += 1,
-            }
-        }
-        db::forget(conn, &id)?;
     }
+    if report.promoted + report.temps + report.detached > 0 {
+        // The removals are durable before their entries go: a power loss cannot bring back a
+        // file that no entry names any more.
+        blobs.sync()?;
+    }
+    let tx = conn.unchecked_transaction()?;
+    db::forget(&tx, &detached)?;
+    tx.commit()?;
     report.unreferenced_rows = db::unreferenced_blob_rows(conn)?;
     Ok(report)
 }
@@ -97,12 +112,12 @@ pub fn sweep(conn: &Connection, blobs: &BlobDir) -> Result<SweepReport, StoreErr
 impl SweepReport {
     /// Logs what was removed (info) and what was left alone (warnings).
     pub fn log(&self, blobs: &BlobDir) {
-        if self.temps + self.pending + self.detached > 0 {
+        if self.promoted + self.temps + self.detached > 0 {
             tracing::info!(
+                promoted = self.promoted,
                 temps = self.temps,
-                pending = self.pending,
                 detached = self.detached,
-                "removed the leftovers of interrupted saves and deletes"
+                "finished or removed the leftovers of interrupted saves and deletes"
             );
         }
         if self.unknown > 0 {
@@ -143,36 +158,56 @@ mod tests {
         .unwrap();
     }
 
+    fn record_detached(conn: &Connection, id: &str) {
+        conn.execute(
+            "INSERT INTO blob_sweep (id, recorded_at) VALUES (?1, 1)",
+            rusqlite::params![id],
+        )
+        .unwrap();
+    }
+
+    /// `<id>.yjs` (or `<id>.tmp` when `temp`) holding the id.
+    fn put(blobs: &BlobDir, id: &str, temp: bool) {
+        blobs.write_temp(id, id.as_bytes()).unwrap();
+        if !temp {
+            blobs.promote(id).unwrap();
+        }
+    }
+
     #[test]
-    fn removes_temps_pending_and_detached_only() {
+    fn promotes_named_temps_removes_other_temps_and_detached_only() {
         let dir = tempfile::tempdir().unwrap();
         let conn = db::open(&dir.path().join("store.sqlite3")).unwrap();
         let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
-        for id in ["live", "pending", "detached", "unknown", "unref"] {
-            blobs.write(id, id.as_bytes()).unwrap();
+        for id in ["live", "detached", "unknown", "unref"] {
+            put(&blobs, id, false);
         }
-        fs::write(dir.path().join("blobs/half.tmp"), b"partial").unwrap();
+        // A committed save whose rename did not happen, a save that never committed, and the
+        // temp file of a blob detached before its rename.
+        for id in ["committed", "uncommitted", "detached-temp"] {
+            put(&blobs, id, true);
+        }
         fs::write(dir.path().join("blobs/notes.txt"), b"not ours").unwrap();
-        insert_blob_row(&conn, "live");
-        insert_blob_row(&conn, "unref");
-        conn.execute(
-            "INSERT INTO documents (id, created_at, yjs_snapshot_id) VALUES ('d1', 1, 'live')",
-            [],
+        for id in ["live", "unref", "committed"] {
+            insert_blob_row(&conn, id);
+        }
+        conn.execute_batch(
+            "INSERT INTO documents (id, created_at, yjs_snapshot_id) VALUES ('d1', 1, 'live');
+             INSERT INTO documents (id, created_at, yjs_snapshot_id) VALUES ('d2', 1, 'committed');",
         )
         .unwrap();
-        db::record(&conn, "pending", SweepReason::Pending, 1).unwrap();
-        db::record(&conn, "detached", SweepReason::Detached, 1).unwrap();
-        // An entry whose file a crash already removed, and a stale one a blob row names.
-        db::record(&conn, "gone", SweepReason::Detached, 1).unwrap();
-        db::record(&conn, "live", SweepReason::Detached, 1).unwrap();
+        // Entries whose file a crash already removed, and a stale one a blob row names.
+        for id in ["detached", "detached-temp", "gone", "live"] {
+            record_detached(&conn, id);
+        }
 
         refuse_unknown(dir.path(), &blobs, Some(&conn)).unwrap();
         let report = sweep(&conn, &blobs).unwrap();
         assert_eq!(
             report,
             SweepReport {
-                temps: 1,
-                pending: 1,
+                promoted: 1,
+                temps: 2,
                 detached: 1,
                 unknown: 1,
                 unreferenced_rows: 1,
@@ -180,14 +215,25 @@ mod tests {
         );
         assert_eq!(
             names(&dir.path().join("blobs")),
-            ["live.yjs", "notes.txt", "unknown.yjs", "unref.yjs"]
+            [
+                "committed.yjs",
+                "live.yjs",
+                "notes.txt",
+                "unknown.yjs",
+                "unref.yjs"
+            ]
         );
-        assert!(db::sweep_entries(&conn).unwrap().is_empty());
-        assert_eq!(db::blob_row_ids(&conn).unwrap().len(), 2, "blob rows kept");
+        assert_eq!(blobs.read("committed").unwrap(), b"committed");
+        assert!(db::detached(&conn).unwrap().is_empty());
+        assert_eq!(db::blob_row_ids(&conn).unwrap().len(), 3, "blob rows kept");
 
-        // A second sweep finds nothing more to remove and still reports what it keeps.
+        // A second sweep finds nothing more to do and still reports what it keeps.
         let again = sweep(&conn, &blobs).unwrap();
-        assert_eq!((again.temps, again.pending, again.detached), (0, 0, 0));
+        assert_eq!(
+            (again.promoted, again.temps, again.detached),
+            (0, 0, 0),
+            "{again:?}"
+        );
         assert_eq!((again.unknown, again.unreferenced_rows), (1, 1));
     }
 
@@ -197,12 +243,19 @@ mod tests {
         let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
         // No database at all, an empty folder: fine.
         refuse_unknown(dir.path(), &blobs, None).unwrap();
-        blobs.write("a", b"a").unwrap();
-        blobs.write("b", b"b").unwrap();
+        put(&blobs, "a", false);
+        put(&blobs, "b", false);
         match refuse_unknown(dir.path(), &blobs, None) {
             Err(StoreError::UnknownBlobFiles { count, .. }) => assert_eq!(count, 2),
             other => panic!("expected a refusal, got {other:?}"),
         }
+        // With no database, a temp file may be another database's committed snapshot.
+        put(&blobs, "t", true);
+        match refuse_unknown(dir.path(), &blobs, None) {
+            Err(StoreError::UnknownBlobFiles { count, .. }) => assert_eq!(count, 3),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        blobs.remove_temp("t").unwrap();
 
         let conn = db::open(&dir.path().join("store.sqlite3")).unwrap();
         let err = refuse_unknown(dir.path(), &blobs, Some(&conn)).unwrap_err();
@@ -213,16 +266,29 @@ mod tests {
         );
         assert!(message.contains(" 2 snapshot file"), "{message}");
 
-        // Files the database records as pending are its own: a first save that crashed.
-        db::record(&conn, "a", SweepReason::Pending, 1).unwrap();
-        db::record(&conn, "b", SweepReason::Pending, 1).unwrap();
+        // Files the database records as detached are its own: the last resource deleted and
+        // the store stopped before the files went.
+        record_detached(&conn, "a");
+        record_detached(&conn, "b");
         refuse_unknown(dir.path(), &blobs, Some(&conn)).unwrap();
-        db::forget(&conn, "b").unwrap();
+        db::forget(&conn, &["b".to_string()]).unwrap();
         assert!(refuse_unknown(dir.path(), &blobs, Some(&conn)).is_err());
 
         // Once the database names a blob, unknown files are kept and reported, not refused.
         insert_blob_row(&conn, "a");
         refuse_unknown(dir.path(), &blobs, Some(&conn)).unwrap();
         assert_eq!(names(&dir.path().join("blobs")), ["a.yjs", "b.yjs"]);
+    }
+
+    #[test]
+    fn a_database_naming_no_blob_removes_the_temp_file_of_its_first_save() {
+        // The first save of a store was interrupted before its row switch committed.
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db::open(&dir.path().join("store.sqlite3")).unwrap();
+        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        put(&blobs, "first", true);
+        refuse_unknown(dir.path(), &blobs, Some(&conn)).unwrap();
+        assert_eq!(sweep(&conn, &blobs).unwrap().temps, 1);
+        assert!(names(&dir.path().join("blobs")).is_empty());
     }
 }

@@ -139,9 +139,10 @@ impl Run {
     }
 
     /// After a case: `blobs/` holds exactly one `.yjs` file per resource with a snapshot and
-    /// nothing else, so an overwritten or deleted blob is really gone, and the database lists
-    /// no blob as pending or detached any more.
-    async fn check_blob_files(&self, kinds: &[(String, String)], at: &str) {
+    /// nothing else, so an overwritten or deleted blob is really gone; the database lists as
+    /// detached only blobs whose files are gone (their entries wait for the next transaction),
+    /// and a restart drops those entries and touches no file.
+    async fn check_blob_files(&mut self, kinds: &[(String, String)], at: &str) {
         let mut with_snapshot = 0;
         for (symbol, kind) in kinds {
             let path = format!("/snapshots/{kind}/{}", self.subst(&format!("{{{symbol}}}")));
@@ -149,10 +150,16 @@ impl Run {
                 with_snapshot += 1;
             }
         }
-        let files: Vec<String> = std::fs::read_dir(self.dir.path().join("store/blobs"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let blob_dir = self.dir.path().join("store/blobs");
+        let list = || -> Vec<String> {
+            let mut files: Vec<String> = std::fs::read_dir(&blob_dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            files
+        };
+        let files = list();
         assert!(
             files.iter().all(|f| f.ends_with(".yjs")),
             "{at}: stray files in blobs/: {files:?}"
@@ -162,12 +169,29 @@ impl Run {
             with_snapshot,
             "{at}: one blob file per resource with a snapshot, found {files:?}"
         );
-        // Nothing is left for the start-up sweep: every pending or detached blob was settled.
-        let db = rusqlite::Connection::open(self.dir.path().join("store/store.sqlite3")).unwrap();
-        let left: i64 = db
-            .query_row("SELECT count(*) FROM blob_sweep", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 0, "{at}: blob_sweep entries left after the case");
+        let detached = || -> Vec<String> {
+            let db =
+                rusqlite::Connection::open(self.dir.path().join("store/store.sqlite3")).unwrap();
+            let mut stmt = db.prepare("SELECT id FROM blob_sweep").unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        for id in detached() {
+            assert!(
+                !files.contains(&format!("{id}.yjs")),
+                "{at}: detached blob {id} still has its file"
+            );
+        }
+        // Nothing is left for the start-up sweep but those entries.
+        let config = self.store.config().clone();
+        self.store = EmbeddedStore::open(config).await.unwrap();
+        assert!(
+            detached().is_empty(),
+            "{at}: blob_sweep entries left after a restart"
+        );
+        assert_eq!(list(), files, "{at}: the restart changed blobs/");
     }
 
     fn body(&self, body: Option<&Value>, step: usize) -> Vec<u8> {

@@ -1,10 +1,13 @@
 //! Every path of the embedded store that deletes a blob file, and every one that must not
 //! (DESIGN.md, "Nothing is deleted on anyone's say-so but an explicit one"):
 //! - a save deletes the blob it replaced only after the row switch committed, and a refused
-//!   save deletes nothing of the current snapshot;
+//!   save deletes nothing of the current snapshot (only its own temp file);
 //! - DELETE removes the blob only after the tombstone committed;
-//! - the start-up sweep removes only leftovers the database recorded, keeps blob files it does
-//!   not know, and refuses a database that names no blob next to such files.
+//! - a `blob_sweep` entry is dropped only once its file is gone (in the next switch or DELETE
+//!   transaction, or by the start-up sweep);
+//! - the start-up sweep removes only leftovers the database recorded (and temp files no blob
+//!   row names), keeps blob files it does not know, and refuses a database that names no blob
+//!   next to such files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,16 +76,29 @@ fn file_names(data: &Path) -> Vec<String> {
     blob_folder(data).into_keys().collect()
 }
 
-/// `blob_sweep` as (id, reason), read through a second connection.
-fn sweep_entries(data: &Path) -> Vec<(String, String)> {
+/// The ids `blob_sweep` records as detached, read through a second connection.
+fn sweep_entries(data: &Path) -> Vec<String> {
     let conn = Connection::open(data.join("store.sqlite3")).unwrap();
     let mut stmt = conn
-        .prepare("SELECT id, reason FROM blob_sweep ORDER BY id")
+        .prepare("SELECT id FROM blob_sweep ORDER BY id")
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    stmt.query_map([], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect()
+}
+
+/// `blob_sweep` holds exactly `ids`, and none of their files is left: only the entries wait
+/// for the next transaction.
+fn assert_settled(data: &Path, ids: &[&str], at: &str) {
+    assert_eq!(sweep_entries(data), ids, "{at}: blob_sweep entries");
+    let files = file_names(data);
+    for id in ids {
+        assert!(
+            !files.contains(&format!("{id}.yjs")) && !files.contains(&format!("{id}.tmp")),
+            "{at}: the file of detached {id} is still there: {files:?}"
+        );
+    }
 }
 
 /// Runs SQL on the store's database through a second connection (the test's only lever on
@@ -145,7 +161,7 @@ async fn refused_saves_delete_nothing_of_the_current_snapshot() {
         .await
         .unwrap()
         .snapshot_id;
-    store
+    let gone = store
         .save(
             ResourceKind::Document,
             id("gone"),
@@ -153,11 +169,14 @@ async fn refused_saves_delete_nothing_of_the_current_snapshot() {
             Precondition::Contains,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .snapshot_id;
     store
         .delete(ResourceKind::Document, id("gone"))
         .await
         .unwrap();
+    // The deleted blob's file is gone; its entry waits for the next switch or DELETE.
+    assert_settled(&data, &[&gone], "after the delete");
     let expected = blob_folder(&data);
     assert_eq!(expected.len(), 1);
     assert_eq!(expected[&format!("{current}.yjs")], v1);
@@ -244,7 +263,7 @@ async fn refused_saves_delete_nothing_of_the_current_snapshot() {
             "{at}: {json}"
         );
         assert_eq!(blob_folder(&data), expected, "{at}: blob files changed");
-        assert!(sweep_entries(&data).is_empty(), "{at}: sweep entries left");
+        assert_settled(&data, &[&gone], &at);
         let loaded = store
             .load(ResourceKind::Document, id("doc1"))
             .await
@@ -296,7 +315,11 @@ async fn the_old_blob_is_deleted_only_after_the_row_switch_committed() {
             .await
             .unwrap();
         assert_eq!((loaded.id.as_str(), &loaded.bytes), (s1.as_str(), &v1));
-        assert_eq!(file_names(&data), [format!("{s1}.yjs")]);
+        assert_eq!(
+            file_names(&data),
+            [format!("{s1}.yjs")],
+            "temp file removed"
+        );
         assert!(sweep_entries(&data).is_empty());
     }
 
@@ -313,7 +336,7 @@ async fn the_old_blob_is_deleted_only_after_the_row_switch_committed() {
         .unwrap()
         .snapshot_id;
     assert_eq!(file_names(&data), [format!("{s2}.yjs")]);
-    assert!(sweep_entries(&data).is_empty());
+    assert_settled(&data, &[&s1], "after the switch");
 }
 
 #[tokio::test]
@@ -349,7 +372,7 @@ async fn delete_removes_the_blob_only_after_the_tombstone_committed() {
     let (status, _) = send(&store, "DELETE", "/snapshots/task/t1", &[], Vec::new()).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(file_names(&data).is_empty());
-    assert!(sweep_entries(&data).is_empty());
+    assert_settled(&data, &[&s1], "after the delete");
 }
 
 /// A store with three saved documents (and one deleted), closed again.
@@ -401,15 +424,16 @@ async fn a_fresh_or_replaced_database_beside_a_full_blob_folder_is_refused_and_n
         std::fs::rename(&f, backup.join(f.file_name().unwrap())).unwrap();
     }
 
-    // 1. No database at all: refused before one is created.
+    // 1. No database at all: refused before one is created. The temp file counts too: with
+    // no database, nothing proves it is not another database's committed snapshot.
     let err = EmbeddedStore::open(config(&data)).await.err().unwrap();
     match &err {
-        StoreError::UnknownBlobFiles { count, .. } => assert_eq!(*count, 3),
+        StoreError::UnknownBlobFiles { count, .. } => assert_eq!(*count, 4),
         other => panic!("expected UnknownBlobFiles, got {other}"),
     }
     let message = err.to_string();
     assert!(message.contains(&data.display().to_string()), "{message}");
-    assert!(message.contains("3 snapshot file"), "{message}");
+    assert!(message.contains("4 snapshot file"), "{message}");
     assert!(message.contains("Nothing was deleted"), "{message}");
     assert_eq!(blob_folder(&data), before, "no blob file touched");
     assert!(db_files(&data).is_empty(), "no database created");
@@ -479,34 +503,160 @@ async fn blob_files_and_rows_the_database_cannot_account_for_are_kept() {
 }
 
 #[tokio::test]
-async fn the_sweep_removes_recorded_leftovers_of_interrupted_saves_and_deletes() {
+async fn the_sweep_finishes_or_removes_recorded_leftovers_of_interrupted_saves_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let saved = populated(&data).await;
-    // What interrupted saves and deletes leave: a pending blob (the save's record committed,
-    // the file written, no switch), its temp file, and a detached blob whose removal did not
-    // happen. Written as the store writes them.
-    std::fs::write(data.join("blobs/p1.yjs"), state(7, "pending")).unwrap();
-    std::fs::write(data.join("blobs/p2.tmp"), b"half").unwrap();
+    // What interrupted saves and deletes leave: the temp file of a save that never committed,
+    // a committed save whose rename did not happen (or was lost in a power loss: document a's
+    // blob is still `.tmp`), and a detached blob whose removal did not happen.
+    let a = {
+        let conn = Connection::open(data.join("store.sqlite3")).unwrap();
+        conn.query_row(
+            "SELECT yjs_snapshot_id FROM documents WHERE id = 'a'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap()
+    };
+    std::fs::rename(
+        data.join(format!("blobs/{a}.yjs")),
+        data.join(format!("blobs/{a}.tmp")),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("blobs/uncommitted.tmp"),
+        state(7, "never switched"),
+    )
+    .unwrap();
     std::fs::write(data.join("blobs/old.yjs"), state(8, "replaced")).unwrap();
     std::fs::write(data.join("blobs/stranger.yjs"), state(9, "unknown")).unwrap();
     sql(
         &data,
-        "INSERT INTO blob_sweep (id, reason, recorded_at) VALUES
-           ('p1', 'pending', 1), ('p2', 'pending', 1), ('old', 'detached', 1);",
+        "INSERT INTO blob_sweep (id, recorded_at) VALUES ('old', 1);",
     );
     let store = EmbeddedStore::open(config(&data)).await.unwrap();
     let mut names = file_names(&data);
+    assert!(names.contains(&format!("{a}.yjs")), "promoted: {names:?}");
+    assert!(
+        names.contains(&"stranger.yjs".to_string()),
+        "kept: {names:?}"
+    );
     names.retain(|n| n != "stranger.yjs");
+    assert!(names.iter().all(|n| n.ends_with(".yjs")), "{names:?}");
     assert_eq!(
         names.len(),
         saved.len(),
         "only the live blobs and the stranger left: {names:?}"
     );
-    assert!(file_names(&data).contains(&"stranger.yjs".to_string()));
     assert!(sweep_entries(&data).is_empty());
     for (name, body) in &saved {
         let loaded = store.load(ResourceKind::Document, id(name)).await.unwrap();
         assert_eq!(&loaded.bytes, body, "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_load_between_the_commit_and_the_rename_reads_the_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    store
+        .create(ResourceKind::Document, id("doc1"))
+        .await
+        .unwrap();
+    let v1 = state(1, "v1");
+    let s1 = store
+        .save(
+            ResourceKind::Document,
+            id("doc1"),
+            v1.clone(),
+            Precondition::Contains,
+        )
+        .await
+        .unwrap()
+        .snapshot_id;
+    // The state between a save's commit and its rename: the row names s1, the file is
+    // still `<s1>.tmp`.
+    std::fs::rename(
+        data.join(format!("blobs/{s1}.yjs")),
+        data.join(format!("blobs/{s1}.tmp")),
+    )
+    .unwrap();
+    let loaded = store
+        .load(ResourceKind::Document, id("doc1"))
+        .await
+        .unwrap();
+    assert_eq!((loaded.id.as_str(), &loaded.bytes), (s1.as_str(), &v1));
+
+    // The next save replaces it, and the replaced temp file goes like a `.yjs` would.
+    let s2 = store
+        .save(
+            ResourceKind::Document,
+            id("doc1"),
+            extended(&v1, 2, " v2"),
+            Precondition::IfMatch(s1.clone()),
+        )
+        .await
+        .unwrap()
+        .snapshot_id;
+    assert_eq!(file_names(&data), [format!("{s2}.yjs")]);
+    assert_settled(&data, &[&s1], "after the switch");
+}
+
+#[tokio::test]
+async fn a_detached_entry_goes_only_after_its_file_and_in_the_next_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    store
+        .create(ResourceKind::Document, id("doc1"))
+        .await
+        .unwrap();
+    let mut body = state(1, "v1");
+    let mut ids = Vec::new();
+    let save = |body: Vec<u8>| {
+        store.save(
+            ResourceKind::Document,
+            id("doc1"),
+            body,
+            Precondition::Contains,
+        )
+    };
+    ids.push(save(body.clone()).await.unwrap().snapshot_id);
+    // s1's file cannot be removed (a directory took its name): its removal after the next
+    // switch fails, so its entry must stay for the start-up sweep.
+    let s1_path = data.join(format!("blobs/{}.yjs", ids[0]));
+    std::fs::remove_file(&s1_path).unwrap();
+    std::fs::create_dir(&s1_path).unwrap();
+    std::fs::write(s1_path.join("keep"), b"x").unwrap();
+    for round in 2..=4 {
+        body = extended(&body, round, &format!(" v{round}"));
+        ids.push(save(body.clone()).await.unwrap().snapshot_id);
+        // Each switch drops the entries of files removed before it, and records its own.
+        let prev = &ids[round as usize - 2];
+        let mut expected = vec![ids[0].as_str()];
+        if round > 2 {
+            expected.push(prev);
+        }
+        expected.sort();
+        assert_eq!(sweep_entries(&data), expected, "after save {round}");
+    }
+    // A DELETE drops them the same way, in its own transaction.
+    store
+        .delete(ResourceKind::Document, id("doc1"))
+        .await
+        .unwrap();
+    let mut expected = vec![ids[0].as_str(), ids[3].as_str()];
+    expected.sort();
+    assert_eq!(sweep_entries(&data), expected, "after the delete");
+    drop(store);
+
+    // The file the store could not remove is back in place; the start-up sweep removes it
+    // and drops every entry.
+    std::fs::remove_dir_all(&s1_path).unwrap();
+    std::fs::write(&s1_path, state(1, "v1")).unwrap();
+    drop(EmbeddedStore::open(config(&data)).await.unwrap());
+    assert!(file_names(&data).is_empty());
+    assert!(sweep_entries(&data).is_empty());
 }

@@ -1,5 +1,6 @@
 //! The store's durability: schema migration from the legacy app schema, a process killed inside
-//! a save, and concurrent savers that must not erase each other's edits.
+//! a save, concurrent savers that must not erase each other's edits, and one SQLite commit per
+//! save.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -256,21 +257,32 @@ fn blob_files(data: &Path) -> Vec<String> {
     names
 }
 
-/// `blob_sweep` as (id, reason): what the next start-up may remove.
-fn sweep_entries(data: &Path) -> Vec<(String, String)> {
+/// The ids `blob_sweep` records as detached: what the next start-up may remove.
+fn sweep_entries(data: &Path) -> Vec<String> {
     let conn = Connection::open(data.join("store/store.sqlite3")).unwrap();
     let mut stmt = conn
-        .prepare("SELECT id, reason FROM blob_sweep ORDER BY id")
+        .prepare("SELECT id FROM blob_sweep ORDER BY id")
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    stmt.query_map([], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect()
 }
 
+/// The crash points of a save, in order, and what each leaves: the new blob's file extension,
+/// whether the row switch committed.
+const CRASH_POINTS: [(&str, &str, bool); 3] = [
+    // `<new>.tmp` is durable; nothing committed.
+    ("after_blob_write", "tmp", false),
+    // Committed, not renamed yet: the row names `<new>`, whose file is still `.tmp`.
+    ("after_row_switch", "tmp", true),
+    // Renamed; the replaced file is still there.
+    ("after_rename", "yjs", true),
+];
+
 #[tokio::test]
 async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
-    for (point, survivor) in [("after_blob_write", "v1"), ("after_row_switch", "v1 v2")] {
+    for (point, new_ext, committed) in CRASH_POINTS {
         let data = tempfile::tempdir().unwrap();
         let v1 = text_state(1, "v1");
         let v2 = {
@@ -299,22 +311,30 @@ async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
             assert!(!status.success(), "{point}: the store should have aborted");
         }
         let files = blob_files(data.path());
-        assert_eq!(files.len(), 2, "{point}: the crash leaves two files");
         let s2 = files
             .iter()
-            .map(|f| f.trim_end_matches(".yjs").to_owned())
+            .filter_map(|f| f.split_once('.'))
+            .map(|(stem, _)| stem.to_owned())
             .find(|f| *f != s1)
             .unwrap();
-        // The database says which of the two files is the leftover, and nothing else.
-        let expected = match point {
-            "after_blob_write" => (s2.clone(), "pending".to_owned()),
-            _ => (s1.clone(), "detached".to_owned()),
-        };
         assert_eq!(
-            sweep_entries(data.path()),
-            std::slice::from_ref(&expected),
-            "{point}"
+            files,
+            {
+                let mut want = [format!("{s1}.yjs"), format!("{s2}.{new_ext}")];
+                want.sort();
+                want
+            },
+            "{point}: the crash leaves the old file and the new one"
         );
+        // The database says which of the two files is the leftover: before the commit no blob
+        // row names the new one (a temp file), after it the old one is recorded as detached.
+        let (leftover, kept) = if committed { (&s1, &s2) } else { (&s2, &s1) };
+        let expected: &[String] = if committed {
+            std::slice::from_ref(&s1)
+        } else {
+            &[]
+        };
+        assert_eq!(sweep_entries(data.path()), expected, "{point}");
         // A snapshot file the database does not know, present at the restart.
         std::fs::write(
             data.path().join("store/blobs/stranger.yjs"),
@@ -323,12 +343,12 @@ async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
         .unwrap();
 
         let store = StoreProcess::start(data.path(), None);
+        let survivor = if committed { "v1 v2" } else { "v1" };
         assert_eq!(store.load_text().await, survivor, "{point}");
-        let kept = if expected.0 == s1 { &s2 } else { &s1 };
         assert_eq!(
             blob_files(data.path()),
             [format!("{kept}.yjs"), "stranger.yjs".to_owned()],
-            "{point}: only the recorded leftover was removed"
+            "{point}: {leftover} removed, {kept} in place (promoted if it was a temp file)"
         );
         assert!(sweep_entries(data.path()).is_empty(), "{point}");
     }
@@ -336,16 +356,19 @@ async fn a_crash_inside_a_save_leaves_one_valid_snapshot() {
 
 #[tokio::test]
 async fn a_crash_inside_the_first_save_leaves_no_snapshot_or_the_new_one() {
-    for (point, survivor) in [
-        ("after_blob_write", None),
-        ("after_row_switch", Some("first")),
-    ] {
+    for (point, new_ext, committed) in CRASH_POINTS {
         let data = tempfile::tempdir().unwrap();
         {
             let mut store = StoreProcess::start(data.path(), Some(point));
             assert!(store.save(text_state(1, "first")).await.is_err(), "{point}");
             assert!(!store.child.wait().unwrap().success(), "{point}: aborted");
         }
+        let files = blob_files(data.path());
+        assert_eq!(files.len(), 1, "{point}: {files:?}");
+        assert!(
+            files[0].ends_with(&format!(".{new_ext}")),
+            "{point}: {files:?}"
+        );
         let store = StoreProcess::start(data.path(), None);
         let status = reqwest::Client::new()
             .get(format!("{}/snapshots/document/crashy", store.url))
@@ -354,19 +377,120 @@ async fn a_crash_inside_the_first_save_leaves_no_snapshot_or_the_new_one() {
             .await
             .unwrap()
             .status();
-        match survivor {
-            None => {
-                assert_eq!(status, 404, "{point}: nothing was committed");
-                assert!(
-                    blob_files(data.path()).is_empty(),
-                    "{point}: the pending blob was removed"
-                );
-            }
-            Some(text) => {
-                assert_eq!(store.load_text().await, text, "{point}");
-                assert_eq!(blob_files(data.path()).len(), 1, "{point}");
-            }
+        if committed {
+            assert_eq!(store.load_text().await, "first", "{point}");
+            let files = blob_files(data.path());
+            assert_eq!(files.len(), 1, "{point}: {files:?}");
+            assert!(files[0].ends_with(".yjs"), "{point}: promoted, {files:?}");
+        } else {
+            assert_eq!(status, 404, "{point}: nothing was committed");
+            assert!(
+                blob_files(data.path()).is_empty(),
+                "{point}: the uncommitted temp file was removed"
+            );
         }
         assert!(sweep_entries(data.path()).is_empty(), "{point}");
     }
+}
+
+/// How many transactions have committed into the store's write-ahead log so far: the frames
+/// of the current WAL generation (matching salts) that end a transaction. Valid while no
+/// checkpoint has reset the log (a few small writes never reach the 1000-page auto-checkpoint).
+fn wal_commits(data: &Path) -> usize {
+    let wal = std::fs::read(data.join("store.sqlite3-wal")).unwrap_or_default();
+    if wal.len() < 32 {
+        return 0;
+    }
+    let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
+    let page_size = be(&wal[8..12]) as usize;
+    let salts = &wal[16..24];
+    let mut commits = 0;
+    let mut at = 32;
+    while at + 24 + page_size <= wal.len() {
+        let frame = &wal[at..at + 24];
+        if &frame[8..16] != salts {
+            break;
+        }
+        if be(&frame[4..8]) != 0 {
+            commits += 1;
+        }
+        at += 24 + page_size;
+    }
+    commits
+}
+
+#[tokio::test]
+async fn a_save_commits_once_and_a_refused_save_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let store = EmbeddedStore::open(config(&data)).await.unwrap();
+    let room = ResourceId::parse("doc").unwrap();
+    let mut last = wal_commits(&data);
+    let mut step = |what: &str, expected: usize| {
+        let now = wal_commits(&data);
+        assert_eq!(now - last, expected, "{what}: commits");
+        last = now;
+    };
+    store
+        .create(ResourceKind::Document, room.clone())
+        .await
+        .unwrap();
+    step("create", 1);
+
+    let save = |body: Vec<u8>, precondition| {
+        store.save(ResourceKind::Document, room.clone(), body, precondition)
+    };
+    let mut current = text_state(1, "v1");
+    save(current.clone(), Precondition::Contains).await.unwrap();
+    step("the first save", 1);
+    for round in 2..=4 {
+        let doc = Doc::with_client_id(round);
+        apply_to(&doc, &current).unwrap();
+        doc.get_or_insert_text("t")
+            .insert(&mut doc.transact_mut(), 0, "+");
+        current = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        save(current.clone(), Precondition::Contains).await.unwrap();
+        // Replacing a snapshot, and dropping the previous replacement's entry: one commit.
+        step(&format!("save {round}"), 1);
+    }
+    for (what, body, precondition) in [
+        ("a 409", text_state(9, "stranger"), Precondition::Contains),
+        (
+            "an If-Match 409",
+            current.clone(),
+            Precondition::IfMatch("nope".into()),
+        ),
+        ("a 400", b"not yjs".to_vec(), Precondition::Contains),
+    ] {
+        assert!(save(body, precondition).await.is_err(), "{what}");
+        step(what, 0);
+    }
+    store
+        .delete(ResourceKind::Document, room.clone())
+        .await
+        .unwrap();
+    step("a delete", 1);
+
+    // Under --auto-create the row is created in the switch transaction, not before it.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let store = EmbeddedStore::open(StoreConfig {
+        auto_create: true,
+        ..config(&data)
+    })
+    .await
+    .unwrap();
+    let before = wal_commits(&data);
+    store
+        .save(
+            ResourceKind::Task,
+            ResourceId::parse("new-task").unwrap(),
+            text_state(1, "first"),
+            Precondition::Contains,
+        )
+        .await
+        .unwrap();
+    assert_eq!(wal_commits(&data) - before, 1, "an auto-created first save");
 }
