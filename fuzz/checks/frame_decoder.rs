@@ -66,7 +66,7 @@ pub fn run(data: &[u8]) {
                     other => panic!("re-encoded update parsed as {other:?}"),
                 }
                 // The relay's own check (protocol::checked_update) decides what a room takes.
-                let Ok(update) = protocol::checked_update(payload) else {
+                let Ok(update) = protocol::checked_update(&doc, payload) else {
                     continue;
                 };
                 if update.is_empty() {

@@ -137,13 +137,16 @@ pub fn plausible_count(bytes: &[u8]) -> bool {
     bytes.len() < 10
 }
 
-/// Checks a Yjs update before it touches a room's doc (`ykeep_core::merge`): a plausible
+/// Checks a Yjs update before it touches the room's doc `doc` (`ykeep_core::merge`): a plausible
 /// count, no panic in yrs' decoder, a decode → encode → decode round trip, and on its own it
 /// applies to a scratch doc whose state encodes and decodes again. Fuzzing found updates
 /// failing each of these that yrs would otherwise take and then panic on in every later
-/// encode of the room (`fuzz/regressions/`).
-pub fn checked_update(payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
-    ykeep_core::validated_update(payload).map_err(|e| ProtocolError(e.to_string()))
+/// encode of the room (`fuzz/regressions/`). Last, no item may name as its parent an item of
+/// `doc` (or of the update) that is neither a type nor deleted: yrs would fail on it half-way
+/// through the apply, with part of the update already in the doc
+/// (`ykeep_core::merge::check_parents`).
+pub fn checked_update(doc: &yrs::Doc, payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
+    ykeep_core::merge::validated_update_for(doc, payload).map_err(|e| ProtocolError(e.to_string()))
 }
 
 pub fn varint_len(mut n: u64) -> usize {
@@ -226,13 +229,51 @@ mod tests {
 
     #[test]
     fn hostile_updates_are_refused_cheaply() {
+        let doc = yrs::Doc::new();
         // 2^27 clients declared in 6 bytes (an allocation bomb for yrs).
         assert!(!plausible_count(&[0x80, 0x80, 0x80, 0x40, 0, 0]));
-        assert!(checked_update(&[0x80, 0x80, 0x80, 0x40, 0, 0]).is_err());
+        assert!(checked_update(&doc, &[0x80, 0x80, 0x80, 0x40, 0, 0]).is_err());
         // Found by cargo fuzz: accepted by yrs, poisons every later encode of the doc.
-        assert!(checked_update(&[1, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(checked_update(&doc, &[1, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(plausible_count(&[0, 0]));
-        assert!(checked_update(&[0, 0]).is_ok());
+        assert!(checked_update(&doc, &[0, 0]).is_ok());
+    }
+
+    /// Fuzz finding c1d9159b: an item naming a room's text item (7#7) as its parent, behind an
+    /// insert by client 200 that yrs would put in the doc before failing on it. The room
+    /// refuses it with the doc as it was: nothing to log, nothing to forward.
+    #[test]
+    fn an_update_naming_a_text_item_as_parent_is_refused_with_the_doc_untouched() {
+        use yrs::{ReadTxn, StateVector, Text, Transact};
+        let room = yrs::Doc::with_client_id(7);
+        let t = room.get_or_insert_text("t");
+        t.insert(&mut room.transact_mut(), 0, "stored snapshot");
+        t.remove_range(&mut room.transact_mut(), 0, 7);
+        let state = |doc: &yrs::Doc| {
+            let txn = doc.transact();
+            let full = txn.encode_state_as_update_v1(&StateVector::default());
+            (full, ykeep_core::DurabilityMarker::of_txn(&txn))
+        };
+        let before = state(&room);
+        let finding = include_bytes!(
+            "../../../fuzz/regressions/snapshot_save/crash-c1d9159bc159df44c1d313ccde20189c9554d62c"
+        );
+        let insert = {
+            let other = yrs::Doc::with_client_id(200);
+            let t = other.get_or_insert_text("t");
+            t.insert(&mut other.transact_mut(), 0, "NEW");
+            other
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        };
+        let bad = yrs::merge_updates_v1([insert.as_slice(), finding]).unwrap();
+        assert!(
+            checked_update(&yrs::Doc::new(), &bad).is_ok(),
+            "fine where 7#7 is missing"
+        );
+        let err = checked_update(&room, &bad).unwrap_err();
+        assert!(err.to_string().contains("<7#7>"), "{err}");
+        assert_eq!(state(&room), before);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
 
+mod common;
 #[path = "../../../fuzz/checks/frame_decoder.rs"]
 mod frame_decoder;
 #[path = "../../../fuzz/checks/snapshot_save.rs"]
@@ -223,4 +224,94 @@ fn regression_a_tiny_update_declaring_a_huge_count_is_refused_cheaply() {
         grown_mb < 64,
         "validating 6 bytes raised peak memory by {grown_mb} MB"
     );
+}
+
+/// Regression (cargo fuzz, snapshot_save crash-c1d9…, replayed above; fuzz/README.md): an item
+/// naming a room's text item (7#7) as its parent. yrs' apply fails on it, after integrating what
+/// it met before (here an insert by client 200), so the refused update was partly in the room's
+/// doc: not in its log, not sent to its peers, but sent to every client that synced later. The
+/// room must refuse it with its doc, log and peers as they were.
+#[tokio::test]
+async fn regression_a_refused_update_leaves_the_room_doc_log_and_peers_untouched() {
+    use common::{Client, TestRelay, config};
+    use std::sync::Arc;
+    use ykeep_core::DurabilityMarker;
+    use ykeep_relay::log::record_format;
+    use ykeep_relay::protocol;
+    use yrs::updates::decoder::Decode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    // No save during the test: a save would compact the log into the doc's state.
+    cfg.save_debounce_ms = 3_600_000;
+    cfg.save_interval_ms = 3_600_000;
+    cfg.store_poll_ms = 3_600_000;
+    let store = Arc::new(ykeep_relay::store_client::MemoryStore::new());
+    let relay = TestRelay::start(cfg, store).await;
+    let url = relay.ws_url("/rooms/document/parent-clash");
+    // Client 7 writes what the snapshot_save target's stored snapshot holds: 7#7.. is "snapshot".
+    let mut seven = Client::connect(&url, 7).await;
+    seven.wait_synced().await;
+    seven.insert(0, "stored snapshot").await;
+    seven.delete(0, 7).await;
+    let mut peer = Client::connect(&url, 99).await;
+    peer.wait_text("snapshot").await;
+
+    let finding = include_bytes!(
+        "../../../fuzz/regressions/snapshot_save/crash-c1d9159bc159df44c1d313ccde20189c9554d62c"
+    );
+    let bad = yrs::merge_updates_v1([
+        common::update_with_text(200, "NEW").as_slice(),
+        finding.as_slice(),
+    ])
+    .unwrap();
+    let mut attacker = Client::connect(&url, 300).await;
+    attacker.wait_synced().await;
+    attacker.send_raw(protocol::encode_update(&bad)).await;
+    assert_eq!(attacker.wait_closed().await.0, 1008);
+
+    // An edit after the refusal: the peer gets it, and nothing of the refused update.
+    seven.insert(8, "!").await;
+    peer.wait_text("snapshot!").await;
+    let marker = |doc: &yrs::Doc| DurabilityMarker::of_txn(&doc.transact());
+    let honest = marker(&seven.doc);
+    assert_eq!(marker(&peer.doc), honest);
+    // The room's doc: what a client syncing now gets, and /state.
+    let mut late = Client::connect(&url, 400).await;
+    late.wait_synced().await;
+    assert_eq!(late.text(), "snapshot!");
+    assert_eq!(
+        marker(&late.doc),
+        honest,
+        "the room's doc holds only client 7's edits"
+    );
+    let state = reqwest::get(relay.http_url("/rooms/document/parent-clash/state"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(DurabilityMarker::of_update(&state).unwrap(), honest);
+    // The log replays into the same doc: nothing of the refused update, nothing missing.
+    let records = relay
+        .relay
+        .shared()
+        .log
+        .load("document/parent-clash")
+        .await
+        .unwrap()
+        .records;
+    let replayed = yrs::Doc::new();
+    for r in &records {
+        let parts = match r.format {
+            record_format::BATCH => protocol::read_len_prefixed(&r.data).unwrap(),
+            record_format::SNAPSHOT => vec![r.data.as_slice()],
+            other => panic!("unexpected log record format {other}"),
+        };
+        for part in parts {
+            let u = yrs::Update::decode_v1(part).unwrap();
+            replayed.transact_mut().apply_update(u).unwrap();
+        }
+    }
+    assert_eq!(marker(&replayed), honest, "log and doc agree");
 }
