@@ -414,7 +414,7 @@ impl Room {
             } => {
                 let range = range.clone();
                 let payload = &data[range.clone()];
-                let update = match protocol::checked_update(payload) {
+                let update = match protocol::checked_update(&self.doc, payload) {
                     Ok(u) => u,
                     Err(e) => return self.refuse(conn, &format!("bad Yjs update: {e}"), p),
                 };
