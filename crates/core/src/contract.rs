@@ -45,7 +45,10 @@ mod tests {
     #[test]
     fn contract_answer_shape() {
         let json = serde_json::to_value(ContractInfo::new("embedded")).unwrap();
-        assert_eq!(json, serde_json::json!({"contract": 1, "store": "embedded"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"contract": 1, "store": "embedded"})
+        );
         // Unknown fields from a newer store are fine; a missing version is not a ykeep store.
         let newer: ContractInfo =
             serde_json::from_str(r#"{"contract": 1, "store": "convex", "extra": true}"#).unwrap();

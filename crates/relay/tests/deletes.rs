@@ -267,3 +267,26 @@ async fn a_log_record_this_relay_cannot_read_survives_saves_and_compaction() {
         "readable and more"
     );
 }
+
+#[tokio::test]
+async fn a_store_snapshot_the_room_cannot_read_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let name = room("document/unreadable");
+    // What a newer writer (or a corruption) could leave: bytes this relay cannot merge.
+    let foreign = b"\xff\xff\xff\xff\x7f not a Yjs v1 update".to_vec();
+    store.put(&name, foreign.clone());
+    let relay = TestRelay::start(config(dir.path()), store.clone()).await;
+    let mut a = Client::connect(&relay.ws_url("/rooms/document/unreadable"), 1).await;
+    a.insert(0, "an edit the store cannot take yet").await;
+    relay.wait_metric("updates_total", 1).await;
+    a.close().await;
+    relay.wait_metric("saves_failed_total", 1).await;
+    assert_eq!(store.saves(), 0);
+    assert_eq!(store.snapshot(&name).unwrap().bytes, foreign, "left as it was");
+    let log = &relay.relay.shared().log;
+    assert_eq!(
+        log.dirty_rooms().await.unwrap(),
+        vec!["document/unreadable".to_string()]
+    );
+}

@@ -205,7 +205,7 @@ impl RoomLog {
 
     /// Every quarantined room, oldest first.
     pub async fn quarantined(&self) -> Result<Vec<QuarantineEntry>, LogError> {
-        self.read(|conn| quarantined(conn)).await
+        self.read(quarantined).await
     }
 
     async fn send(

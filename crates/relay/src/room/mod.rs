@@ -148,6 +148,14 @@ struct Fatal {
     source: LogError,
 }
 
+/// Whether the room's doc took a snapshot from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreMerge {
+    Merged,
+    /// Not a Yjs update, or it does not apply to the room's doc: left out.
+    Unreadable,
+}
+
 /// Why a room task ends while clients may still be connected.
 #[derive(Debug)]
 enum Stop {
@@ -279,13 +287,16 @@ impl Room {
         match from_store {
             Ok(Ok(Some(snapshot))) => {
                 let mut pending = Pending::default();
-                room.merge_store_content(&snapshot.bytes, &mut pending)
+                let merged = room
+                    .merge_store_content(&snapshot.bytes, &mut pending)
                     .await
                     .map_err(|source| Fatal {
                         room: room.name.clone(),
                         source,
                     })?;
-                room.store = StoreView::holding(snapshot);
+                if merged == StoreMerge::Merged {
+                    room.store = StoreView::holding(snapshot);
+                }
             }
             Ok(Err(StoreError::Deleted)) => return Err(Stop::Deleted),
             Ok(Ok(None)) => {
@@ -569,19 +580,34 @@ impl Room {
     }
 
     /// Applies content from the store; what was new is logged and sent to every client.
-    async fn merge_store_content(&mut self, bytes: &[u8], p: &mut Pending) -> Result<(), LogError> {
+    /// A snapshot the room cannot apply is left out, and the caller must not count it as held:
+    /// a save that named it in `If-Match` would replace it with a state that lacks it.
+    async fn merge_store_content(
+        &mut self,
+        bytes: &[u8],
+        p: &mut Pending,
+    ) -> Result<StoreMerge, LogError> {
         let delta = {
             let update = match Update::decode_v1(bytes) {
                 Ok(u) => u,
                 Err(e) => {
-                    tracing::error!(room = %self.name, error = %e, "store snapshot is not a Yjs update; ignored");
-                    return Ok(());
+                    tracing::error!(room = %self.name, error = %e,
+                        "the store's snapshot is not a Yjs update: not merged, and no save will replace it");
+                    return Ok(StoreMerge::Unreadable);
                 }
             };
+            // The same check as a client's update: yrs fails half-way on a parent that is
+            // neither a type nor deleted and leaves the doc partly changed.
+            if let Err(e) = ykeep_core::merge::check_parents(&self.doc, bytes) {
+                tracing::error!(room = %self.name, error = %e,
+                    "the store's snapshot does not apply to the room's doc: not merged, and no save will replace it");
+                return Ok(StoreMerge::Unreadable);
+            }
             let mut txn = self.doc.transact_mut();
             if let Err(e) = txn.apply_update(update) {
-                tracing::error!(room = %self.name, error = %e, "store snapshot does not apply; ignored");
-                return Ok(());
+                tracing::error!(room = %self.name, error = %e,
+                    "the store's snapshot does not apply: not merged, and no save will replace it");
+                return Ok(StoreMerge::Unreadable);
             }
             txn.encode_update_v1()
         };
@@ -589,7 +615,7 @@ impl Room {
             .map(|u| u.is_empty())
             .unwrap_or(true)
         {
-            return Ok(());
+            return Ok(StoreMerge::Merged);
         }
         self.seq += 1;
         let mut record = Vec::with_capacity(delta.len() + 5);
@@ -601,7 +627,7 @@ impl Room {
         let seq = self.seq;
         self.schedule_event(SaveEvent::StoreMerged { seq }, p);
         p.deliveries.push((Target::All, update_frame(&delta)));
-        Ok(())
+        Ok(StoreMerge::Merged)
     }
 
     fn start_save(&mut self, seq: u64) {
@@ -651,13 +677,16 @@ impl Room {
                 if !outcome.merged_from_store.is_empty() {
                     Metrics::inc(&m.save_conflicts_total);
                 }
+                let mut all_merged = true;
                 for bytes in &outcome.merged_from_store {
-                    self.merge_store_content(bytes, p)
-                        .await
-                        .map_err(|source| Fatal {
-                            room: self.name.clone(),
-                            source,
-                        })?;
+                    let merged =
+                        self.merge_store_content(bytes, p)
+                            .await
+                            .map_err(|source| Fatal {
+                                room: self.name.clone(),
+                                source,
+                            })?;
+                    all_merged &= merged == StoreMerge::Merged;
                 }
                 tracing::info!(room = %self.name, seq, bytes = outcome.saved_state.len(),
                     snapshot = %outcome.receipt.snapshot_id, ms = outcome.elapsed.as_millis() as u64,
@@ -666,7 +695,9 @@ impl Room {
                 // A save that passed its precondition proves the room held the store's latest.
                 self.polled_at = self.shared.now_ms();
                 self.store = StoreView {
-                    synced: true,
+                    // The saved state holds store content the room's doc could not take: the
+                    // next save merges the store's snapshot again rather than replace it.
+                    synced: all_merged,
                     snapshot_id: Some(outcome.receipt.snapshot_id.clone()),
                     marker: Some(marker.clone()),
                     saved_at: Some(outcome.receipt.saved_at),

@@ -7,7 +7,7 @@
 //! the snapshot is still the one it holds (`If-None-Match`: a 304 when unchanged) and merges a
 //! newer one, sending what was new to its clients.
 
-use super::{Fatal, Pending, Room, RoomMsg, StoreView};
+use super::{Fatal, Pending, Room, RoomMsg, StoreMerge, StoreView};
 use crate::store_client::{StoreError, StoredSnapshot};
 
 /// What a poll brought back: `None` when the snapshot is the one the room holds, or none.
@@ -79,14 +79,17 @@ impl Room {
         }
         tracing::info!(room = %self.name, snapshot = %current.snapshot_id,
             "merging a save made elsewhere (another relay)");
-        self.merge_store_content(&current.bytes, p)
+        let merged = self
+            .merge_store_content(&current.bytes, p)
             .await
             .map_err(|source| Fatal {
                 room: self.name.clone(),
                 source,
             })?;
-        // The room now contains that snapshot: the next save names it in If-Match.
-        self.store = StoreView::holding(current);
+        if merged == StoreMerge::Merged {
+            // The room now contains that snapshot: the next save names it in If-Match.
+            self.store = StoreView::holding(current);
+        }
         Ok(())
     }
 }
