@@ -283,7 +283,11 @@ async fn a_store_snapshot_the_room_cannot_read_is_never_replaced() {
     a.close().await;
     relay.wait_metric("saves_failed_total", 1).await;
     assert_eq!(store.saves(), 0);
-    assert_eq!(store.snapshot(&name).unwrap().bytes, foreign, "left as it was");
+    assert_eq!(
+        store.snapshot(&name).unwrap().bytes,
+        foreign,
+        "left as it was"
+    );
     let log = &relay.relay.shared().log;
     assert_eq!(
         log.dirty_rooms().await.unwrap(),
