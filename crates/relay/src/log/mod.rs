@@ -57,6 +57,17 @@ pub struct LogRecord {
     pub data: Vec<u8>,
 }
 
+impl LogRecord {
+    /// From a row selected as `id, format, data`.
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(LogRecord {
+            id: r.get(0)?,
+            format: r.get(1)?,
+            data: r.get(2)?,
+        })
+    }
+}
+
 /// One room in the quarantine (its resource was deleted from the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantineEntry {
@@ -282,13 +293,7 @@ impl LogReader {
             "SELECT id, format, data FROM quarantine_records WHERE quarantine_id = ?1
              ORDER BY seq, id",
         )?;
-        let rows = stmt.query_map([id], |r| {
-            Ok(LogRecord {
-                id: r.get(0)?,
-                format: r.get(1)?,
-                data: r.get(2)?,
-            })
-        })?;
+        let rows = stmt.query_map([id], LogRecord::from_row)?;
         let records = rows.collect::<Result<Vec<_>, _>>()?;
         Ok(Some((entry, records)))
     }
@@ -356,13 +361,7 @@ fn load_room(conn: &Connection, room: &str) -> Result<RoomRecords, LogError> {
     {
         let mut stmt =
             tx.prepare("SELECT id, format, data FROM records WHERE room = ?1 ORDER BY seq, id")?;
-        let rows = stmt.query_map([room], |r| {
-            Ok(LogRecord {
-                id: r.get(0)?,
-                format: r.get(1)?,
-                data: r.get(2)?,
-            })
-        })?;
+        let rows = stmt.query_map([room], LogRecord::from_row)?;
         out.records = rows.collect::<Result<Vec<_>, _>>()?;
     }
     tx.commit()?;

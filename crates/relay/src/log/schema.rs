@@ -68,30 +68,36 @@ pub fn open(path: &std::path::Path, sync: LogSync, write: bool) -> Result<Connec
     conn.pragma_update(None, "synchronous", level)?;
     if write {
         conn.execute_batch(SCHEMA)?;
-        let found: Option<i64> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'format_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match found {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('format_version', ?1)",
-                    [FORMAT_VERSION],
-                )?;
-            }
-            Some(v) if v == FORMAT_VERSION => {}
-            Some(v) => {
-                return Err(LogError::Version {
-                    found: v,
-                    expected: FORMAT_VERSION,
-                });
-            }
+        if stored_version(&conn)?.is_none() {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('format_version', ?1)",
+                [FORMAT_VERSION],
+            )?;
         }
+        check_version(&conn)?;
     }
     Ok(conn)
+}
+
+fn stored_version(conn: &Connection) -> Result<Option<i64>, LogError> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'format_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Refuses a log of another format version (or of none: not a log this relay wrote).
+fn check_version(conn: &Connection) -> Result<(), LogError> {
+    match stored_version(conn)? {
+        Some(FORMAT_VERSION) => Ok(()),
+        found => Err(LogError::Version {
+            found: found.unwrap_or(0),
+            expected: FORMAT_VERSION,
+        }),
+    }
 }
 
 /// Opens an existing log read-only (for `ykeep-relay quarantine`, beside a running relay) and
@@ -99,22 +105,6 @@ pub fn open(path: &std::path::Path, sync: LogSync, write: bool) -> Result<Connec
 pub fn open_read_only(path: &std::path::Path) -> Result<Connection, LogError> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let found: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'format_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match found {
-        Some(v) if v == FORMAT_VERSION => Ok(conn),
-        Some(v) => Err(LogError::Version {
-            found: v,
-            expected: FORMAT_VERSION,
-        }),
-        None => Err(LogError::Version {
-            found: 0,
-            expected: FORMAT_VERSION,
-        }),
-    }
+    check_version(&conn)?;
+    Ok(conn)
 }
