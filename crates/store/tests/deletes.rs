@@ -58,6 +58,27 @@ fn id(s: &str) -> ResourceId {
     ResourceId::parse(s).unwrap()
 }
 
+/// A store in `data` with resource `doc1` saved once: the store, the state and its id.
+async fn store_with_doc1_saved(data: &Path) -> (EmbeddedStore, Vec<u8>, String) {
+    let store = EmbeddedStore::open(config(data)).await.unwrap();
+    store
+        .create(ResourceKind::Document, id("doc1"))
+        .await
+        .unwrap();
+    let v1 = state(1, "v1");
+    let s1 = store
+        .save(
+            ResourceKind::Document,
+            id("doc1"),
+            v1.clone(),
+            Precondition::Contains,
+        )
+        .await
+        .unwrap()
+        .snapshot_id;
+    (store, v1, s1)
+}
+
 /// Every file in `<data>/blobs` with its bytes.
 fn blob_folder(data: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(data.join("blobs"))
@@ -279,22 +300,7 @@ async fn refused_saves_delete_nothing_of_the_current_snapshot() {
 async fn the_old_blob_is_deleted_only_after_the_row_switch_committed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    let store = EmbeddedStore::open(config(&data)).await.unwrap();
-    store
-        .create(ResourceKind::Document, id("doc1"))
-        .await
-        .unwrap();
-    let v1 = state(1, "v1");
-    let s1 = store
-        .save(
-            ResourceKind::Document,
-            id("doc1"),
-            v1.clone(),
-            Precondition::Contains,
-        )
-        .await
-        .unwrap()
-        .snapshot_id;
+    let (store, v1, s1) = store_with_doc1_saved(&data).await;
 
     // The switch statement fails inside its transaction: nothing commits.
     sql(
@@ -560,22 +566,7 @@ async fn the_sweep_finishes_or_removes_recorded_leftovers_of_interrupted_saves_a
 async fn a_load_between_the_commit_and_the_rename_reads_the_temp_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    let store = EmbeddedStore::open(config(&data)).await.unwrap();
-    store
-        .create(ResourceKind::Document, id("doc1"))
-        .await
-        .unwrap();
-    let v1 = state(1, "v1");
-    let s1 = store
-        .save(
-            ResourceKind::Document,
-            id("doc1"),
-            v1.clone(),
-            Precondition::Contains,
-        )
-        .await
-        .unwrap()
-        .snapshot_id;
+    let (store, v1, s1) = store_with_doc1_saved(&data).await;
     // The state between a save's commit and its rename: the row names s1, the file is
     // still `<s1>.tmp`.
     std::fs::rename(
