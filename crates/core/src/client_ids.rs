@@ -88,7 +88,7 @@ const HAS_PARENT_SUB: u8 = 0b0010_0000;
 
 impl Reader<'_> {
     /// The structs, then the delete set; `Some(id)` for the first oversized id.
-    fn scan(&mut self, each: &mut dyn FnMut(&ScannedStruct)) -> Step<Found> {
+    fn scan(&mut self, each: &mut impl FnMut(&ScannedStruct)) -> Step<Found> {
         if let Some(id) = self.structs(each)? {
             return Ok(Some(id));
         }
@@ -106,7 +106,7 @@ impl Reader<'_> {
         Ok(None)
     }
 
-    fn structs(&mut self, each: &mut dyn FnMut(&ScannedStruct)) -> Step<Found> {
+    fn structs(&mut self, each: &mut impl FnMut(&ScannedStruct)) -> Step<Found> {
         let clients = self.var_u32()?;
         for _ in 0..clients {
             let structs = self.var_u32()?;

@@ -59,7 +59,7 @@ const MIGRATE_V2_TO_V3: &str = "
 CREATE TABLE blob_sweep (
     id TEXT PRIMARY KEY,
     recorded_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 PRAGMA user_version = 3;
 ";
 
