@@ -5,8 +5,11 @@
 //! 1. `Update::decode_v1` + apply into one doc: the yrs floor;
 //! 2. the same with `ykeep_core::merge::decode_update` (plausible count, guarded decode, round
 //!    trip) instead of the bare decode;
-//! 3. what the relay runs per update: `ykeep_core::validated_update` (2. plus a scratch-doc
-//!    apply whose state must encode and decode again, returning the decoded update) + apply.
+//! 3. `ykeep_core::validated_update` (2. plus a scratch-doc apply whose state must encode and
+//!    decode again, returning the decoded update) + apply;
+//! 4. what the relay runs per update: `ykeep_core::merge::validated_update_for` (3. plus the
+//!    check that every parent an item names by id is a type or deleted, in the room's doc or the
+//!    update: yrs fails half-way on one that is not) + apply.
 //!
 //! The durable log's SQLite commit and the socket I/O come on top; `scripts/bench relay` measures
 //! them end to end (its `CPU µs/update` column).
@@ -32,15 +35,21 @@ fn guarded(doc: &Doc, u: &[u8]) {
     doc.transact_mut().apply_update(update).expect("applies");
 }
 
-fn relay(doc: &Doc, u: &[u8]) {
+fn validated(doc: &Doc, u: &[u8]) {
     let update = ykeep_core::validated_update(u).expect("trace update validates");
     doc.transact_mut().apply_update(update).expect("applies");
 }
 
-const STAGES: [Stage; 3] = [
+fn relay(doc: &Doc, u: &[u8]) {
+    let update = ykeep_core::merge::validated_update_for(doc, u).expect("trace update validates");
+    doc.transact_mut().apply_update(update).expect("applies");
+}
+
+const STAGES: [Stage; 4] = [
     ("decode + apply (yrs floor)", bare),
     ("guarded decode + apply", guarded),
-    ("validated_update + apply (relay today)", relay),
+    ("validated_update + apply", validated),
+    ("validated_update_for + apply (relay today)", relay),
 ];
 
 pub fn run(a: &Args) -> Result<(), String> {
