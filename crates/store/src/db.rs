@@ -2,7 +2,7 @@
 //!
 //! `PRAGMA user_version` is the schema version. Version 1 is the app's legacy schema, with
 //! `documents.content` (ProseMirror JSON) and `diagrams.content` (Excalidraw JSON); version 2
-//! drops both and adds `deleted_at`; version 3 adds `blob_sweep`, the detached blob files the
+//! moves both into the archive table `legacy_content`, drops the columns and adds `deleted_at`; version 3 adds `blob_sweep`, the detached blob files the
 //! store may remove. Every migration runs in one transaction.
 
 use std::collections::{BTreeSet, HashSet};
@@ -41,7 +41,20 @@ CREATE TABLE tasks (
 PRAGMA user_version = 1;
 ";
 
+/// Version 2 drops the legacy `content` columns, but only after copying every value into
+/// `legacy_content` in the same transaction: for a row without a Yjs snapshot that JSON is the
+/// only copy of the document. Converting it to a snapshot is not done here.
 const MIGRATE_V1_TO_V2: &str = "
+CREATE TABLE legacy_content (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    content TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+INSERT INTO legacy_content (kind, id, content)
+    SELECT 'document', id, content FROM documents WHERE content IS NOT NULL;
+INSERT INTO legacy_content (kind, id, content)
+    SELECT 'diagram', id, content FROM diagrams WHERE content IS NOT NULL;
 ALTER TABLE documents DROP COLUMN content;
 ALTER TABLE diagrams DROP COLUMN content;
 ALTER TABLE documents ADD COLUMN deleted_at INTEGER;

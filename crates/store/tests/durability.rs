@@ -111,6 +111,23 @@ async fn legacy_schema_migrates_with_rows_and_snapshots_intact() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(ids, ["d1", "d2"]);
+    // Every legacy value is kept, the rows without a snapshot (d2, g1) above all.
+    let archived: Vec<(String, String, String)> = conn
+        .prepare("SELECT kind, id, content FROM legacy_content ORDER BY kind, id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let row = |k: &str, i: &str, c: &str| (k.to_string(), i.to_string(), c.to_string());
+    assert_eq!(
+        archived,
+        [
+            row("diagram", "g1", r#"{"elements":[]}"#),
+            row("document", "d1", r#"{"type":"doc","content":[]}"#),
+            row("document", "d2", r#"{"type":"doc"}"#),
+        ]
+    );
 }
 
 #[tokio::test]
