@@ -9,7 +9,7 @@
 // The migration test (migration.test.ts) runs against this schema.
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
-import { snapshotFields } from "./model";
+import { legacyContentTable, snapshotFields } from "./model";
 
 export default defineSchema({
   documents: defineTable({
@@ -23,4 +23,5 @@ export default defineSchema({
     content: v.optional(v.any()),
   }),
   tasks: defineTable(snapshotFields),
+  ykeepLegacyContent: legacyContentTable,
 });

@@ -80,6 +80,15 @@ test("clearing legacy content keeps ids, snapshots and app fields, and the rows 
       expect(row).toEqual(rest);
     }
   }
+  // Every legacy value is in the archive, the rows without a snapshot above all.
+  const archived = await t.run((ctx) => ctx.db.query("ykeepLegacyContent").collect());
+  const wanted = [...before.documents, ...before.diagrams]
+    .filter((r) => r.content !== undefined)
+    .map((r) => ({ rowId: r._id as string, content: r.content }));
+  expect(archived.map((a) => ({ rowId: a.rowId, content: a.content })).sort((a, b) => a.rowId.localeCompare(b.rowId)))
+    .toEqual(wanted.sort((a, b) => a.rowId.localeCompare(b.rowId)));
+  for (const a of archived) expect(a.table).toBe(before.documents.some((r) => r._id === a.rowId) ? "documents" : "diagrams");
+
   // Snapshots are intact and still load.
   for (const [kind, id, text] of [
     ["document", ids.docs[0], "doc zero"],
@@ -105,6 +114,7 @@ test("clearing legacy content keeps ids, snapshots and app fields, and the rows 
     }
   });
 
-  // Running it again finds nothing to do.
+  // Running it again finds nothing to do, and archives nothing twice.
   expect(await t.action(internal.migrations.runClearLegacyContent, {})).toEqual({ documents: 0, diagrams: 0 });
+  expect(await t.run((ctx) => ctx.db.query("ykeepLegacyContent").collect())).toHaveLength(10);
 });

@@ -5,7 +5,9 @@
 //
 // Each mutation clears one page of rows, so a large table never exceeds a transaction's
 // limits; the action drives the pages until both tables are done. Ids, snapshot fields
-// and app fields are untouched (the rows are patched, not copied).
+// and app fields are untouched (the rows are patched, not copied). Every value is first
+// copied to the `ykeepLegacyContent` archive in the same mutation: for a row without a Yjs
+// snapshot it is the only copy of the document.
 import { v } from "convex/values";
 import { internalAction, internalMutation } from "./_generated/server";
 import { internal } from "./_generated/api";
@@ -23,7 +25,9 @@ export const clearLegacyContent = internalMutation({
     let cleared = 0;
     for (const row of page.page) {
       // `content` is not in the final schema's types; under legacySchema it is optional.
-      if ((row as Record<string, unknown>).content !== undefined) {
+      const content = (row as Record<string, unknown>).content;
+      if (content !== undefined) {
+        await ctx.db.insert("ykeepLegacyContent", { table, rowId: row._id, content, archivedAt: Date.now() });
         await ctx.db.patch(row._id, { content: undefined } as never);
         cleared += 1;
       }

@@ -1,5 +1,6 @@
 // Table names, resource kinds and the fields every resource table carries.
 // Shared by schema.ts (final), legacySchema.ts (deploy step 1) and the functions.
+import { defineTable } from "convex/server";
 import { v } from "convex/values";
 
 /** Resource kind (as in URLs) -> table name. */
@@ -40,3 +41,16 @@ export const snapshotFields = {
   /** Optional app-facing label (used by the tests and the demo). */
   title: v.optional(v.string()),
 };
+
+/**
+ * The archive of the legacy `content` values (ProseMirror JSON on documents, Excalidraw JSON
+ * on diagrams): the migration copies each value here, in the same mutation that clears it
+ * from its row, so that a row without a Yjs snapshot never loses its only copy. Nothing in
+ * ykeep deletes from this table.
+ */
+export const legacyContentTable = defineTable({
+  table: v.union(v.literal("documents"), v.literal("diagrams")),
+  rowId: v.string(),
+  content: v.any(),
+  archivedAt: v.number(),
+}).index("by_row", ["table", "rowId"]);
