@@ -289,11 +289,7 @@ impl Room {
                 let mut pending = Pending::default();
                 let merged = room
                     .merge_store_content(&snapshot.bytes, &mut pending)
-                    .await
-                    .map_err(|source| Fatal {
-                        room: room.name.clone(),
-                        source,
-                    })?;
+                    .await?;
                 if merged == StoreMerge::Merged {
                     room.store = StoreView::holding(snapshot);
                 }
@@ -586,7 +582,7 @@ impl Room {
         &mut self,
         bytes: &[u8],
         p: &mut Pending,
-    ) -> Result<StoreMerge, LogError> {
+    ) -> Result<StoreMerge, Fatal> {
         let delta = {
             let update = match Update::decode_v1(bytes) {
                 Ok(u) => u,
@@ -620,10 +616,7 @@ impl Room {
         self.seq += 1;
         let mut record = Vec::with_capacity(delta.len() + 5);
         protocol::write_len_prefixed(&mut record, &delta);
-        self.shared
-            .log
-            .append(&self.key, self.seq, record_format::BATCH, record)
-            .await?;
+        self.append(record_format::BATCH, record).await?;
         let seq = self.seq;
         self.schedule_event(SaveEvent::StoreMerged { seq }, p);
         p.deliveries.push((Target::All, update_frame(&delta)));
@@ -679,13 +672,7 @@ impl Room {
                 }
                 let mut all_merged = true;
                 for bytes in &outcome.merged_from_store {
-                    let merged =
-                        self.merge_store_content(bytes, p)
-                            .await
-                            .map_err(|source| Fatal {
-                                room: self.name.clone(),
-                                source,
-                            })?;
+                    let merged = self.merge_store_content(bytes, p).await?;
                     all_merged &= merged == StoreMerge::Merged;
                 }
                 tracing::info!(room = %self.name, seq, bytes = outcome.saved_state.len(),

@@ -79,13 +79,7 @@ impl Room {
         }
         tracing::info!(room = %self.name, snapshot = %current.snapshot_id,
             "merging a save made elsewhere (another relay)");
-        let merged = self
-            .merge_store_content(&current.bytes, p)
-            .await
-            .map_err(|source| Fatal {
-                room: self.name.clone(),
-                source,
-            })?;
+        let merged = self.merge_store_content(&current.bytes, p).await?;
         if merged == StoreMerge::Merged {
             // The room now contains that snapshot: the next save names it in If-Match.
             self.store = StoreView::holding(current);
