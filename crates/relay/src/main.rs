@@ -120,15 +120,13 @@ async fn check_store(store: &HttpStore) -> Result<(), RelayError> {
 /// `ykeep-relay quarantine list | export ID --out FILE`.
 fn quarantine(args: QuarantineArgs) -> Result<(), RelayError> {
     let relay_dir = args.data_dir.join("relay");
-    let fail = |e: ykeep_relay::quarantine::QuarantineError| RelayError::Config(e.to_string());
     match args.action {
         QuarantineAction::List => {
-            let entries = ykeep_relay::quarantine::list(&relay_dir).map_err(fail)?;
+            let entries = ykeep_relay::quarantine::list(&relay_dir)?;
             ykeep_relay::quarantine::write_list(&entries, &mut std::io::stdout().lock())?;
         }
         QuarantineAction::Export { id, out } => {
-            let exported =
-                ykeep_relay::quarantine::export_to(&relay_dir, id, &out).map_err(fail)?;
+            let exported = ykeep_relay::quarantine::export_to(&relay_dir, id, &out)?;
             eprintln!(
                 "exported {} (quarantine id {id}): {} bytes of Yjs v1 update to {}{}",
                 exported.entry.room,

@@ -25,6 +25,8 @@ pub enum RelayError {
     Config(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Quarantine(#[from] crate::quarantine::QuarantineError),
 }
 
 /// A running relay (without its listener).
