@@ -12,6 +12,7 @@ pub mod markers;
 pub mod merge;
 pub mod resource;
 pub mod schedule;
+pub mod wire;
 
 pub use contract::{CONTRACT_VERSION, ContractInfo};
 pub use error_body::{ErrorBody, ErrorDetail};
