@@ -9,7 +9,7 @@ use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
-use super::ConnId;
+use crate::ConnId;
 
 const NULL: &str = "null";
 

@@ -1,0 +1,701 @@
+//! Every room rule, on bytes: no sockets, no sleeps, the clock is a number.
+
+use bytes::Bytes;
+use ykeep_core::wire::{Precondition, SaveReceipt};
+use ykeep_core::{RoomName, SchedulePolicy};
+use yrs::block::ClientID;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
+
+use crate::protocol::{self, Frame};
+use crate::*;
+
+const SAVE_EVERY: u64 = 30_000;
+const POLL_EVERY: u64 = 10_000;
+
+fn config() -> RoomConfig {
+    RoomConfig {
+        policy: SchedulePolicy {
+            save_interval_ms: SAVE_EVERY,
+            debounce_ms: 7_000,
+        },
+        poll_every_ms: POLL_EVERY,
+        max_snapshot_bytes: 1 << 20,
+    }
+}
+
+fn name() -> RoomName {
+    RoomName::parse("document/d1").unwrap()
+}
+
+/// A room opened on `records` with the store answering `store`, its first step performed.
+fn open(records: RoomRecords, store: Result<Option<StoredSnapshot>, StoreError>) -> Room {
+    let mut room = Room::open(name(), config(), records, store, Purpose::Client, 0);
+    room.flush(0);
+    room
+}
+
+fn fresh() -> Room {
+    open(RoomRecords::default(), Ok(None))
+}
+
+/// An update inserting `text` at the start of a doc of its own client id.
+fn edit(client: u64, text: &str) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    let t = doc.get_or_insert_text("t");
+    t.insert(&mut doc.transact_mut(), 0, text);
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+fn text_of(state: &[u8]) -> String {
+    let doc = Doc::new();
+    let t = doc.get_or_insert_text("t");
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(state).unwrap())
+        .unwrap();
+    t.get_string(&doc.transact())
+}
+
+fn frame(bytes: Vec<u8>) -> Bytes {
+    Bytes::from(bytes)
+}
+
+/// The room's full state, through a `/state` query.
+fn state_of(room: &mut Room, now: u64) -> Vec<u8> {
+    room.handle(
+        Event::StateQuery {
+            query: 99,
+            sv: None,
+        },
+        now,
+    );
+    let effects = room.flush(now).durable();
+    effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Reply {
+                query: 99,
+                reply: Reply::State(Ok(state)),
+            } => Some(state),
+            _ => None,
+        })
+        .expect("a state reply")
+}
+
+fn deliveries(effects: &[Effect]) -> Vec<(Target, OutFrame)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Deliver { to, frame } => Some((*to, frame.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn update_payload(frame: &OutFrame) -> Vec<u8> {
+    let bytes = frame.bytes();
+    match protocol::parse(bytes).unwrap() {
+        Frame::Update { update, .. } => bytes[update].to_vec(),
+        other => panic!("expected an Update frame, got {other:?}"),
+    }
+}
+
+fn record(append: &Append, id: i64) -> LogRecord {
+    LogRecord {
+        id,
+        format: append.format,
+        data: append.data.clone(),
+    }
+}
+
+fn snapshot(id: &str, bytes: Vec<u8>) -> StoredSnapshot {
+    StoredSnapshot {
+        bytes,
+        snapshot_id: id.into(),
+        saved_at: Some(1),
+    }
+}
+
+fn receipt(id: &str) -> SaveReceipt {
+    SaveReceipt {
+        snapshot_id: id.into(),
+        size: 0,
+        state_vector: String::new(),
+        saved_at: 7,
+    }
+}
+
+fn save_request(effects: &[Effect]) -> Option<(Bytes, Precondition)> {
+    effects.iter().find_map(|e| match e {
+        Effect::Save {
+            state,
+            precondition,
+        } => Some((state.clone(), precondition.clone())),
+        _ => None,
+    })
+}
+
+/// Two clients joined; their join replies are drained.
+fn room_with_two() -> Room {
+    let mut room = fresh();
+    room.handle(Event::Join { conn: 1 }, 0);
+    room.handle(Event::Join { conn: 2 }, 0);
+    room.flush(0).durable();
+    room
+}
+
+#[test]
+fn nothing_is_delivered_before_the_append_that_covers_it() {
+    let mut room = room_with_two();
+    let update = edit(5, "hello");
+    let data = frame(protocol::encode_update(&update));
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: data.clone(),
+        },
+        10,
+    );
+    let step = room.flush(10);
+    let append = step.append.clone().expect("the update is appended");
+    assert_eq!(append.seq, 1);
+    let logged = protocol::read_len_prefixed(&append.data).unwrap();
+    assert_eq!(logged, vec![update.as_slice()], "the log holds the update");
+    assert_eq!(step.tally.updates, 1);
+    let effects = step.durable();
+    let out = deliveries(&effects);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Target::AllBut(1));
+    assert_eq!(out[0].1.bytes(), &data, "forwarded as the very same buffer");
+
+    // A step that failed its append releases nothing: the room closes everyone with 1011.
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(6, "x"))),
+        },
+        20,
+    );
+    let failed = room.flush(20);
+    assert!(failed.append.is_some());
+    drop(failed);
+    let effects = room.log_failed();
+    assert!(deliveries(&effects).is_empty());
+    let closes: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Close { conn, close } => Some((*conn, close.code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, vec![(1, 1011), (2, 1011)]);
+    assert!(matches!(effects.last(), Some(Effect::Unload)));
+    room.handle(Event::Join { conn: 3 }, 30);
+    let late = room.flush(30).durable();
+    assert!(matches!(&late[..], [Effect::Close { conn: 3, close }] if close.code == 1011));
+}
+
+#[test]
+fn a_sync_step2_is_forwarded_to_the_others_as_an_update() {
+    let mut room = room_with_two();
+    let update = edit(5, "from step 2");
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_step2(&update)),
+        },
+        10,
+    );
+    let effects = room.flush(10).durable();
+    let out = deliveries(&effects);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Target::AllBut(1));
+    assert!(
+        matches!(out[0].1, OutFrame::Update { .. }),
+        "counts toward the backlog"
+    );
+    assert_eq!(update_payload(&out[0].1), update);
+}
+
+#[test]
+fn a_joiner_gets_step1_and_a_step1_gets_what_it_lacks() {
+    let mut room = room_with_two();
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(5, "ab"))),
+        },
+        1,
+    );
+    room.flush(1).durable();
+    room.handle(Event::Join { conn: 3 }, 2);
+    let sv = StateVector::default().encode_v1();
+    room.handle(
+        Event::Frame {
+            conn: 3,
+            data: frame(protocol::encode_step1(&sv)),
+        },
+        2,
+    );
+    let effects = room.flush(2).durable();
+    let out = deliveries(&effects);
+    assert!(out.iter().all(|(to, _)| *to == Target::One(3)));
+    let frames: Vec<_> = out
+        .iter()
+        .map(|(_, f)| protocol::parse(f.bytes()).unwrap())
+        .collect();
+    assert!(matches!(frames[0], Frame::SyncStep1 { .. }));
+    let Frame::SyncStep2 { update } = frames[1].clone() else {
+        panic!("a SyncStep2 reply")
+    };
+    assert_eq!(text_of(&out[1].1.bytes()[update]), "ab");
+}
+
+fn awareness(entries: &[(u64, u32, &str)]) -> Vec<u8> {
+    let clients = entries
+        .iter()
+        .map(|(c, clock, json)| {
+            let entry = AwarenessUpdateEntry {
+                clock: *clock,
+                json: (*json).into(),
+            };
+            (ClientID::new(*c), entry)
+        })
+        .collect();
+    AwarenessUpdate { clients }.encode_v1()
+}
+
+#[test]
+fn a_leaving_connection_takes_each_of_its_awareness_client_ids_with_it() {
+    let mut room = room_with_two();
+    let announce = awareness(&[(10, 3, r#"{"u":"a"}"#), (11, 1, r#"{"u":"a2"}"#)]);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_awareness(&announce)),
+        },
+        1,
+    );
+    room.handle(
+        Event::Frame {
+            conn: 2,
+            data: frame(protocol::encode_awareness(&awareness(&[(20, 1, "{}")]))),
+        },
+        1,
+    );
+    room.flush(1).durable();
+    room.handle(Event::Leave { conn: 1 }, 2);
+    let effects = room.flush(2).durable();
+    let out = deliveries(&effects);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Target::All);
+    let Frame::Awareness { payload } = protocol::parse(out[0].1.bytes()).unwrap() else {
+        panic!("an awareness frame")
+    };
+    let removal = AwarenessUpdate::decode_v1(&out[0].1.bytes()[payload]).unwrap();
+    let mut gone: Vec<_> = removal
+        .clients
+        .iter()
+        .map(|(c, e)| (c.get(), e.clock, e.json.to_string()))
+        .collect();
+    gone.sort();
+    assert_eq!(
+        gone,
+        vec![(10, 4, "null".to_string()), (11, 2, "null".to_string())],
+        "one removal per client id of the leaver, with a newer clock; client 20 stays"
+    );
+}
+
+#[test]
+fn a_slow_reader_is_closed_at_the_backlog_limit_and_replies_never_count() {
+    let mut room = room_with_two();
+    let mut backlog = Backlog::new(300);
+    let mut closed = None;
+    for i in 0..20 {
+        let update = edit(100 + i, &"x".repeat(40));
+        room.handle(
+            Event::Frame {
+                conn: 1,
+                data: frame(protocol::encode_update(&update)),
+            },
+            i,
+        );
+        for (to, f) in deliveries(&room.flush(i).durable()) {
+            if to.includes(2)
+                && let Err(close) = backlog.push(&f)
+            {
+                closed.get_or_insert((i, close));
+            }
+        }
+    }
+    let (at, close) = closed.expect("the reader is closed");
+    assert_eq!(close.code, close_code::SLOW_READER);
+    assert!(at >= 3, "not before the limit ({at})");
+    let mut replies = Backlog::new(10);
+    let big = OutFrame::Other(Bytes::from(vec![0; 1000]));
+    assert!(replies.push(&big).is_ok() && replies.push(&big).is_ok());
+    let mut drained = Backlog::new(100);
+    let update = OutFrame::Update {
+        frame: Bytes::from(vec![0; 80]),
+        payload_at: 0,
+    };
+    drained.push(&update).unwrap();
+    drained.drained();
+    assert!(
+        drained.push(&update).is_ok(),
+        "drained bytes no longer count"
+    );
+}
+
+#[test]
+fn cold_start_merges_the_log_and_the_store_and_logs_only_what_the_store_added() {
+    let from_log = edit(1, "log ");
+    let from_store = edit(2, "store ");
+    let mut log = Vec::new();
+    protocol::write_len_prefixed(&mut log, &from_log);
+    let records = RoomRecords {
+        seq: 4,
+        saved_seq: 4,
+        records: vec![LogRecord {
+            id: 1,
+            format: record_format::BATCH,
+            data: log,
+        }],
+        ..RoomRecords::default()
+    };
+    let mut room = Room::open(
+        name(),
+        config(),
+        records,
+        Ok(Some(snapshot("s1", from_store.clone()))),
+        Purpose::Client,
+        0,
+    );
+    let step = room.flush(0);
+    let append = step.append.clone().expect("the store's content is logged");
+    assert_eq!(append.seq, 5);
+    let parts = protocol::read_len_prefixed(&append.data).unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(text_of(parts[0]), "store ", "only the store's part");
+    let state = state_of(&mut room, 1);
+    let text = text_of(&state);
+    assert!(text.contains("log ") && text.contains("store "), "{text}");
+
+    // Content from the store is saved already: it does not make a saved room dirty.
+    room.handle(Event::Join { conn: 1 }, 2);
+    room.flush(2);
+    let effects = room.flush(2 + SAVE_EVERY).durable();
+    assert!(save_request(&effects).is_none());
+    assert!(matches!(&effects[..], [Effect::Poll { .. }]));
+    room.handle(Event::Polled(Ok(None)), 2 + SAVE_EVERY);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(3, "new "))),
+        },
+        3,
+    );
+    room.flush(3);
+    let (_, pre) = save_request(&room.flush(3 + SAVE_EVERY).durable()).expect("a save");
+    assert_eq!(
+        pre,
+        Precondition::IfMatch("s1".into()),
+        "names the snapshot it merged"
+    );
+}
+
+#[test]
+fn the_store_saying_deleted_at_cold_start_quarantines_and_closes_joiners() {
+    let mut room = Room::open(
+        name(),
+        config(),
+        RoomRecords::default(),
+        Err(StoreError::Deleted),
+        Purpose::Client,
+        0,
+    );
+    room.handle(Event::Join { conn: 1 }, 0);
+    let effects = room.flush(0).durable();
+    assert!(
+        matches!(effects[1], Effect::Close { conn: 1, ref close } if close.code == 1008 && close.reason.starts_with("resource_deleted"))
+    );
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Quarantine { .. }))
+    );
+    assert!(effects.iter().any(|e| matches!(e, Effect::Unload)));
+}
+
+/// A room with a client, one edit by it, and a save that came due.
+fn room_saving() -> (Room, Bytes, Precondition) {
+    let mut room = open(
+        RoomRecords::default(),
+        Ok(Some(snapshot("s1", edit(1, "one ")))),
+    );
+    room.handle(Event::Join { conn: 1 }, 0);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(2, "two "))),
+        },
+        0,
+    );
+    room.flush(0).durable();
+    let (state, pre) = save_request(&room.flush(SAVE_EVERY).durable()).expect("a save is due");
+    (room, state, pre)
+}
+
+#[test]
+fn a_save_that_meets_a_conflict_merges_the_stores_snapshot_and_posts_once_more() {
+    let (mut room, state, pre) = room_saving();
+    assert_eq!(pre, Precondition::IfMatch("s1".into()));
+    assert!(text_of(&state).contains("two "));
+    room.handle(
+        Event::Saved(Err(StoreError::Conflict {
+            current: Some("s2".into()),
+        })),
+        SAVE_EVERY + 1,
+    );
+    let step = room.flush(SAVE_EVERY + 1);
+    assert_eq!(step.tally.save_conflicts, 1);
+    let effects = step.durable();
+    assert!(effects.iter().any(|e| matches!(e, Effect::Fetch)));
+    // The other host's snapshot: its edits and ours.
+    let theirs =
+        ykeep_core::merge_updates([edit(1, "one ").as_slice(), &edit(3, "three ")]).unwrap();
+    room.handle(
+        Event::Fetched(Ok(Some(snapshot("s2", theirs)))),
+        SAVE_EVERY + 2,
+    );
+    let step = room.flush(SAVE_EVERY + 2);
+    let append = step.append.clone().expect("the merged content is logged");
+    let effects = step.durable();
+    let out = deliveries(&effects);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].0,
+        Target::All,
+        "every client gets the other host's edits"
+    );
+    assert_eq!(text_of(&update_payload(&out[0].1)), "three ");
+    assert_eq!(
+        text_of(protocol::read_len_prefixed(&append.data).unwrap()[0]),
+        "three "
+    );
+    let (state, pre) = save_request(&effects).expect("posts again");
+    assert_eq!(pre, Precondition::IfMatch("s2".into()));
+    let text = text_of(&state);
+    assert!(
+        text.contains("two ") && text.contains("three ") && text.contains("one "),
+        "{text}"
+    );
+    room.handle(Event::Saved(Ok(receipt("s3"))), SAVE_EVERY + 3);
+    let step = room.flush(SAVE_EVERY + 3);
+    let compact = step.compact.clone().expect("the save is recorded");
+    assert_eq!(
+        (compact.saved_seq, compact.store_snapshot_id.as_str()),
+        (2, "s3")
+    );
+    assert_eq!(compact.compacted, state.to_vec());
+    assert_eq!(step.tally.saves_ok, 1);
+
+    // A second conflict in one save is a failure: the room stays dirty, nothing is replaced.
+    let (mut room, _, _) = room_saving();
+    room.handle(Event::Saved(Err(StoreError::Conflict { current: None })), 1);
+    room.flush(SAVE_EVERY + 1).durable();
+    room.handle(
+        Event::Fetched(Ok(Some(snapshot("s2", edit(3, "x"))))),
+        SAVE_EVERY + 2,
+    );
+    room.flush(SAVE_EVERY + 2).durable();
+    room.handle(
+        Event::Saved(Err(StoreError::Conflict { current: None })),
+        SAVE_EVERY + 3,
+    );
+    let step = room.flush(SAVE_EVERY + 3);
+    assert!(step.compact.is_none());
+    assert_eq!(step.tally.saves_failed, 1);
+}
+
+#[test]
+fn a_store_snapshot_that_is_no_update_fails_the_save_and_replaces_nothing() {
+    let (mut room, _, _) = room_saving();
+    room.handle(
+        Event::Saved(Err(StoreError::Conflict { current: None })),
+        SAVE_EVERY + 1,
+    );
+    room.flush(SAVE_EVERY + 1).durable();
+    let garbage = vec![0xff, 0x00, 0x13, 0x37];
+    room.handle(
+        Event::Fetched(Ok(Some(snapshot("s2", garbage)))),
+        SAVE_EVERY + 2,
+    );
+    let step = room.flush(SAVE_EVERY + 2);
+    assert!(step.append.is_none(), "nothing merged into the doc");
+    let effects = step.durable();
+    // Garbage cannot even be merged as bytes: the save fails and replaces nothing.
+    assert!(save_request(&effects).is_none());
+}
+
+#[test]
+fn a_poll_merges_a_snapshot_saved_elsewhere_and_sends_what_was_new() {
+    let mut room = open(
+        RoomRecords::default(),
+        Ok(Some(snapshot("s1", edit(1, "one ")))),
+    );
+    room.handle(Event::Join { conn: 1 }, 0);
+    room.flush(0).durable();
+    assert_eq!(room.next_deadline(), Some(POLL_EVERY));
+    let effects = room.flush(POLL_EVERY).durable();
+    assert!(matches!(&effects[..], [Effect::Poll { known }] if known == "s1"));
+    assert_eq!(room.next_deadline(), None, "one store request at a time");
+    let theirs =
+        ykeep_core::merge_updates([edit(1, "one ").as_slice(), &edit(4, "four ")]).unwrap();
+    room.handle(
+        Event::Polled(Ok(Some(snapshot("s9", theirs)))),
+        POLL_EVERY + 1,
+    );
+    let step = room.flush(POLL_EVERY + 1);
+    let append = step.append.clone().expect("logged");
+    assert_eq!(
+        text_of(protocol::read_len_prefixed(&append.data).unwrap()[0]),
+        "four "
+    );
+    let effects = step.durable();
+    let out = deliveries(&effects);
+    assert_eq!((out.len(), out[0].0), (1, Target::All));
+    // The room now holds s9: an edit's save names it.
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(2, "x"))),
+        },
+        POLL_EVERY + 2,
+    );
+    room.flush(POLL_EVERY + 2).durable();
+    let effects = room.flush(POLL_EVERY + 2 + SAVE_EVERY).durable();
+    let (_, pre) = save_request(&effects).expect("a save");
+    assert_eq!(pre, Precondition::IfMatch("s9".into()));
+    // An unchanged snapshot (304) changes nothing.
+    let mut room = open(
+        RoomRecords::default(),
+        Ok(Some(snapshot("s1", edit(1, "one ")))),
+    );
+    room.handle(Event::Join { conn: 1 }, 0);
+    room.flush(0).durable();
+    room.flush(POLL_EVERY).durable();
+    room.handle(Event::Polled(Ok(None)), POLL_EVERY + 1);
+    let step = room.flush(POLL_EVERY + 1);
+    assert!(step.append.is_none() && step.durable().is_empty());
+}
+
+#[test]
+fn a_refused_update_changes_nothing_and_closes_only_its_sender() {
+    let mut room = room_with_two();
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(5, "kept"))),
+        },
+        1,
+    );
+    room.flush(1).durable();
+    let before = state_of(&mut room, 1);
+    let mut bad = edit(6, "bad");
+    bad.truncate(bad.len() - 2);
+    room.handle(
+        Event::Frame {
+            conn: 2,
+            data: frame(protocol::encode_update(&bad)),
+        },
+        2,
+    );
+    room.handle(
+        Event::Frame {
+            conn: 2,
+            data: frame(protocol::encode_update(&edit(7, "after"))),
+        },
+        2,
+    );
+    let step = room.flush(2);
+    assert!(step.append.is_none(), "nothing logged");
+    assert_eq!(step.tally.refused_frames, 1);
+    let effects = step.durable();
+    assert!(matches!(effects[0], Effect::Close { conn: 2, ref close } if close.code == 1008));
+    assert!(deliveries(&effects).is_empty(), "nothing forwarded");
+    assert_eq!(state_of(&mut room, 3), before);
+    assert_eq!(room.connections(), 1);
+}
+
+#[test]
+fn an_idle_room_drops_its_doc_and_rebuilds_it_from_its_log() {
+    let mut room = room_with_two();
+    let mut log = Vec::new();
+    let mut records = RoomRecords::default();
+    for (i, word) in ["alpha ", "beta "].iter().enumerate() {
+        room.handle(
+            Event::Frame {
+                conn: 1,
+                data: frame(protocol::encode_update(&edit(10 + i as u64, word))),
+            },
+            1,
+        );
+        let step = room.flush(1);
+        log.push(record(&step.append.clone().unwrap(), i as i64 + 1));
+        step.durable();
+    }
+    let room = match room.sleep() {
+        Ok(_) => panic!("a dirty room keeps its doc"),
+        Err(room) => room,
+    };
+    let mut room = room;
+    let (_, _) = save_request(&room.flush(1 + SAVE_EVERY).durable()).expect("a save");
+    room.handle(Event::Saved(Ok(receipt("s1"))), 2 + SAVE_EVERY);
+    room.flush(2 + SAVE_EVERY).durable();
+    let before = state_of(&mut room, 3 + SAVE_EVERY);
+    records.seq = 2;
+    records.saved_seq = 2;
+    records.records = log;
+    let asleep = room.sleep().ok().expect("a saved idle room sleeps");
+    let mut room = asleep.wake(&records);
+    assert_eq!(state_of(&mut room, 4 + SAVE_EVERY), before);
+    // Still the same room: the clients, and the next edit gets the next sequence number.
+    room.handle(
+        Event::Frame {
+            conn: 2,
+            data: frame(protocol::encode_update(&edit(30, "gamma "))),
+        },
+        5 + SAVE_EVERY,
+    );
+    let step = room.flush(5 + SAVE_EVERY);
+    assert_eq!(step.append.as_ref().unwrap().seq, 3);
+    let out = deliveries(&step.durable());
+    assert_eq!(out[0].0, Target::AllBut(2));
+}
+
+#[test]
+fn shutdown_saves_a_dirty_room_then_says_flushed() {
+    let mut room = room_with_two();
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(5, "x"))),
+        },
+        1,
+    );
+    room.flush(1).durable();
+    room.handle(Event::Shutdown, 2);
+    let effects = room.flush(2).durable();
+    assert!(save_request(&effects).is_some());
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Flushed)));
+    room.handle(Event::Saved(Err(StoreError::Unreachable("down".into()))), 3);
+    let effects = room.flush(3).durable();
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Flushed)),
+        "a failed save ends the wait: the log keeps it"
+    );
+}
