@@ -1,9 +1,9 @@
 //! ykeep relay: a y-sync WebSocket room server (the protocol of y-websocket and y-partykit)
 //! with a local durable log (SQLite, WAL, group commit) and snapshot saves to a store.
 //!
-//! One task per room owns the room's `yrs::Doc`; a batch of messages is applied, committed to
-//! the log in one transaction, and only then forwarded. The save policy is the pure state
-//! machine `ykeep_core::schedule`. See `docs/relay-api.md`.
+//! One task per room drives the room's rules, the sans-IO state machine `ykeep_room::Room`: a
+//! batch of messages is applied, committed to the log in one transaction, and only then
+//! forwarded. See `docs/relay-api.md`.
 
 pub mod auth;
 pub mod config;
@@ -11,20 +11,18 @@ pub mod error;
 pub mod http;
 pub mod log;
 pub mod metrics;
-pub mod protocol;
 pub mod quarantine;
 pub mod room;
 pub mod server;
 pub mod store_client;
 
-use std::collections::HashMap;
+pub use ykeep_room::protocol;
+
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use ykeep_core::{RoomName, SchedulePolicy};
+use ykeep_core::SchedulePolicy;
 
 pub use config::{Cli, Command, Config};
 pub use server::{Relay, RelayError};
@@ -37,7 +35,7 @@ pub struct Shared {
     pub store: Arc<dyn store_client::SnapshotStore>,
     pub auth: auth::Authorizer,
     pub metrics: Arc<metrics::Metrics>,
-    rooms: Mutex<HashMap<RoomName, mpsc::Sender<room::RoomMsg>>>,
+    pub rooms: room::Registry,
     epoch: tokio::time::Instant,
     next_conn: AtomicU64,
 }

@@ -79,7 +79,7 @@ pub fn export(relay_dir: &Path, id: i64) -> Result<Exported, QuarantineError> {
     let doc = Doc::new();
     let room = ykeep_core::RoomName::parse(&entry.room).ok();
     let unreadable = match &room {
-        Some(room) => crate::room::apply_records(&doc, &records, room).len(),
+        Some(room) => ykeep_room::apply_records(&doc, &records, room).len(),
         None => records.len(),
     };
     let update = doc

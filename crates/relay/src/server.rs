@@ -1,8 +1,7 @@
 //! Assembling the relay: log, store client, auth, routes; start-up recovery; graceful flush.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,7 +12,7 @@ use crate::auth::Authorizer;
 use crate::config::{Config, DisplayDuration};
 use crate::log::{LogError, RoomLog};
 use crate::metrics::Metrics;
-use crate::room::{RoomMsg, registry};
+use crate::room::{Registry, RoomMsg};
 use crate::store_client::SnapshotStore;
 use crate::{Shared, http};
 
@@ -61,7 +60,7 @@ impl Relay {
             store,
             auth,
             metrics: Arc::new(Metrics::default()),
-            rooms: Mutex::new(HashMap::new()),
+            rooms: Registry::default(),
             epoch: tokio::time::Instant::now(),
             next_conn: AtomicU64::new(0),
         });
@@ -84,7 +83,7 @@ impl Relay {
             match RoomName::parse(&key) {
                 Ok(name) => {
                     tracing::info!(room = %name, "recovery: saving a room left dirty");
-                    registry::open_for_recovery(&self.shared, &name);
+                    Registry::open_for_recovery(&self.shared, &name);
                     opened += 1;
                 }
                 Err(e) => {
@@ -135,7 +134,7 @@ impl Relay {
     /// Saves every dirty room in memory (graceful shutdown); returns when all answered or
     /// after a bound derived from the store timeout.
     pub async fn flush(&self) {
-        let rooms = registry::all(&self.shared);
+        let rooms = self.shared.rooms.all();
         let mut waits = Vec::with_capacity(rooms.len());
         for tx in rooms {
             let (done, wait) = oneshot::channel();

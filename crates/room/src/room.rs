@@ -106,7 +106,8 @@ pub enum Effect {
     /// Shutdown asked and nothing more will be saved (saved, or the save failed and the log
     /// keeps the data): answer whoever waits.
     Flushed,
-    /// Nothing left to do: drop the room (or, if a client arrived meanwhile, [`Room::reopen`]).
+    /// Nothing left to do: drop the room (or, if a message arrived meanwhile, [`Room::reopen`]
+    /// and go on; an ended room answers it and says `Unload` again).
     Unload,
 }
 
@@ -364,10 +365,13 @@ impl Room {
         let mut unload = false;
         if !matches!(self.life, Life::Ended(_)) {
             self.schedule_event(SaveEvent::Tick, now);
-            for action in std::mem::take(&mut self.batch.actions) {
-                match action {
-                    SaveAction::SaveNow { seq } => self.start_save(seq, now),
-                    SaveAction::Unload => unload = true,
+            // A save that fails at once (too large) feeds the schedule again: drain until quiet.
+            while !self.batch.actions.is_empty() {
+                for action in std::mem::take(&mut self.batch.actions) {
+                    match action {
+                        SaveAction::SaveNow { seq } => self.start_save(seq, now),
+                        SaveAction::Unload => unload = true,
+                    }
                 }
             }
             // After the save: a save that passes its precondition is as good as a poll.
@@ -387,7 +391,7 @@ impl Room {
         if flushed || (unload && self.life == Life::ShuttingDown) {
             self.batch.effects.push(Effect::Flushed);
         }
-        if unload {
+        if unload || matches!(self.life, Life::Ended(_)) {
             self.batch.effects.push(Effect::Unload);
         }
         let batch = std::mem::take(&mut self.batch);
@@ -405,12 +409,17 @@ impl Room {
     pub fn log_failed(&mut self) -> Vec<Effect> {
         self.batch = Batch::default();
         self.end(Ending::LogFailed);
-        std::mem::take(&mut self.batch.effects)
+        let mut effects = std::mem::take(&mut self.batch.effects);
+        effects.push(Effect::Unload);
+        effects
     }
 
     /// The host could not unload the room (a client arrived meanwhile): it stays, with a fresh
     /// schedule.
     pub fn reopen(&mut self, now: u64) {
+        if matches!(self.life, Life::Ended(_)) {
+            return; // it unloads once its channel is empty
+        }
         let (latest, saved) = (self.schedule.latest_seq(), self.schedule.saved_seq());
         self.schedule = SaveSchedule::new(self.config.policy, latest, saved);
         if self.life == Life::ShuttingDown {
@@ -468,7 +477,6 @@ impl Room {
             let close = close.clone();
             self.batch.effects.push(Effect::Close { conn, close });
         }
-        self.batch.effects.push(Effect::Unload);
         self.batch.actions.clear();
         self.life = Life::Ended(close);
     }

@@ -195,7 +195,9 @@ fn nothing_is_delivered_before_the_append_that_covers_it() {
     assert!(matches!(effects.last(), Some(Effect::Unload)));
     room.handle(Event::Join { conn: 3 }, 30);
     let late = room.flush(30).durable();
-    assert!(matches!(&late[..], [Effect::Close { conn: 3, close }] if close.code == 1011));
+    assert!(
+        matches!(&late[..], [Effect::Close { conn: 3, close }, Effect::Unload] if close.code == 1011)
+    );
 }
 
 #[test]

@@ -6,13 +6,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::oneshot;
-use ykeep_core::{DurabilityMarker, RoomName, b64};
+use ykeep_core::wire::DurableBody;
+use ykeep_core::{RoomName, b64};
 
 use crate::Shared;
 use crate::error::ApiError;
-use crate::room::{RoomMsg, registry};
+use crate::room::{DurableInfo, RoomMsg};
 
 #[derive(Deserialize)]
 pub struct StateQuery {
@@ -59,7 +60,7 @@ pub async fn state(
         }
         None => None,
     };
-    let tx = registry::get(&shared, &room).ok_or(ApiError::NotLive)?;
+    let tx = shared.rooms.get(&room).ok_or(ApiError::NotLive)?;
     let (reply, wait) = oneshot::channel();
     tx.send(RoomMsg::State { sv, reply })
         .await
@@ -71,33 +72,19 @@ pub async fn state(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], update).into_response())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DurableJson {
-    relay: String,
-    store: Option<String>,
-    store_snapshot_id: Option<String>,
-    saved_at: Option<i64>,
-}
-
 /// `GET /rooms/{kind}/{id}/durable`: what the relay's log holds and what the store confirmed.
 pub async fn durable(
     State(shared): State<Arc<Shared>>,
     Path((kind, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<DurableJson>, ApiError> {
+) -> Result<Json<DurableBody>, ApiError> {
     let room = authorized(&shared, &headers, &kind, &id).await?;
-    if let Some(tx) = registry::get(&shared, &room) {
+    if let Some(tx) = shared.rooms.get(&room) {
         let (reply, wait) = oneshot::channel();
         if tx.send(RoomMsg::Durable { reply }).await.is_ok()
             && let Ok(info) = wait.await
         {
-            return Ok(Json(DurableJson {
-                relay: info.relay.to_base64(),
-                store: info.store.map(|m| b64::encode(&m)),
-                store_snapshot_id: info.store_snapshot_id,
-                saved_at: info.saved_at,
-            }));
+            return Ok(Json(info.body()));
         }
     }
     // Not in memory: read the log.
@@ -106,24 +93,10 @@ pub async fn durable(
         .load(&room.to_string())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let relay = tokio::task::spawn_blocking(move || {
-        let doc = yrs::Doc::new();
-        let name = room;
-        crate::room::apply_records(&doc, &records.records, &name);
-        (
-            DurabilityMarker::of_txn(&yrs::Transact::transact(&doc)),
-            records,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (marker, records) = relay;
-    Ok(Json(DurableJson {
-        relay: marker.to_base64(),
-        store: records.store_marker.map(|m| b64::encode(&m)),
-        store_snapshot_id: records.store_snapshot_id,
-        saved_at: records.saved_at,
-    }))
+    let info = tokio::task::spawn_blocking(move || DurableInfo::of_records(&records, &room))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(info.body()))
 }
 
 pub async fn healthz() -> impl IntoResponse {

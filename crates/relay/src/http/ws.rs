@@ -14,7 +14,7 @@ use ykeep_core::{AddressError, RoomName};
 use crate::Shared;
 use crate::metrics::Metrics;
 use crate::room::outbox::{Drained, OutFrame, Outbox};
-use crate::room::{RoomMsg, registry};
+use crate::room::{Registry, RoomMsg};
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -106,7 +106,7 @@ async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
         conn,
         outbox: outbox.clone(),
     };
-    let Some(tx) = registry::open_and_send(&shared, &room, join).await else {
+    let Some(tx) = Registry::open_and_send(&shared, &room, join).await else {
         let mut socket = socket;
         return close(&mut socket, 1011, "the room is not available; reconnect").await;
     };

@@ -33,39 +33,15 @@ pub enum LogError {
     Join(String),
 }
 
-/// What the log holds for one room.
-#[derive(Debug, Default)]
-pub struct RoomRecords {
-    /// Sequence number of the last committed record (0 = nothing logged).
-    pub seq: u64,
-    /// Sequence number captured by the last successful save.
-    pub saved_seq: u64,
-    pub store_snapshot_id: Option<String>,
-    /// Encoded Yjs snapshot of what the store last confirmed.
-    pub store_marker: Option<Vec<u8>>,
-    pub saved_at: Option<i64>,
-    /// The records in commit order.
-    pub records: Vec<LogRecord>,
-}
+pub use ykeep_room::{LogRecord, RoomRecords, SavedRecord};
 
-/// One record as the log holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogRecord {
-    /// The row id: what a compaction names when it must keep a record.
-    pub id: i64,
-    pub format: i64,
-    pub data: Vec<u8>,
-}
-
-impl LogRecord {
-    /// From a row selected as `id, format, data`.
-    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(LogRecord {
-            id: r.get(0)?,
-            format: r.get(1)?,
-            data: r.get(2)?,
-        })
-    }
+/// A [`LogRecord`] from a row selected as `id, format, data`.
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRecord> {
+    Ok(LogRecord {
+        id: r.get(0)?,
+        format: r.get(1)?,
+        data: r.get(2)?,
+    })
 }
 
 /// One room in the quarantine (its resource was deleted from the store).
@@ -79,20 +55,6 @@ pub struct QuarantineEntry {
     pub reason: String,
     pub records: u64,
     pub bytes: u64,
-}
-
-/// A successful save, to be recorded and compacted in one transaction.
-#[derive(Debug)]
-pub struct SavedRecord {
-    pub saved_seq: u64,
-    pub store_snapshot_id: String,
-    pub store_marker: Vec<u8>,
-    pub saved_at: i64,
-    /// The full state that was saved: replaces every record up to `saved_seq`...
-    pub compacted: Vec<u8>,
-    /// ...but these (row ids): records the room could not read, so the saved state may lack
-    /// them. They stay in the log, never compacted away.
-    pub keep: Vec<i64>,
 }
 
 enum Request {
@@ -293,7 +255,7 @@ impl LogReader {
             "SELECT id, format, data FROM quarantine_records WHERE quarantine_id = ?1
              ORDER BY seq, id",
         )?;
-        let rows = stmt.query_map([id], LogRecord::from_row)?;
+        let rows = stmt.query_map([id], record_from_row)?;
         let records = rows.collect::<Result<Vec<_>, _>>()?;
         Ok(Some((entry, records)))
     }
@@ -361,7 +323,7 @@ fn load_room(conn: &Connection, room: &str) -> Result<RoomRecords, LogError> {
     {
         let mut stmt =
             tx.prepare("SELECT id, format, data FROM records WHERE room = ?1 ORDER BY seq, id")?;
-        let rows = stmt.query_map([room], LogRecord::from_row)?;
+        let rows = stmt.query_map([room], record_from_row)?;
         out.records = rows.collect::<Result<Vec<_>, _>>()?;
     }
     tx.commit()?;

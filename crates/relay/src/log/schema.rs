@@ -11,12 +11,7 @@ use crate::config::LogSync;
 pub const FORMAT_VERSION: i64 = 1;
 
 /// Record `format` values.
-pub mod record_format {
-    /// A batch: `[varuint len, Yjs v1 update]*`, as committed by one group commit.
-    pub const BATCH: i64 = 1;
-    /// One full-state Yjs v1 update (the compacted record written after a save).
-    pub const SNAPSHOT: i64 = 2;
-}
+pub use ykeep_room::record_format;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

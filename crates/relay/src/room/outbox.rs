@@ -13,46 +13,19 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use axum::body::Bytes;
 use tokio::sync::Notify;
+use ykeep_room::Backlog;
+pub use ykeep_room::{Close, OutFrame};
 
-/// A frame ready to send; `Update` frames keep the offset of their Yjs payload.
-#[derive(Debug, Clone)]
-pub enum OutFrame {
-    Update { frame: Bytes, payload_at: usize },
-    Other(Bytes),
-}
-
-impl OutFrame {
-    pub fn len(&self) -> usize {
-        match self {
-            OutFrame::Update { frame, .. } | OutFrame::Other(frame) => frame.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Close code and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Close {
-    pub code: u16,
-    pub reason: String,
-}
-
-#[derive(Default)]
 struct Inner {
     queue: VecDeque<OutFrame>,
-    bytes: usize,
+    backlog: Backlog,
     close: Option<Close>,
 }
 
 pub struct Outbox {
     inner: Mutex<Inner>,
     notify: Notify,
-    max_bytes: usize,
 }
 
 /// What the writer gets from [`Outbox::next`].
@@ -64,9 +37,12 @@ pub enum Drained {
 impl Outbox {
     pub fn new(max_bytes: usize) -> Self {
         Outbox {
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                queue: VecDeque::new(),
+                backlog: Backlog::new(max_bytes),
+                close: None,
+            }),
             notify: Notify::new(),
-            max_bytes,
         }
     }
 
@@ -77,26 +53,21 @@ impl Outbox {
         if inner.close.is_some() {
             return true;
         }
+        let mut over = None;
         for frame in frames {
-            // Only forwarded updates count toward the backlog: replies (SyncStep2 of a large
-            // document, awareness) are one per request and must always go out.
-            if let OutFrame::Update { frame: f, .. } = &frame {
-                inner.bytes += f.len();
+            if let Err(close) = inner.backlog.push(&frame) {
+                over = Some(close);
+                break;
             }
             inner.queue.push_back(frame);
         }
-        let over = inner.bytes > self.max_bytes;
-        if over {
+        if let Some(close) = &over {
             inner.queue.clear();
-            inner.bytes = 0;
-            inner.close = Some(Close {
-                code: 1013,
-                reason: "slow reader: backlog over the limit; reconnect to resync".into(),
-            });
+            inner.close = Some(close.clone());
         }
         drop(inner);
         self.notify.notify_one();
-        !over
+        over.is_none()
     }
 
     /// Asks the writer to send a close frame after what is queued.
@@ -118,7 +89,7 @@ impl Outbox {
             {
                 let mut inner = self.inner.lock().expect("outbox lock");
                 if !inner.queue.is_empty() {
-                    inner.bytes = 0;
+                    inner.backlog.drained();
                     return Drained::Frames(std::mem::take(&mut inner.queue));
                 }
                 if let Some(close) = inner.close.clone() {
@@ -133,6 +104,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Bytes;
 
     #[test]
     fn frames_pass_in_order_and_overflow_closes() {

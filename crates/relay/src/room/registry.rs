@@ -4,111 +4,108 @@
 //! its channel; a joiner puts its `Join` in the channel under the same lock. So a `Join` never
 //! lands in a room that is unloading.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use ykeep_core::RoomName;
+use ykeep_room::Purpose;
 
-use super::{OpenMode, RoomMsg, run};
+use super::{RoomMsg, run};
 use crate::Shared;
 
 /// Room channel capacity: a writer faster than its room waits (TCP backpressure), it is never
 /// dropped.
 const ROOM_CHANNEL: usize = 4096;
 
-fn spawn_room(shared: &Arc<Shared>, name: &RoomName, mode: OpenMode) -> mpsc::Sender<RoomMsg> {
+#[derive(Default)]
+pub struct Registry {
+    rooms: Mutex<HashMap<RoomName, mpsc::Sender<RoomMsg>>>,
+}
+
+fn spawn_room(shared: &Arc<Shared>, name: &RoomName, purpose: Purpose) -> mpsc::Sender<RoomMsg> {
     let (tx, rx) = mpsc::channel(ROOM_CHANNEL);
-    let task = run(shared.clone(), name.clone(), tx.downgrade(), rx, mode);
+    let task = run(shared.clone(), name.clone(), tx.downgrade(), rx, purpose);
     tokio::spawn(task);
     tx
 }
 
-/// Sends `msg` to the room, opening (cold-starting) it if it is not in memory. Returns the
-/// room's sender, or None if the room could not take the message.
-pub async fn open_and_send(
-    shared: &Arc<Shared>,
-    name: &RoomName,
-    mut msg: RoomMsg,
-) -> Option<mpsc::Sender<RoomMsg>> {
-    for _ in 0..3 {
-        let tx = {
-            let mut rooms = shared.rooms.lock().expect("rooms lock");
-            let tx = match rooms.get(name) {
-                Some(tx) if !tx.is_closed() => tx.clone(),
-                _ => {
-                    let tx = spawn_room(shared, name, OpenMode::Client);
-                    rooms.insert(name.clone(), tx.clone());
-                    tx
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, mpsc::Sender<RoomMsg>>> {
+        self.rooms.lock().expect("rooms lock")
+    }
+
+    /// Sends `msg` to the room, opening (cold-starting) it if it is not in memory. Returns the
+    /// room's sender, or None if the room could not take the message.
+    pub async fn open_and_send(
+        shared: &Arc<Shared>,
+        name: &RoomName,
+        mut msg: RoomMsg,
+    ) -> Option<mpsc::Sender<RoomMsg>> {
+        for _ in 0..3 {
+            let tx = {
+                let mut rooms = shared.rooms.lock();
+                let tx = match rooms.get(name) {
+                    Some(tx) if !tx.is_closed() => tx.clone(),
+                    _ => {
+                        let tx = spawn_room(shared, name, Purpose::Client);
+                        rooms.insert(name.clone(), tx.clone());
+                        tx
+                    }
+                };
+                match tx.try_send(msg) {
+                    Ok(()) => return Some(tx),
+                    Err(TrySendError::Full(back)) => {
+                        msg = back;
+                        tx
+                    }
+                    Err(TrySendError::Closed(back)) => {
+                        msg = back;
+                        rooms.remove(name);
+                        continue;
+                    }
                 }
             };
-            match tx.try_send(msg) {
+            match tx.send(msg).await {
                 Ok(()) => return Some(tx),
-                Err(TrySendError::Full(back)) => {
-                    msg = back;
-                    tx
-                }
-                Err(TrySendError::Closed(back)) => {
-                    msg = back;
-                    rooms.remove(name);
-                    continue;
-                }
+                Err(back) => msg = back.0,
             }
-        };
-        match tx.send(msg).await {
-            Ok(()) => return Some(tx),
-            Err(back) => msg = back.0,
+        }
+        None
+    }
+
+    /// The room's sender if it is in memory.
+    pub fn get(&self, name: &RoomName) -> Option<mpsc::Sender<RoomMsg>> {
+        self.lock().get(name).filter(|tx| !tx.is_closed()).cloned()
+    }
+
+    /// Opens a room for start-up recovery unless it is already in memory.
+    pub fn open_for_recovery(shared: &Arc<Shared>, name: &RoomName) {
+        let mut rooms = shared.rooms.lock();
+        if !rooms.contains_key(name) {
+            let tx = spawn_room(shared, name, Purpose::Recover);
+            rooms.insert(name.clone(), tx);
         }
     }
-    None
-}
 
-/// The room's sender if it is in memory.
-pub fn get(shared: &Shared, name: &RoomName) -> Option<mpsc::Sender<RoomMsg>> {
-    shared
-        .rooms
-        .lock()
-        .expect("rooms lock")
-        .get(name)
-        .filter(|tx| !tx.is_closed())
-        .cloned()
-}
-
-/// Opens a room for start-up recovery unless it is already in memory.
-pub fn open_for_recovery(shared: &Arc<Shared>, name: &RoomName) {
-    let mut rooms = shared.rooms.lock().expect("rooms lock");
-    if !rooms.contains_key(name) {
-        let tx = spawn_room(shared, name, OpenMode::Recover);
-        rooms.insert(name.clone(), tx);
+    /// Every room in memory.
+    pub fn all(&self) -> Vec<mpsc::Sender<RoomMsg>> {
+        self.lock().values().cloned().collect()
     }
-}
 
-/// Every room in memory.
-pub fn all(shared: &Shared) -> Vec<mpsc::Sender<RoomMsg>> {
-    shared
-        .rooms
-        .lock()
-        .expect("rooms lock")
-        .values()
-        .cloned()
-        .collect()
-}
-
-pub(super) fn remove(shared: &Shared, name: &RoomName) {
-    shared.rooms.lock().expect("rooms lock").remove(name);
-}
-
-/// Removes the room if nothing waits in its channel; true when removed.
-pub(super) fn remove_if_idle(
-    shared: &Shared,
-    name: &RoomName,
-    rx: &mut mpsc::Receiver<RoomMsg>,
-) -> bool {
-    let mut rooms = shared.rooms.lock().expect("rooms lock");
-    if !rx.is_empty() {
-        return false;
+    pub(super) fn remove(&self, name: &RoomName) {
+        self.lock().remove(name);
     }
-    rooms.remove(name);
-    rx.close();
-    true
+
+    /// Removes the room if nothing waits in its channel; true when removed.
+    pub(super) fn remove_if_idle(&self, name: &RoomName, rx: &mut mpsc::Receiver<RoomMsg>) -> bool {
+        let mut rooms = self.lock();
+        if !rx.is_empty() {
+            return false;
+        }
+        rooms.remove(name);
+        rx.close();
+        true
+    }
 }

@@ -139,6 +139,8 @@ impl SnapshotStore for MemoryStore {
             let ok = match &precondition {
                 Precondition::IfMatch(id) => current_id.as_deref() == Some(id.as_str()),
                 Precondition::IfNoneMatch => current.is_none(),
+                // The relay never sends it; the covering check below applies to every save.
+                Precondition::Contains => true,
             };
             if !ok {
                 return Err(StoreError::Conflict {
@@ -154,10 +156,13 @@ impl SnapshotStore for MemoryStore {
                     "relay saved a state that lacks the stored snapshot"
                 );
             }
+            let state_len = state.len();
             let id = self.put(room, state);
             self.saves.fetch_add(1, Ordering::SeqCst);
             Ok(SaveReceipt {
                 snapshot_id: id,
+                size: state_len as u64,
+                state_vector: String::new(),
                 saved_at: 0,
             })
         }

@@ -1,0 +1,141 @@
+//! Performing a room's effects: closes, deliveries, replies, store requests, quarantine, unload.
+
+use tokio::sync::mpsc;
+use ykeep_room::{Effect, Event, OutFrame, Reply, Target};
+
+use super::{Asked, Driver, Flow, RoomMsg};
+use crate::metrics::Metrics;
+
+/// A store request, run in its own task; its answer comes back as a room message.
+enum Request {
+    Fetch,
+    Save {
+        state: Vec<u8>,
+        precondition: ykeep_core::wire::Precondition,
+    },
+    Poll {
+        known: String,
+    },
+}
+
+impl Driver {
+    pub(super) async fn apply(
+        &mut self,
+        effects: Vec<Effect>,
+        rx: &mut mpsc::Receiver<RoomMsg>,
+    ) -> Flow {
+        let mut deliveries = Vec::new();
+        let mut unload = false;
+        for effect in effects {
+            match effect {
+                Effect::Deliver { to, frame } => deliveries.push((to, frame)),
+                Effect::Close { conn, close } => {
+                    if let Some(outbox) = self.conns.remove(&conn) {
+                        outbox.close(close.code, close.reason);
+                    }
+                }
+                Effect::Reply { query, reply } => self.reply(query, reply),
+                Effect::Fetch => self.request(Request::Fetch),
+                Effect::Save {
+                    state,
+                    precondition,
+                } => self.request(Request::Save {
+                    state: state.to_vec(),
+                    precondition,
+                }),
+                Effect::Poll { known } => self.request(Request::Poll { known }),
+                Effect::Quarantine { reason } => self.quarantine(reason).await,
+                Effect::Flushed => {
+                    for done in self.shutdown_waiters.drain(..) {
+                        let _ = done.send(());
+                    }
+                }
+                Effect::Unload => unload = true,
+            }
+        }
+        self.deliver(&deliveries);
+        if !unload {
+            return Flow::Continue;
+        }
+        // Unload, unless someone arrived meanwhile.
+        if self.shared.rooms.remove_if_idle(self.room.name(), rx) {
+            return Flow::Stop;
+        }
+        self.room.reopen(self.shared.now_ms());
+        Flow::Continue
+    }
+
+    fn deliver(&self, deliveries: &[(Target, OutFrame)]) {
+        if deliveries.is_empty() {
+            return;
+        }
+        for (conn, outbox) in &self.conns {
+            let frames = deliveries
+                .iter()
+                .filter(|(t, _)| t.includes(*conn))
+                .map(|(_, f)| f.clone());
+            if !outbox.push(frames) {
+                tracing::warn!(room = %self.room.name(), conn, "slow reader over its backlog limit: closing it (1013)");
+                Metrics::inc(&self.shared.metrics.slow_reader_closes_total);
+            }
+        }
+    }
+
+    fn reply(&mut self, query: u64, reply: Reply) {
+        match (self.asked.remove(&query), reply) {
+            (Some(Asked::State(tx)), Reply::State(state)) => {
+                let _ = tx.send(state);
+            }
+            (Some(Asked::Durable(tx)), Reply::Durable(info)) => {
+                let _ = tx.send(info);
+            }
+            _ => tracing::error!(room = %self.room.name(), query, "a reply to no such query"),
+        }
+    }
+
+    fn request(&self, request: Request) {
+        let Some(tx) = self.tx.upgrade() else { return };
+        let shared = self.shared.clone();
+        let name = self.room.name().clone();
+        tokio::spawn(async move {
+            let timeout = shared.config.store_timeout();
+            let late =
+                || ykeep_room::StoreError::Unreachable(format!("no answer within {timeout:?}"));
+            let event = match request {
+                Request::Fetch => {
+                    let load = tokio::time::timeout(timeout, shared.store.load(&name));
+                    Event::Fetched(load.await.unwrap_or_else(|_| Err(late())))
+                }
+                Request::Save {
+                    state,
+                    precondition,
+                } => Event::Saved(shared.store.save(&name, state, precondition).await),
+                Request::Poll { known } => {
+                    let load = shared.store.load_if_changed(&name, &known);
+                    let load = tokio::time::timeout(timeout, load);
+                    Event::Polled(load.await.unwrap_or_else(|_| Err(late())))
+                }
+            };
+            let _ = tx.send(RoomMsg::Store(Box::new(event))).await;
+        });
+    }
+
+    /// Moves the room's whole log to the quarantine (kept for `--deleted-retention`).
+    async fn quarantine(&self, reason: &'static str) {
+        let name = self.room.name();
+        match self
+            .shared
+            .log
+            .quarantine(&self.key, super::unix_ms(), reason)
+            .await
+        {
+            Ok(()) => tracing::warn!(room = %name,
+                retention = %crate::config::DisplayDuration(self.shared.config.deleted_retention),
+                "the store says this resource was deleted: the room's local log moved to \
+                 the quarantine (`ykeep-relay quarantine list` shows it)"),
+            Err(e) => tracing::error!(room = %name, error = %e,
+                "the store says this resource was deleted, but moving the room's log to \
+                 the quarantine failed: it stays in the log"),
+        }
+    }
+}
