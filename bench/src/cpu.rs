@@ -7,14 +7,19 @@
 //!    trip) instead of the bare decode;
 //! 3. `ykeep_core::validated_update` (2. plus a scratch-doc apply whose state must encode and
 //!    decode again, returning the decoded update) + apply;
-//! 4. what the relay runs per update: `ykeep_core::merge::validated_update_for` (3. plus the
-//!    check that every parent an item names by id is a type or deleted, in the room's doc or the
-//!    update: yrs fails half-way on one that is not) + apply.
+//! 4. `ykeep_core::merge::validated_update_for` (3. plus the check that every parent an item
+//!    names by id is a type or deleted, in the room's doc or the update: yrs fails half-way on
+//!    one that is not) + apply;
+//! 5. what the relay runs per update: the sans-IO room (`ykeep_room::Room`) with two
+//!    connections, each update arriving as a y-sync Update frame, one batch per update (the
+//!    worst case): parse, 4., the log record, the forward to the other connection.
 //!
 //! The durable log's SQLite commit and the socket I/O come on top; `scripts/bench relay` measures
 //! them end to end (its `CPU µs/update` column).
 
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use serde_json::json;
 use yrs::updates::decoder::Decode;
@@ -23,7 +28,16 @@ use yrs::{Doc, Transact, Update};
 use crate::stats::median;
 use crate::{Args, report, trace};
 
-type Stage = (&'static str, fn(&Doc, &[u8]));
+type Stage = (&'static str, fn(&[Vec<u8>], &[Bytes]) -> String);
+
+/// Runs a per-update function over a fresh doc; returns the doc's text.
+fn on_doc(updates: &[Vec<u8>], f: fn(&Doc, &[u8])) -> String {
+    let doc = trace::new_doc(7);
+    for u in updates {
+        f(&doc, u);
+    }
+    trace::text_of(&doc)
+}
 
 fn bare(doc: &Doc, u: &[u8]) {
     let update = Update::decode_v1(u).expect("trace update decodes");
@@ -45,11 +59,57 @@ fn relay(doc: &Doc, u: &[u8]) {
     doc.transact_mut().apply_update(update).expect("applies");
 }
 
-const STAGES: [Stage; 4] = [
-    ("decode + apply (yrs floor)", bare),
-    ("guarded decode + apply", guarded),
-    ("validated_update + apply", validated),
-    ("validated_update_for + apply (relay today)", relay),
+fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
+    use ykeep_room::{Effect, Event, Reply, Room, RoomConfig, RoomRecords};
+    let config = RoomConfig {
+        policy: ykeep_core::SchedulePolicy::default(),
+        poll_every_ms: 0,
+        max_snapshot_bytes: usize::MAX,
+    };
+    let name = ykeep_core::RoomName::parse("document/bench").expect("room name");
+    let mut room = Room::open(
+        name,
+        config,
+        RoomRecords::default(),
+        Ok(None),
+        ykeep_room::Purpose::Client,
+        0,
+    );
+    room.handle(Event::Join { conn: 1 }, 0);
+    room.handle(Event::Join { conn: 2 }, 0);
+    room.flush(0).durable();
+    for data in frames {
+        room.handle(
+            Event::Frame {
+                conn: 1,
+                data: data.clone(),
+            },
+            1,
+        );
+        let step = room.flush(1);
+        assert!(step.append.is_some(), "every update is logged");
+        std::hint::black_box(step.durable());
+    }
+    room.handle(Event::StateQuery { query: 1, sv: None }, 2);
+    let state = room.flush(2).durable().into_iter().find_map(|e| match e {
+        Effect::Reply {
+            reply: Reply::State(Ok(state)),
+            ..
+        } => Some(state),
+        _ => None,
+    });
+    let doc = trace::new_doc(8);
+    let update = Update::decode_v1(&state.expect("a state reply")).expect("state decodes");
+    doc.transact_mut().apply_update(update).expect("applies");
+    trace::text_of(&doc)
+}
+
+const STAGES: [Stage; 5] = [
+    ("decode + apply (yrs floor)", |u, _| on_doc(u, bare)),
+    ("guarded decode + apply", |u, _| on_doc(u, guarded)),
+    ("validated_update + apply", |u, _| on_doc(u, validated)),
+    ("validated_update_for + apply", |u, _| on_doc(u, relay)),
+    ("ykeep_room::Room, Update frame + flush (relay today)", room),
 ];
 
 pub fn run(a: &Args) -> Result<(), String> {
@@ -57,16 +117,17 @@ pub fn run(a: &Args) -> Result<(), String> {
     let tr = trace::load("automerge-paper")?;
     let (_, updates) = trace::pre_encode(&tr);
     let n = updates.len();
+    let frames: Vec<Bytes> = updates
+        .iter()
+        .map(|u| Bytes::from(ykeep_room::protocol::encode_update(u)))
+        .collect();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     for run in 0..runs {
         for (i, (name, stage)) in STAGES.iter().enumerate() {
-            let doc = trace::new_doc(7);
             let t0 = Instant::now();
-            for u in &updates {
-                stage(&doc, u);
-            }
+            let text = stage(&updates, &frames);
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
-            if trace::text_of(&doc) != tr.end {
+            if text != tr.end {
                 return Err(format!(
                     "{name}: the text differs from the trace's end content"
                 ));
