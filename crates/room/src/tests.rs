@@ -701,3 +701,95 @@ fn shutdown_saves_a_dirty_room_then_says_flushed() {
         "a failed save ends the wait: the log keeps it"
     );
 }
+
+#[test]
+fn a_store_snapshot_the_doc_cannot_take_is_never_replaced() {
+    // The room's doc holds client 7's text with a deleted range; the store's snapshot names
+    // one of those text items as a parent (a fuzz finding): yrs would apply it half-way.
+    let own = Doc::with_client_id(7);
+    let t = own.get_or_insert_text("t");
+    t.insert(&mut own.transact_mut(), 0, "stored snapshot");
+    t.remove_range(&mut own.transact_mut(), 0, 7);
+    let own_state = own
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    let finding = include_bytes!(
+        "../../../fuzz/regressions/snapshot_save/crash-c1d9159bc159df44c1d313ccde20189c9554d62c"
+    );
+    let theirs = yrs::merge_updates_v1([edit(200, "NEW").as_slice(), finding]).unwrap();
+    let records = RoomRecords {
+        seq: 1,
+        saved_seq: 0,
+        records: vec![LogRecord {
+            id: 1,
+            format: record_format::SNAPSHOT,
+            data: own_state,
+        }],
+        ..RoomRecords::default()
+    };
+    let mut room = open(records, Ok(None));
+    room.handle(Event::Shutdown, 1);
+    let (_, pre) = save_request(&room.flush(1).durable()).expect("a save");
+    assert_eq!(pre, Precondition::IfNoneMatch);
+    room.handle(
+        Event::Saved(Err(StoreError::Conflict {
+            current: Some("s2".into()),
+        })),
+        2,
+    );
+    assert!(matches!(&room.flush(2).durable()[..], [Effect::Fetch]));
+    room.handle(Event::Fetched(Ok(Some(snapshot("s2", theirs.clone())))), 3);
+    let step = room.flush(3);
+    assert!(step.append.is_none(), "nothing of it entered the doc");
+    assert_eq!(step.tally.saves_failed, 1);
+    let effects = step.durable();
+    assert!(
+        save_request(&effects).is_none(),
+        "no save replaces a snapshot the room could not read"
+    );
+    let _ = theirs;
+    // Its next save fetches the store's snapshot again rather than replace it blindly.
+    room.reopen(5);
+    let effects = room.flush(5).durable();
+    assert!(matches!(&effects[..], [Effect::Fetch]), "{effects:?}");
+}
+
+#[test]
+fn a_snapshot_over_the_limit_is_never_sent_and_the_room_still_unloads() {
+    let mut cfg = config();
+    cfg.max_snapshot_bytes = 64;
+    let mut room = Room::open(
+        name(),
+        cfg,
+        RoomRecords::default(),
+        Ok(None),
+        Purpose::Client,
+        0,
+    );
+    room.flush(0);
+    room.handle(Event::Join { conn: 1 }, 0);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(5, &"z".repeat(500)))),
+        },
+        0,
+    );
+    room.flush(0).durable();
+    room.handle(Event::Leave { conn: 1 }, 1);
+    room.flush(1).durable();
+    let step = room.flush(1 + 7_000);
+    assert_eq!(
+        (step.tally.saves_too_large, step.tally.saves_failed),
+        (1, 1)
+    );
+    let effects = step.durable();
+    assert!(
+        save_request(&effects).is_none(),
+        "nothing over the limit goes to the store"
+    );
+    assert!(
+        matches!(effects.last(), Some(Effect::Unload)),
+        "no retry loop: the log keeps it"
+    );
+}
