@@ -11,17 +11,16 @@
 //! by the start-up sweep.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use ykeep_core::{DurabilityMarker, ResourceId, ResourceKind, b64, load_full_state};
 use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, Transact};
 
 use crate::blobs::BlobDir;
+use crate::clock::unix_ms;
 use crate::config::StoreConfig;
 use crate::db::{self, BlobRow, Row};
 use crate::error::StoreError;
@@ -94,7 +93,6 @@ struct Inner {
     config: StoreConfig,
     conn: Mutex<Connection>,
     blobs: BlobDir,
-    counter: AtomicU64,
     crash_at: Option<CrashPoint>,
     /// Detached blobs whose files this process removed, while `blob_sweep` still lists them.
     /// Each entry is dropped in a later switch or DELETE transaction that follows a directory
@@ -128,7 +126,6 @@ impl EmbeddedStore {
                 config,
                 conn: Mutex::new(conn),
                 blobs,
-                counter: AtomicU64::new(0),
                 crash_at: CrashPoint::from_env(),
                 removed: Mutex::new(BTreeSet::new()),
             }),
@@ -167,7 +164,7 @@ impl EmbeddedStore {
         let inner = self.inner.clone();
         blocking(move || {
             let conn = inner.lock();
-            if db::create(&conn, kind, &id, now_ms())? {
+            if db::create(&conn, kind, &id, unix_ms())? {
                 Ok(())
             } else {
                 Err(StoreError::Conflict {
@@ -239,11 +236,11 @@ impl Inner {
         // the commit leaves a temp file no blob row names, which the start-up sweep removes.
         // The directory fsync also makes the removals listed in `settled` durable.
         let new = BlobRow {
-            id: self.new_snapshot_id(body),
+            id: self.new_snapshot_id(),
             size: body.len() as i64,
             state_vector,
             marker: marker.encode(),
-            saved_at: now_ms(),
+            saved_at: unix_ms(),
         };
         let settled = self.removed_so_far();
         if let Err(e) = self.blobs.write_temp(&new.id, body) {
@@ -331,7 +328,7 @@ impl Inner {
                 snapshot: None,
             },
             None if self.config.auto_create => {
-                db::create(conn, kind, id, now_ms())?;
+                db::create(conn, kind, id, unix_ms())?;
                 db::row(conn, kind, id)?.ok_or_else(not_found)?
             }
             None => return Err(not_found()),
@@ -400,7 +397,7 @@ impl Inner {
                     });
                 }
             }
-            let old = db::mark_deleted(&tx, kind, id, now_ms())?;
+            let old = db::mark_deleted(&tx, kind, id, unix_ms())?;
             db::forget(&tx, &settled)?;
             tx.commit()?;
             self.forgotten(&settled);
@@ -475,20 +472,9 @@ impl Inner {
         }
     }
 
-    fn new_snapshot_id(&self, body: &[u8]) -> String {
-        let mut h = Sha256::new();
-        h.update(self.counter.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        h.update(std::process::id().to_le_bytes());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        h.update(nanos.to_le_bytes());
-        h.update(body);
-        h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    /// 128 random bits: ids never repeat across processes, restarts or equal bodies.
+    fn new_snapshot_id(&self) -> String {
+        crate::random::hex(16)
     }
 
     fn crash_if(&self, point: CrashPoint) {
@@ -555,13 +541,6 @@ async fn blocking<T: Send + 'static>(
 
 fn join(e: tokio::task::JoinError) -> StoreError {
     StoreError::Internal(format!("store task failed: {e}"))
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
