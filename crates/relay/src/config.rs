@@ -179,7 +179,8 @@ impl std::fmt::Display for DisplayDuration {
 }
 
 impl Config {
-    /// A config with every default, for tests and examples.
+    /// A config with every default, for tests and examples (feature `test-support`).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_tests(data_dir: PathBuf) -> Self {
         Config {
             listen: "127.0.0.1:0".parse().expect("literal address"),

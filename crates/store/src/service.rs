@@ -57,8 +57,9 @@ pub struct Snapshot {
     pub saved_at: i64,
 }
 
-/// Test hook: `YKEEP_STORE_CRASH_AT` aborts the process at one step of a save, so tests can
-/// prove a crash there leaves one valid snapshot.
+/// Test hook (feature `test-support` only): `YKEEP_STORE_CRASH_AT` aborts the process at one
+/// step of a save, so tests can prove a crash there leaves one valid snapshot. A build without
+/// the feature has no abort in it and only warns that the variable is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CrashPoint {
     /// `<id>.tmp` is durable; nothing is committed.
@@ -70,6 +71,7 @@ enum CrashPoint {
 }
 
 impl CrashPoint {
+    #[cfg(feature = "test-support")]
     fn from_env() -> Option<Self> {
         match std::env::var("YKEEP_STORE_CRASH_AT").ok()?.as_str() {
             "after_blob_write" => Some(CrashPoint::BlobWritten),
@@ -80,6 +82,17 @@ impl CrashPoint {
                 None
             }
         }
+    }
+
+    #[cfg(not(feature = "test-support"))]
+    fn from_env() -> Option<Self> {
+        if std::env::var_os("YKEEP_STORE_CRASH_AT").is_some() {
+            tracing::warn!(
+                "YKEEP_STORE_CRASH_AT ignored: this build has no crash hook (cargo feature \
+                 test-support)"
+            );
+        }
+        None
     }
 }
 
@@ -478,6 +491,7 @@ impl Inner {
     }
 
     fn crash_if(&self, point: CrashPoint) {
+        #[cfg(feature = "test-support")]
         if self.crash_at == Some(point) {
             tracing::error!(
                 ?point,
@@ -485,6 +499,8 @@ impl Inner {
             );
             std::process::abort();
         }
+        #[cfg(not(feature = "test-support"))]
+        let _ = (point, self.crash_at);
     }
 }
 

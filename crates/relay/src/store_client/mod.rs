@@ -1,15 +1,17 @@
 //! The relay's view of the snapshot store: load, save with a precondition, verify a user token.
 //!
 //! [`HttpStore`] speaks the HTTP contract of `docs/store-api.md` (embedded store or Convex);
-//! [`MemoryStore`] follows the same rules in memory, for tests.
+//! [`MemoryStore`] follows the same rules in memory, for tests (feature `test-support`).
 
 pub mod http;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 
 use futures_util::future::BoxFuture;
 use ykeep_core::RoomName;
 
 pub use http::{ContractCheckError, HttpStore};
+#[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
 
 /// A snapshot as the store holds it.
