@@ -1,4 +1,6 @@
 //! The embedded snapshot store (`crates/store`), wired into `serve`, `store` and `token`.
+//! Under `serve` the relay saves to it in process (`store_client::LocalStore`); its HTTP routes
+//! are mounted beside the relay's for clients.
 
 use axum::Router;
 use ykeep_core::{ResourceId, ResourceKind};
@@ -32,15 +34,11 @@ fn store_config(config: &Config) -> Result<StoreConfig, RelayError> {
     })
 }
 
-async fn open_store(config: &Config) -> Result<EmbeddedStore, RelayError> {
+/// Opens the embedded store under `<data>/store/` (for `serve` and `store`).
+pub async fn open_store(config: &Config) -> Result<EmbeddedStore, RelayError> {
     EmbeddedStore::open(store_config(config)?)
         .await
         .map_err(|e| RelayError::Config(format!("embedded store: {e}")))
-}
-
-/// Opens the embedded store under `<data>/store/` and returns its routes (for `serve`).
-pub async fn store_router(config: &Config) -> Result<Router, RelayError> {
-    Ok(open_store(config).await?.router())
 }
 
 /// `serve --demo` only: `GET /demo/token` hands the page a short-lived token for every

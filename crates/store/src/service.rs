@@ -163,7 +163,23 @@ impl EmbeddedStore {
 
     pub async fn load(&self, kind: ResourceKind, id: ResourceId) -> Result<Snapshot, StoreError> {
         let inner = self.inner.clone();
-        blocking(move || inner.load(kind, &id)).await
+        blocking(move || inner.load(kind, &id, None))
+            .await?
+            .ok_or_else(|| {
+                StoreError::Internal("a load with no known id found it unchanged".into())
+            })
+    }
+
+    /// The snapshot unless its id is `known`: then `Ok(None)`, from a row read without reading
+    /// the file (what `If-None-Match` and a 304 are over HTTP). Errors as [`Self::load`].
+    pub async fn load_if_changed(
+        &self,
+        kind: ResourceKind,
+        id: ResourceId,
+        known: String,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.load(kind, &id, Some(&known))).await
     }
 
     /// Marks the resource gone and removes its blob.
@@ -353,7 +369,13 @@ impl Inner {
         }
     }
 
-    fn load(&self, kind: ResourceKind, id: &ResourceId) -> Result<Snapshot, StoreError> {
+    /// `Ok(None)` only when the current snapshot is `known`.
+    fn load(
+        &self,
+        kind: ResourceKind,
+        id: &ResourceId,
+        known: Option<&str>,
+    ) -> Result<Option<Snapshot>, StoreError> {
         // A save that lands between reading the row and reading the file removes the old
         // file; read the row again then.
         for _ in 0..3 {
@@ -371,13 +393,16 @@ impl Inner {
                     id: id.to_string(),
                 })?
             };
+            if known == Some(blob.id.as_str()) {
+                return Ok(None);
+            }
             match self.blobs.read(&blob.id) {
                 Ok(bytes) => {
-                    return Ok(Snapshot {
+                    return Ok(Some(Snapshot {
                         id: blob.id,
                         bytes,
                         saved_at: blob.saved_at,
-                    });
+                    }));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),

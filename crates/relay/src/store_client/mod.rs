@@ -1,9 +1,12 @@
 //! The relay's view of the snapshot store: load, save with a precondition, verify a user token.
 //!
-//! [`HttpStore`] speaks the HTTP contract of `docs/store-api.md` (embedded store or Convex);
+//! [`HttpStore`] speaks the HTTP contract of `docs/store-api.md` (embedded store or Convex;
+//! `relay --store-url`); [`LocalStore`] calls the embedded store in the same process (`serve`)
+//! with the same answers;
 //! [`MemoryStore`] follows the same rules in memory, for tests (feature `test-support`).
 
 pub mod http;
+pub mod local;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 
@@ -11,6 +14,7 @@ use futures_util::future::BoxFuture;
 use ykeep_core::RoomName;
 
 pub use http::{ContractCheckError, HttpStore};
+pub use local::LocalStore;
 #[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
 
