@@ -245,7 +245,7 @@ impl Room {
                 (doc, records, unreadable)
             })
             .await
-            .map_err(|e| LogError::Join(e.to_string()))
+            .map_err(LogError::Join)
         };
         let timeout = shared.config.store_timeout();
         let from_store = tokio::time::timeout(timeout, shared.store.load(&name));
