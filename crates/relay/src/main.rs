@@ -31,9 +31,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve(args.config, args.demo).await,
-            Command::Relay(config) => relay(config).await,
-            Command::Store(config) => embedded::store_only(config).await,
+            Command::Serve(args) => serve(args.config(), args.demo).await,
+            Command::Relay(args) => relay(args.config()).await,
+            Command::Store(args) => embedded::store_only(args.config()).await,
             Command::Token(args) => embedded::print_token(args),
             Command::Quarantine(args) => quarantine(args),
         }
