@@ -44,7 +44,6 @@ function startRelay(storeUrl: string, dataDir: string): Promise<Relay> {
     "--listen", "127.0.0.1:0",
     "--data-dir", dataDir,
     "--secret", SECRET,
-    "--token-key", TOKEN_KEY,
     "--dev-allow-all",
     "--save-debounce-ms", "300",
   ];

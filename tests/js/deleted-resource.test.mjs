@@ -18,9 +18,10 @@ const skip = relayBin() ? false : 'relay binary not built (cargo build -p ykeep-
 
 test('a resource deleted through the store: the relay quarantines the room, the export holds every edit', { skip, timeout: 120_000 }, async () => {
   const dir = tempDir('deleted')
-  const store = await startProcess('store', relayArgs({ dataDir: join(dir, 'store-data') }), { logDir: dir, name: 'store' })
+  const store = await startProcess('store', relayArgs({ sub: 'store', dataDir: join(dir, 'store-data') }), { logDir: dir, name: 'store' })
   const relayData = join(dir, 'relay-data')
   const relay = await startProcess('relay', relayArgs({
+    sub: 'relay',
     dataDir: relayData,
     extra: ['--store-url', store.url, '--dev-allow-all', '--save-interval-ms', '300', '--save-debounce-ms', '300']
   }), { logDir: dir, name: 'relay' })

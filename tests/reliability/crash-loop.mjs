@@ -50,7 +50,7 @@ export async function runCrashLoop ({
   const dir = tempDir('crash-loop')
   const dataDir = `${dir}/data`
   const id = `crash-${seed}`
-  const extra = ['--dev-allow-all', '--auto-create', '--save-interval-ms', String(saveIntervalMs), '--save-debounce-ms', String(saveDebounceMs)]
+  const extra = ['--dev-allow-all', '--save-interval-ms', String(saveIntervalMs), '--save-debounce-ms', String(saveDebounceMs)]
   // 'serve': relay + embedded store in one process (both die at each kill);
   // 'fake': `relay --store-url` against the in-memory store of lib/faultstore.mjs.
   let fake = null
@@ -59,11 +59,13 @@ export async function runCrashLoop ({
     fake = await startFaultStore({ secret: SECRET })
     sub = 'relay'
     extra.push('--store-url', fake.url)
+  } else {
+    extra.push('--auto-create') // the embedded store's flag: `serve` reads it, `relay` has none
   }
-  let relay = await startProcess(sub, relayArgs({ dataDir, extra }), { logDir: dir, name: sub })
+  let relay = await startProcess(sub, relayArgs({ sub, dataDir, extra }), { logDir: dir, name: sub })
   const port = relay.port
   const restart = async () => {
-    relay = await startProcess(sub, relayArgs({ port, dataDir, extra }), { logDir: dir, name: sub })
+    relay = await startProcess(sub, relayArgs({ sub, port, dataDir, extra }), { logDir: dir, name: sub })
   }
   const storeUrl = fake ? fake.url : relay.url
   await createResource(storeUrl, KIND, id)

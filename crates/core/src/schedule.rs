@@ -15,19 +15,26 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchedulePolicy {
     /// While clients are connected, a changed room is saved this long after its first unsaved
-    /// edit (default 30 s).
+    /// edit (default: [`SchedulePolicy::DEFAULT`]).
     pub save_interval_ms: u64,
-    /// After the last client leaves, wait this long before saving and unloading (default 7 s);
-    /// a reconnect inside the window cancels it.
+    /// After the last client leaves, wait this long before saving and unloading (default:
+    /// [`SchedulePolicy::DEFAULT`]); a reconnect inside the window cancels it.
     pub debounce_ms: u64,
+}
+
+impl SchedulePolicy {
+    /// The defaults, written only here (the relay's `--save-interval-ms` and
+    /// `--save-debounce-ms` default to them): save every 30 s while active, 7 s after the last
+    /// client leaves.
+    pub const DEFAULT: SchedulePolicy = SchedulePolicy {
+        save_interval_ms: 30_000,
+        debounce_ms: 7_000,
+    };
 }
 
 impl Default for SchedulePolicy {
     fn default() -> Self {
-        SchedulePolicy {
-            save_interval_ms: 30_000,
-            debounce_ms: 7_000,
-        }
+        Self::DEFAULT
     }
 }
 

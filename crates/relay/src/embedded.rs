@@ -1,9 +1,12 @@
 //! The embedded snapshot store (`crates/store`), wired into `serve`, `store` and `token`.
+//! Under `serve` the relay saves to it in process (`store_client::LocalStore`); its HTTP routes
+//! are mounted beside the relay's for clients.
 
 use axum::Router;
 use ykeep_core::{ResourceId, ResourceKind};
 use ykeep_relay::RelayError;
 use ykeep_relay::config::{Config, TokenArgs};
+use ykeep_store::clock::now_unix;
 use ykeep_store::token::{Claims, mint};
 use ykeep_store::{EmbeddedStore, StoreConfig};
 
@@ -31,15 +34,11 @@ fn store_config(config: &Config) -> Result<StoreConfig, RelayError> {
     })
 }
 
-async fn open_store(config: &Config) -> Result<EmbeddedStore, RelayError> {
+/// Opens the embedded store under `<data>/store/` (for `serve` and `store`).
+pub async fn open_store(config: &Config) -> Result<EmbeddedStore, RelayError> {
     EmbeddedStore::open(store_config(config)?)
         .await
         .map_err(|e| RelayError::Config(format!("embedded store: {e}")))
-}
-
-/// Opens the embedded store under `<data>/store/` and returns its routes (for `serve`).
-pub async fn store_router(config: &Config) -> Result<Router, RelayError> {
-    Ok(open_store(config).await?.router())
 }
 
 /// `serve --demo` only: `GET /demo/token` hands the page a short-lived token for every
@@ -55,7 +54,7 @@ pub fn demo_token_router(token_key: String) -> Router {
                 sub: "demo-user".into(),
                 kind: "*".into(),
                 id: "*".into(),
-                exp: ykeep_store::token::now_unix() + DEMO_TOKEN_SECONDS,
+                exp: now_unix() + DEMO_TOKEN_SECONDS,
             };
             let token = mint(&token_key, &claims);
             async move { axum::Json(serde_json::json!({ "token": token })) }
@@ -83,34 +82,17 @@ pub fn print_token(args: TokenArgs) -> Result<(), RelayError> {
     if args.id != "*" {
         ResourceId::parse(&args.id).map_err(|e| RelayError::Config(e.to_string()))?;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let claims = Claims {
         sub: args.sub,
         kind: args.kind,
         id: args.id,
-        exp: now + args.ttl,
+        exp: now_unix() + args.ttl,
     };
     println!("{}", mint(&args.token_key, &claims));
     Ok(())
 }
 
-/// A random secret for `serve --demo` when none is given (hex, 256 bits from the OS-seeded
-/// hasher keys and the clock).
+/// A random secret for `serve --demo` when none is given: 256 bits from the OS, as hex.
 pub fn random_secret() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::new();
-    for i in 0..4u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        h.write_u128(nanos);
-        h.write_u64(i);
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
+    ykeep_store::random::hex(32)
 }

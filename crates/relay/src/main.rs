@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use ykeep_relay::config::{Cli, Command, Config, QuarantineAction, QuarantineArgs};
-use ykeep_relay::store_client::HttpStore;
+use ykeep_relay::store_client::{HttpStore, LocalStore};
 use ykeep_relay::{Relay, RelayError};
 
 mod embedded;
@@ -31,9 +31,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve(args.config, args.demo).await,
-            Command::Relay(config) => relay(config).await,
-            Command::Store(config) => embedded::store_only(config).await,
+            Command::Serve(args) => serve(args.config(), args.demo).await,
+            Command::Relay(args) => relay(args.config()).await,
+            Command::Store(args) => embedded::store_only(args.config()).await,
             Command::Token(args) => embedded::print_token(args),
             Command::Quarantine(args) => quarantine(args),
         }
@@ -77,7 +77,7 @@ pub(crate) async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutdown signal: flushing dirty rooms");
+    tracing::info!("shutdown signal: closing the listener");
 }
 
 async fn relay(config: Config) -> Result<(), RelayError> {
@@ -157,30 +157,19 @@ async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
             config.token_key = Some(embedded::random_secret());
         }
     }
-    let secret = config
-        .secret
-        .clone()
-        .ok_or_else(|| RelayError::Config("serve needs --secret (YKEEP_SECRET)".into()))?;
+    if config.secret.is_none() {
+        return Err(RelayError::Config(
+            "serve needs --secret (YKEEP_SECRET)".into(),
+        ));
+    }
     if config.token_key.is_none() && !config.dev_allow_all {
         return Err(RelayError::Config(
             "serve needs --token-key (YKEEP_TOKEN_KEY) unless --dev-allow-all".into(),
         ));
     }
-    if let Some(url) = &config.store_url {
-        let store = HttpStore::new(url, &secret, config.store_timeout())
-            .map_err(|e| RelayError::Config(e.to_string()))?;
-        check_store(&store).await?;
-    }
+    let store = embedded::open_store(&config).await?;
     let listener = bind(&config).await?;
-    let addr = listener.local_addr()?;
-    let store_router = embedded::store_router(&config).await?;
-    let url = config
-        .store_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
-    let store = HttpStore::new(&url, &secret, config.store_timeout())
-        .map_err(|e| RelayError::Config(e.to_string()))?;
-    let mut extra = store_router;
+    let mut extra = store.router();
     if demo {
         let key = config
             .token_key
@@ -191,7 +180,9 @@ async fn serve(mut config: Config, demo: bool) -> Result<(), RelayError> {
     if let Some(dir) = &config.static_dir {
         extra = extra.fallback_service(tower_http::services::ServeDir::new(dir));
     }
-    let relay = Relay::open(config, Arc::new(store)).await?;
+    // The relay saves to the store in process: no HTTP, and no dependence on the listener
+    // (the shutdown flush runs after it has stopped).
+    let relay = Relay::open(config, Arc::new(LocalStore::new(store))).await?;
     run(relay, listener, extra).await
 }
 
@@ -208,15 +199,13 @@ async fn run(
             tracing::error!(error = %e, "start-up recovery failed");
         }
     });
-    // Flush inside the shutdown future: the listener keeps serving until it completes, so
-    // under `serve` the rooms' final saves still reach the in-process store.
-    let flushing = relay.clone();
+    // Stop listening first, then flush: every store the relay saves to is reached without this
+    // listener (`serve` saves in process, `relay` over HTTP to another process).
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            flushing.flush().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
+    tracing::info!("listener closed; flushing dirty rooms");
+    relay.flush().await;
     tracing::info!("ykeep-relay stopped");
     Ok(())
 }

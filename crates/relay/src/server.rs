@@ -97,7 +97,7 @@ impl Relay {
     /// Deletes the quarantined rooms older than `--deleted-retention`; returns how many.
     pub async fn purge_quarantine(&self) -> Result<usize, RelayError> {
         let retention = self.shared.config.deleted_retention;
-        let before = crate::room::unix_ms().saturating_sub(retention.as_millis() as i64);
+        let before = ykeep_store::clock::unix_ms().saturating_sub(retention.as_millis() as i64);
         let purged = self.shared.log.purge_quarantine(before).await?;
         for entry in &purged {
             tracing::info!(room = %entry.room, quarantine_id = entry.id,

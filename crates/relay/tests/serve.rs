@@ -137,3 +137,92 @@ async fn serve_checks_user_tokens_through_the_store() {
     assert_eq!(state.status(), 200);
     assert_eq!(text_of_update(&state.bytes().await.unwrap()), "ok");
 }
+
+/// `serve` saves to its store in process: the shutdown flush runs after the listener has
+/// closed, and the room still reaches the store (no save timer could have saved it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_flushes_to_its_store_on_sigterm_after_the_listener_closed() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ykeep-relay"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--secret", "s4"])
+        .args(["--dev-allow-all", "--auto-create"])
+        .args([
+            "--save-debounce-ms",
+            "600000",
+            "--save-interval-ms",
+            "600000",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("NO_COLOR", "1")
+        .env("YKEEP_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("ykeep-relay listening on http://")
+        .unwrap()
+        .to_owned();
+    let url = format!("ws://{addr}/rooms/document/flushed");
+    let mut a = Client::connect(&url, 1).await;
+    let mut b = Client::connect(&url, 2).await;
+    a.insert(0, "flushed in process").await;
+    // Forwarded means committed to the relay's log.
+    b.wait_text("flushed in process").await;
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{log}", out.status);
+    let closed = log
+        .find("listener closed")
+        .unwrap_or_else(|| panic!("no `listener closed` line:\n{log}"));
+    let saved = log
+        .match_indices("saved")
+        .find(|(at, _)| {
+            log[*at..]
+                .lines()
+                .next()
+                .unwrap()
+                .contains("document/flushed")
+        })
+        .map(|(at, _)| at)
+        .unwrap_or_else(|| panic!("the room was not saved:\n{log}"));
+    assert!(
+        closed < saved,
+        "the room saved before the listener closed:\n{log}"
+    );
+
+    let store = ykeep_store::EmbeddedStore::open(ykeep_store::StoreConfig {
+        data_dir: data.path().join("store"),
+        secret: "s4".into(),
+        token_key: "unused".into(),
+        auto_create: false,
+        max_snapshot_bytes: ykeep_store::StoreConfig::DEFAULT_MAX_SNAPSHOT_BYTES,
+    })
+    .await
+    .unwrap();
+    let snapshot = store
+        .load(
+            ykeep_core::ResourceKind::Document,
+            ykeep_core::ResourceId::parse("flushed").unwrap(),
+        )
+        .await
+        .expect("the flush saved the room to the embedded store");
+    assert_eq!(text_of_update(&snapshot.bytes), "flushed in process");
+}

@@ -13,9 +13,11 @@
 
 mod auth;
 mod blobs;
+pub mod clock;
 mod config;
 mod db;
 mod error;
+pub mod random;
 mod routes;
 mod service;
 mod sweep;

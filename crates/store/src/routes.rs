@@ -261,18 +261,5 @@ async fn verify(
 }
 
 fn random_id() -> String {
-    use sha2::{Digest, Sha256};
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    // A per-process counter keeps two ids minted in the same clock tick apart.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let digest = Sha256::new()
-        .chain_update(n.to_le_bytes())
-        .chain_update(nanos.to_le_bytes())
-        .chain_update(std::process::id().to_le_bytes())
-        .finalize();
-    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    crate::random::hex(12)
 }

@@ -11,17 +11,16 @@
 //! by the start-up sweep.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use ykeep_core::{DurabilityMarker, ResourceId, ResourceKind, b64, load_full_state};
 use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, Transact};
 
 use crate::blobs::BlobDir;
+use crate::clock::unix_ms;
 use crate::config::StoreConfig;
 use crate::db::{self, BlobRow, Row};
 use crate::error::StoreError;
@@ -58,8 +57,9 @@ pub struct Snapshot {
     pub saved_at: i64,
 }
 
-/// Test hook: `YKEEP_STORE_CRASH_AT` aborts the process at one step of a save, so tests can
-/// prove a crash there leaves one valid snapshot.
+/// Test hook (feature `test-support` only): `YKEEP_STORE_CRASH_AT` aborts the process at one
+/// step of a save, so tests can prove a crash there leaves one valid snapshot. A build without
+/// the feature has no abort in it and only warns that the variable is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CrashPoint {
     /// `<id>.tmp` is durable; nothing is committed.
@@ -71,6 +71,7 @@ enum CrashPoint {
 }
 
 impl CrashPoint {
+    #[cfg(feature = "test-support")]
     fn from_env() -> Option<Self> {
         match std::env::var("YKEEP_STORE_CRASH_AT").ok()?.as_str() {
             "after_blob_write" => Some(CrashPoint::BlobWritten),
@@ -81,6 +82,17 @@ impl CrashPoint {
                 None
             }
         }
+    }
+
+    #[cfg(not(feature = "test-support"))]
+    fn from_env() -> Option<Self> {
+        if std::env::var_os("YKEEP_STORE_CRASH_AT").is_some() {
+            tracing::warn!(
+                "YKEEP_STORE_CRASH_AT ignored: this build has no crash hook (cargo feature \
+                 test-support)"
+            );
+        }
+        None
     }
 }
 
@@ -94,7 +106,6 @@ struct Inner {
     config: StoreConfig,
     conn: Mutex<Connection>,
     blobs: BlobDir,
-    counter: AtomicU64,
     crash_at: Option<CrashPoint>,
     /// Detached blobs whose files this process removed, while `blob_sweep` still lists them.
     /// Each entry is dropped in a later switch or DELETE transaction that follows a directory
@@ -128,7 +139,6 @@ impl EmbeddedStore {
                 config,
                 conn: Mutex::new(conn),
                 blobs,
-                counter: AtomicU64::new(0),
                 crash_at: CrashPoint::from_env(),
                 removed: Mutex::new(BTreeSet::new()),
             }),
@@ -153,7 +163,23 @@ impl EmbeddedStore {
 
     pub async fn load(&self, kind: ResourceKind, id: ResourceId) -> Result<Snapshot, StoreError> {
         let inner = self.inner.clone();
-        blocking(move || inner.load(kind, &id)).await
+        blocking(move || inner.load(kind, &id, None))
+            .await?
+            .ok_or_else(|| {
+                StoreError::Internal("a load with no known id found it unchanged".into())
+            })
+    }
+
+    /// The snapshot unless its id is `known`: then `Ok(None)`, from a row read without reading
+    /// the file (what `If-None-Match` and a 304 are over HTTP). Errors as [`Self::load`].
+    pub async fn load_if_changed(
+        &self,
+        kind: ResourceKind,
+        id: ResourceId,
+        known: String,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.load(kind, &id, Some(&known))).await
     }
 
     /// Marks the resource gone and removes its blob.
@@ -167,7 +193,7 @@ impl EmbeddedStore {
         let inner = self.inner.clone();
         blocking(move || {
             let conn = inner.lock();
-            if db::create(&conn, kind, &id, now_ms())? {
+            if db::create(&conn, kind, &id, unix_ms())? {
                 Ok(())
             } else {
                 Err(StoreError::Conflict {
@@ -239,11 +265,11 @@ impl Inner {
         // the commit leaves a temp file no blob row names, which the start-up sweep removes.
         // The directory fsync also makes the removals listed in `settled` durable.
         let new = BlobRow {
-            id: self.new_snapshot_id(body),
+            id: self.new_snapshot_id(),
             size: body.len() as i64,
             state_vector,
             marker: marker.encode(),
-            saved_at: now_ms(),
+            saved_at: unix_ms(),
         };
         let settled = self.removed_so_far();
         if let Err(e) = self.blobs.write_temp(&new.id, body) {
@@ -331,7 +357,7 @@ impl Inner {
                 snapshot: None,
             },
             None if self.config.auto_create => {
-                db::create(conn, kind, id, now_ms())?;
+                db::create(conn, kind, id, unix_ms())?;
                 db::row(conn, kind, id)?.ok_or_else(not_found)?
             }
             None => return Err(not_found()),
@@ -343,7 +369,13 @@ impl Inner {
         }
     }
 
-    fn load(&self, kind: ResourceKind, id: &ResourceId) -> Result<Snapshot, StoreError> {
+    /// `Ok(None)` only when the current snapshot is `known`.
+    fn load(
+        &self,
+        kind: ResourceKind,
+        id: &ResourceId,
+        known: Option<&str>,
+    ) -> Result<Option<Snapshot>, StoreError> {
         // A save that lands between reading the row and reading the file removes the old
         // file; read the row again then.
         for _ in 0..3 {
@@ -361,13 +393,16 @@ impl Inner {
                     id: id.to_string(),
                 })?
             };
+            if known == Some(blob.id.as_str()) {
+                return Ok(None);
+            }
             match self.blobs.read(&blob.id) {
                 Ok(bytes) => {
-                    return Ok(Snapshot {
+                    return Ok(Some(Snapshot {
                         id: blob.id,
                         bytes,
                         saved_at: blob.saved_at,
-                    });
+                    }));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
@@ -400,7 +435,7 @@ impl Inner {
                     });
                 }
             }
-            let old = db::mark_deleted(&tx, kind, id, now_ms())?;
+            let old = db::mark_deleted(&tx, kind, id, unix_ms())?;
             db::forget(&tx, &settled)?;
             tx.commit()?;
             self.forgotten(&settled);
@@ -475,23 +510,13 @@ impl Inner {
         }
     }
 
-    fn new_snapshot_id(&self, body: &[u8]) -> String {
-        let mut h = Sha256::new();
-        h.update(self.counter.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        h.update(std::process::id().to_le_bytes());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        h.update(nanos.to_le_bytes());
-        h.update(body);
-        h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    /// 128 random bits: ids never repeat across processes, restarts or equal bodies.
+    fn new_snapshot_id(&self) -> String {
+        crate::random::hex(16)
     }
 
     fn crash_if(&self, point: CrashPoint) {
+        #[cfg(feature = "test-support")]
         if self.crash_at == Some(point) {
             tracing::error!(
                 ?point,
@@ -499,6 +524,8 @@ impl Inner {
             );
             std::process::abort();
         }
+        #[cfg(not(feature = "test-support"))]
+        let _ = (point, self.crash_at);
     }
 }
 
@@ -555,13 +582,6 @@ async fn blocking<T: Send + 'static>(
 
 fn join(e: tokio::task::JoinError) -> StoreError {
     StoreError::Internal(format!("store task failed: {e}"))
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

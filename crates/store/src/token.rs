@@ -85,13 +85,8 @@ pub fn verify(
     Ok(claims)
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// Seconds since the Unix epoch (the `exp` clock).
+pub use crate::clock::now_unix;
 
 #[cfg(test)]
 mod tests {

@@ -94,11 +94,12 @@ export async function terminate (p, timeoutMs = 60_000) {
   return r
 }
 
-export const relayArgs = ({ port = 0, dataDir, extra = [] }) => [
+/** Flags for `sub` (`serve`, `relay` or `store`): `relay` takes no --token-key (the store checks tokens). */
+export const relayArgs = ({ sub, port = 0, dataDir, extra = [] }) => [
   '--listen', `127.0.0.1:${port}`,
   '--data-dir', dataDir,
   '--secret', SECRET,
-  '--token-key', TOKEN_KEY,
+  ...(sub === 'relay' ? [] : ['--token-key', TOKEN_KEY]),
   ...extra
 ]
 

@@ -14,21 +14,21 @@ export async function startStore (dir, { port = 0, extra: more = [] } = {}) {
   }
   const dataDir = `${dir}/store-data`
   const extra = [...more]
-  let p = await startProcess('store', relayArgs({ port, dataDir, extra }), { logDir: dir, name: 'store' })
+  let p = await startProcess('store', relayArgs({ sub: 'store', port, dataDir, extra }), { logDir: dir, name: 'store' })
   const s = {
     get url () { return p.url },
     get proc () { return p },
     dataDir,
     kill: () => kill9(p),
     /** Restarts on the same port and data dir; `env` e.g. { YKEEP_STORE_CRASH_AT: 'after_blob_write' }. */
-    restart: async (env = {}) => { p = await startProcess('store', relayArgs({ port: p.port, dataDir, extra }), { logDir: dir, name: 'store', env }) },
+    restart: async (env = {}) => { p = await startProcess('store', relayArgs({ sub: 'store', port: p.port, dataDir, extra }), { logDir: dir, name: 'store', env }) },
     stop: () => kill9(p)
   }
   return s
 }
 
 export async function startRelay (dir, storeUrl, { port = 0, extra = [], name = 'relay', dataDir = `${dir}/${name}-data`, allowAll = true } = {}) {
-  const args = relayArgs({ port, dataDir, extra: ['--store-url', storeUrl, ...(allowAll ? ['--dev-allow-all'] : []), ...extra] })
+  const args = relayArgs({ sub: 'relay', port, dataDir, extra: ['--store-url', storeUrl, ...(allowAll ? ['--dev-allow-all'] : []), ...extra] })
   const p = await startProcess('relay', args, { logDir: dir, name })
   return p
 }

@@ -3,13 +3,13 @@
 //! Every accepted update is committed here before the relay forwards it to anyone. One
 //! dedicated thread owns the writing connection and commits whatever requests are waiting in one
 //! transaction (group commit across rooms); each room sends one record per batch of updates.
-//! Reads (loading a room, listing dirty rooms) run on `spawn_blocking` with their own
-//! connection, so they never wait behind the writer.
+//! Reads (loading a room, listing dirty rooms) run on `spawn_blocking` over one reader
+//! connection opened with the log (WAL: they never wait behind the writer).
 
 pub mod schema;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
@@ -26,11 +26,14 @@ pub enum LogError {
     #[error("the log writer thread has stopped")]
     WriterGone,
     #[error("cannot create the log directory: {0}")]
-    Dir(std::io::Error),
+    Dir(#[source] std::io::Error),
+    #[error("cannot start the log writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+    /// The group commit this request was in failed (every request in it gets the same error).
     #[error("local log commit failed: {0}")]
-    Commit(String),
+    Commit(#[source] Arc<rusqlite::Error>),
     #[error("a blocking log task failed: {0}")]
-    Join(String),
+    Join(#[from] tokio::task::JoinError),
 }
 
 pub use ykeep_room::{LogRecord, RoomRecords, SavedRecord};
@@ -57,7 +60,8 @@ pub struct QuarantineEntry {
     pub bytes: u64,
 }
 
-enum Request {
+/// What the writer thread commits, many at a time in one transaction.
+enum Write {
     Append {
         room: Arc<str>,
         seq: u64,
@@ -78,14 +82,23 @@ enum Request {
     },
 }
 
-type Done = oneshot::Sender<Result<(), String>>;
+enum Request {
+    Write(Write),
+    /// Runs in its own transaction after the batch it arrived with.
+    Purge {
+        before_ms: i64,
+        done: oneshot::Sender<Result<Vec<QuarantineEntry>, LogError>>,
+    },
+}
+
+type Done = oneshot::Sender<Result<(), Arc<rusqlite::Error>>>;
 
 /// Handle to the log; cheap to clone.
 #[derive(Clone)]
 pub struct RoomLog {
     tx: mpsc::UnboundedSender<Request>,
-    path: Arc<PathBuf>,
-    sync: LogSync,
+    /// The one reader connection, used on the blocking pool.
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl RoomLog {
@@ -94,15 +107,16 @@ impl RoomLog {
         std::fs::create_dir_all(dir).map_err(LogError::Dir)?;
         let path = dir.join("log.sqlite3");
         let conn = schema::open(&path, sync, true)?;
+        // Opened after the writer has created the schema.
+        let reader = schema::open(&path, sync, false)?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("ykeep-log-writer".into())
             .spawn(move || writer_loop(conn, rx))
-            .map_err(LogError::Dir)?;
+            .map_err(LogError::WriterThread)?;
         Ok(RoomLog {
             tx,
-            path: Arc::new(path),
-            sync,
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
@@ -116,7 +130,7 @@ impl RoomLog {
     ) -> Result<(), LogError> {
         let (done, wait) = oneshot::channel();
         self.send(
-            Request::Append {
+            Write::Append {
                 room: room.clone(),
                 seq,
                 format,
@@ -132,7 +146,7 @@ impl RoomLog {
     pub async fn saved(&self, room: &Arc<str>, saved: SavedRecord) -> Result<(), LogError> {
         let (done, wait) = oneshot::channel();
         self.send(
-            Request::Saved {
+            Write::Saved {
                 room: room.clone(),
                 saved,
                 done,
@@ -152,7 +166,7 @@ impl RoomLog {
     ) -> Result<(), LogError> {
         let (done, wait) = oneshot::channel();
         self.send(
-            Request::Quarantine {
+            Write::Quarantine {
                 room: room.clone(),
                 at_ms,
                 reason: reason.to_owned(),
@@ -166,14 +180,11 @@ impl RoomLog {
     /// Deletes the quarantined rooms quarantined at or before `before_ms` (Unix ms: now minus
     /// the retention); returns what was deleted.
     pub async fn purge_quarantine(&self, before_ms: i64) -> Result<Vec<QuarantineEntry>, LogError> {
-        let path = self.path.clone();
-        let sync = self.sync;
-        tokio::task::spawn_blocking(move || {
-            let mut conn = schema::open(&path, sync, true)?;
-            purge_quarantine(&mut conn, before_ms)
-        })
-        .await
-        .map_err(|e| LogError::Join(e.to_string()))?
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Request::Purge { before_ms, done })
+            .map_err(|_| LogError::WriterGone)?;
+        wait.await.map_err(|_| LogError::WriterGone)?
     }
 
     /// Every quarantined room, oldest first.
@@ -183,13 +194,14 @@ impl RoomLog {
 
     async fn send(
         &self,
-        req: Request,
-        wait: oneshot::Receiver<Result<(), String>>,
+        req: Write,
+        wait: oneshot::Receiver<Result<(), Arc<rusqlite::Error>>>,
     ) -> Result<(), LogError> {
-        self.tx.send(req).map_err(|_| LogError::WriterGone)?;
+        self.tx
+            .send(Request::Write(req))
+            .map_err(|_| LogError::WriterGone)?;
         match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => Err(LogError::Commit(msg)),
+            Ok(result) => result.map_err(LogError::Commit),
             Err(_) => Err(LogError::WriterGone),
         }
     }
@@ -215,14 +227,13 @@ impl RoomLog {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
     {
-        let path = self.path.clone();
-        let sync = self.sync;
+        let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = schema::open(&path, sync, false)?;
+            // A panic in a read leaves the connection usable (its transaction rolls back).
+            let conn = reader.lock().unwrap_or_else(|e| e.into_inner());
             f(&conn)
         })
-        .await
-        .map_err(|e| LogError::Join(e.to_string()))?
+        .await?
     }
 }
 
@@ -332,34 +343,43 @@ fn load_room(conn: &Connection, room: &str) -> Result<RoomRecords, LogError> {
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut batch = Vec::new();
+    let mut purges = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(req) => batch.push(req),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Write(w) => batch.push(w),
+                Request::Purge { before_ms, done } => purges.push((before_ms, done)),
+            }
+            if batch.len() < 4096 {
+                next = rx.try_recv().ok();
             }
         }
-        let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "local log commit failed");
+        if !batch.is_empty() {
+            let result = commit(&mut conn, &batch).map_err(Arc::new);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "local log commit failed");
+            }
+            for req in batch.drain(..) {
+                let done = match req {
+                    Write::Append { done, .. } => done,
+                    Write::Saved { done, .. } => done,
+                    Write::Quarantine { done, .. } => done,
+                };
+                let _ = done.send(result.clone());
+            }
         }
-        for req in batch.drain(..) {
-            let done = match req {
-                Request::Append { done, .. } => done,
-                Request::Saved { done, .. } => done,
-                Request::Quarantine { done, .. } => done,
-            };
-            let _ = done.send(result.clone());
+        for (before_ms, done) in purges.drain(..) {
+            let _ = done.send(purge_quarantine(&mut conn, before_ms));
         }
     }
 }
 
-fn commit(conn: &mut Connection, batch: &[Request]) -> Result<(), rusqlite::Error> {
+fn commit(conn: &mut Connection, batch: &[Write]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
     for req in batch {
         match req {
-            Request::Append {
+            Write::Append {
                 room,
                 seq,
                 format,
@@ -376,7 +396,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> Result<(), rusqlite::Erro
                 )?
                 .execute(params![room.as_ref(), *seq as i64])?;
             }
-            Request::Saved { room, saved, .. } => {
+            Write::Saved { room, saved, .. } => {
                 let seq = saved.saved_seq as i64;
                 // Only what the save held: records up to its sequence number, minus those the
                 // room could not read.
@@ -413,7 +433,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> Result<(), rusqlite::Erro
                     saved.saved_at
                 ])?;
             }
-            Request::Quarantine {
+            Write::Quarantine {
                 room,
                 at_ms,
                 reason,
@@ -612,6 +632,26 @@ mod tests {
         );
         // The purge never touches the live log.
         assert_eq!(log.load("task/live").await.unwrap().records.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_keeps_the_sqlite_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RoomLog::open(dir.path(), LogSync::Normal).unwrap();
+        Connection::open(dir.path().join("log.sqlite3"))
+            .unwrap()
+            .execute_batch("DROP TABLE records")
+            .unwrap();
+        let room: Arc<str> = "document/a".into();
+        let err = log
+            .append(&room, 1, record_format::BATCH, vec![1])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LogError::Commit(_)), "{err:?}");
+        let source = std::error::Error::source(&err).expect("the sqlite error");
+        assert!(source.to_string().contains("no such table"), "{source}");
+        // The reader connection is still the same one and still reads.
+        assert_eq!(log.dirty_rooms().await.unwrap(), Vec::<String>::new());
     }
 
     #[test]

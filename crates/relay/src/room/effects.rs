@@ -126,7 +126,7 @@ impl Driver {
         match self
             .shared
             .log
-            .quarantine(&self.key, super::unix_ms(), reason)
+            .quarantine(&self.key, ykeep_store::clock::unix_ms(), reason)
             .await
         {
             Ok(()) => tracing::warn!(room = %name,

@@ -140,7 +140,7 @@ async fn open(
     // Replaying a long log is CPU work: off the async threads.
     tokio::task::spawn_blocking(move || Room::open(name, config, records, store, purpose, now))
         .await
-        .map_err(|e| crate::log::LogError::Join(e.to_string()))
+        .map_err(crate::log::LogError::Join)
 }
 
 fn room_config(shared: &Shared) -> RoomConfig {
@@ -270,12 +270,4 @@ impl Driver {
         Metrics::add(&m.saves_too_large_total, t.saves_too_large);
         Metrics::add(&m.rooms_quarantined_total, t.quarantined);
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch (quarantine times outlive the process).
-pub(crate) fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

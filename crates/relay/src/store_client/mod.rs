@@ -1,15 +1,21 @@
 //! The relay's view of the snapshot store: load, save with a precondition, verify a user token.
 //!
-//! [`HttpStore`] speaks the HTTP contract of `docs/store-api.md` (embedded store or Convex);
-//! [`MemoryStore`] follows the same rules in memory, for tests.
+//! [`HttpStore`] speaks the HTTP contract of `docs/store-api.md` (embedded store or Convex;
+//! `relay --store-url`); [`LocalStore`] calls the embedded store in the same process (`serve`)
+//! with the same answers;
+//! [`MemoryStore`] follows the same rules in memory, for tests (feature `test-support`).
 
 pub mod http;
+pub mod local;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 
 use futures_util::future::BoxFuture;
 use ykeep_core::RoomName;
 
 pub use http::{ContractCheckError, HttpStore};
+pub use local::LocalStore;
+#[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
 
 pub use ykeep_room::store::{BODY_HEAD_BYTES, Refusal, StoreError, StoredSnapshot, body_head};
