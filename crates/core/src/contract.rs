@@ -51,6 +51,15 @@ pub mod code {
     pub const UNAVAILABLE: &str = "unavailable";
 }
 
+/// The `reason` of a refused `POST /collaboration/verify` (`{"allowed": false, "reason": ...}`).
+pub mod reason {
+    pub const MALFORMED: &str = "malformed";
+    pub const BAD_SIGNATURE: &str = "bad_signature";
+    pub const EXPIRED: &str = "expired";
+    /// A valid token for another resource: the relay answers `403 forbidden`.
+    pub const WRONG_RESOURCE: &str = "wrong_resource";
+}
+
 /// How many times a load reads the row and then its blob before it answers `503`
 /// [`code::SNAPSHOT_UNAVAILABLE`]: a save that lands between the two reads removes the blob the
 /// row named, and the next try finds the new one.
