@@ -6,8 +6,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::oneshot;
+use ykeep_core::wire::{self, DurableBody};
 use ykeep_core::{DurabilityMarker, RoomName, b64};
 
 use crate::Shared;
@@ -19,13 +20,9 @@ pub struct StateQuery {
     sv: Option<String>,
 }
 
+/// The user token of `Authorization: Bearer <token>` (any case of the scheme, RFC 9110).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    wire::bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 async fn authorized(
@@ -71,28 +68,19 @@ pub async fn state(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], update).into_response())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DurableJson {
-    relay: String,
-    store: Option<String>,
-    store_snapshot_id: Option<String>,
-    saved_at: Option<i64>,
-}
-
 /// `GET /rooms/{kind}/{id}/durable`: what the relay's log holds and what the store confirmed.
 pub async fn durable(
     State(shared): State<Arc<Shared>>,
     Path((kind, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<DurableJson>, ApiError> {
+) -> Result<Json<DurableBody>, ApiError> {
     let room = authorized(&shared, &headers, &kind, &id).await?;
     if let Some(tx) = registry::get(&shared, &room) {
         let (reply, wait) = oneshot::channel();
         if tx.send(RoomMsg::Durable { reply }).await.is_ok()
             && let Ok(info) = wait.await
         {
-            return Ok(Json(DurableJson {
+            return Ok(Json(DurableBody {
                 relay: info.relay.to_base64(),
                 store: info.store.map(|m| b64::encode(&m)),
                 store_snapshot_id: info.store_snapshot_id,
@@ -118,7 +106,7 @@ pub async fn durable(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (marker, records) = relay;
-    Ok(Json(DurableJson {
+    Ok(Json(DurableBody {
         relay: marker.to_base64(),
         store: records.store_marker.map(|m| b64::encode(&m)),
         store_snapshot_id: records.store_snapshot_id,

@@ -7,6 +7,7 @@ use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use ykeep_core::contract::code;
+use ykeep_core::wire;
 use ykeep_core::{CONTRACT_VERSION, ContractInfo, ErrorBody, RoomName};
 
 use super::{
@@ -20,13 +21,6 @@ pub struct HttpStore {
     client: reqwest::Client,
     base: String,
     secret: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SaveReply {
-    snapshot_id: String,
-    saved_at: i64,
 }
 
 #[derive(Deserialize)]
@@ -98,7 +92,7 @@ impl HttpStore {
         let url = self.snapshot_url(room);
         let mut req = self.client.get(&url).bearer_auth(&self.secret);
         if let Some(id) = known {
-            req = req.header("if-none-match", format!("\"{id}\""));
+            req = req.header("if-none-match", wire::etag(id));
         }
         let resp = req.send().await.map_err(unreachable)?;
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
@@ -121,7 +115,7 @@ impl HttpStore {
             .headers()
             .get("etag")
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_owned())
+            .map(|v| wire::unquote_etag(v).to_owned())
             .unwrap_or_default();
         let saved_at = resp
             .headers()
@@ -260,18 +254,16 @@ impl SnapshotStore for HttpStore {
                 .bearer_auth(&self.secret)
                 .header("content-type", "application/octet-stream");
             req = match &precondition {
-                Precondition::IfMatch(id) => req.header("if-match", format!("\"{id}\"")),
+                Precondition::IfMatch(id) => req.header("if-match", wire::etag(id)),
                 Precondition::IfNoneMatch => req.header("if-none-match", "*"),
+                // No header: the store refuses (409) a state that lacks its snapshot.
+                Precondition::Contains => req,
             };
             let resp = req.body(state).send().await.map_err(unreachable)?;
             if !resp.status().is_success() {
                 return Err(error_of("POST", &url, resp).await);
             }
-            let reply: SaveReply = resp.json().await.map_err(unreachable)?;
-            Ok(SaveReceipt {
-                snapshot_id: reply.snapshot_id,
-                saved_at: reply.saved_at,
-            })
+            resp.json::<SaveReceipt>().await.map_err(unreachable)
         }
         .boxed()
     }

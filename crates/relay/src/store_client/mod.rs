@@ -20,19 +20,11 @@ pub struct StoredSnapshot {
     pub saved_at: Option<i64>,
 }
 
-/// The save's precondition (`If-Match` / `If-None-Match: *`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    IfMatch(String),
-    IfNoneMatch,
-}
-
-/// What the store answered to a successful save.
-#[derive(Debug, Clone)]
-pub struct SaveReceipt {
-    pub snapshot_id: String,
-    pub saved_at: i64,
-}
+/// The save's precondition and the store's receipt are the wire contract's
+/// (`ykeep_core::wire`). The relay sends `IfMatch` / `IfNoneMatch`: it always merges the snapshot
+/// it names first (`room::save`). `Contains` (no header) leaves the containment check to the
+/// store; [`HttpStore`] and [`MemoryStore`] both follow it as the stores do.
+pub use ykeep_core::wire::{Precondition, SaveReceipt};
 
 /// A user token check's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
