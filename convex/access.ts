@@ -7,13 +7,15 @@
 // THIS IS WHERE AN APP PLUGS IN ITS OWN AUTH: replace `verifyToken` (for example with a
 // check of the app's session, or of a Convex auth identity looked up with ctx.runQuery)
 // and keep its result shape; `POST /collaboration/verify` and the load route both use it.
+import { REASON } from "./contract";
+import type { Reason } from "./contract";
 import { fromBase64url } from "./yupdate";
 
 const encoder = new TextEncoder();
 
 export type Verdict =
   | { allowed: true; userId: string | null }
-  | { allowed: false; userId: null; reason: "malformed" | "bad_signature" | "expired" | "wrong_resource" };
+  | { allowed: false; userId: null; reason: Reason };
 
 async function sha256(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
@@ -74,32 +76,32 @@ function base64urlText(text: string): string {
  * token is refused as `bad_signature`.
  */
 export async function verifyToken(token: unknown, kind: string, id: string, nowMs = Date.now()): Promise<Verdict> {
-  const refuse = (reason: "malformed" | "bad_signature" | "expired" | "wrong_resource"): Verdict => ({
+  const refuse = (reason: Reason): Verdict => ({
     allowed: false,
     userId: null,
     reason,
   });
-  if (typeof token !== "string") return refuse("malformed");
+  if (typeof token !== "string") return refuse(REASON.malformed);
   // Same order of checks as the embedded store (crates/store/src/token.rs).
   const dot = token.indexOf(".");
-  if (dot < 0) return refuse("malformed");
+  if (dot < 0) return refuse(REASON.malformed);
   const payload = token.slice(0, dot);
   const sig = fromBase64url(token.slice(dot + 1));
-  if (sig === null) return refuse("malformed");
+  if (sig === null) return refuse(REASON.malformed);
   const key = process.env.YKEEP_TOKEN_KEY;
-  if (!key) return refuse("bad_signature");
+  if (!key) return refuse(REASON.badSignature);
   // crypto.subtle.verify compares the MAC in constant time.
   const ok = await crypto.subtle.verify("HMAC", await hmacKey(key), sig, encoder.encode(payload));
-  if (!ok) return refuse("bad_signature");
+  if (!ok) return refuse(REASON.badSignature);
   const payloadBytes = fromBase64url(payload);
-  if (payloadBytes === null) return refuse("malformed");
+  if (payloadBytes === null) return refuse(REASON.malformed);
   let claims: unknown;
   try {
     claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payloadBytes));
   } catch {
-    return refuse("malformed");
+    return refuse(REASON.malformed);
   }
-  if (typeof claims !== "object" || claims === null) return refuse("malformed");
+  if (typeof claims !== "object" || claims === null) return refuse(REASON.malformed);
   const c = claims as Record<string, unknown>;
   if (
     typeof c.sub !== "string" ||
@@ -109,9 +111,9 @@ export async function verifyToken(token: unknown, kind: string, id: string, nowM
     !Number.isSafeInteger(c.exp) ||
     c.exp < 0
   ) {
-    return refuse("malformed");
+    return refuse(REASON.malformed);
   }
-  if (c.exp <= Math.floor(nowMs / 1000)) return refuse("expired");
-  if ((c.kind !== "*" && c.kind !== kind) || (c.id !== "*" && c.id !== id)) return refuse("wrong_resource");
+  if (c.exp <= Math.floor(nowMs / 1000)) return refuse(REASON.expired);
+  if ((c.kind !== "*" && c.kind !== kind) || (c.id !== "*" && c.id !== id)) return refuse(REASON.wrongResource);
   return { allowed: true, userId: c.sub };
 }

@@ -24,7 +24,7 @@ import { bearer, isServerSecret, verifyToken } from "./access";
 import { BadUpdate, base64url, checkUpdate, snapshotContains } from "./yupdate";
 import { preconditionHolds } from "./snapshots";
 import type { Precondition } from "./snapshots";
-import { CODE, CONTRACT_VERSION, STORE_NAME } from "./contract";
+import { CODE, CONTRACT_VERSION, REASON, SNAPSHOT_READ_TRIES, STORE_NAME } from "./contract";
 import type { Missing } from "./contract";
 
 const DEFAULT_MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
@@ -38,7 +38,7 @@ const CORS_HEADERS: Record<string, string> = {
 };
 
 /** A refusal that becomes `{"error": {"code", "message", ...extra}}` with `status`. */
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -69,7 +69,7 @@ function route(handler: (ctx: ActionCtx, request: Request) => Promise<Response>)
     } catch (e) {
       if (e instanceof HttpError) return errorResponse(e);
       console.error("ykeep store: internal error", request.method, new URL(request.url).pathname, e);
-      return errorResponse(new HttpError(500, "internal", "internal error"));
+      return errorResponse(new HttpError(500, CODE.internal, "internal error"));
     }
   });
 }
@@ -81,10 +81,10 @@ function parseResource(request: Request): { kind: Kind; id: string } {
   const kind = slash < 0 ? rest : rest.slice(0, slash);
   const id = slash < 0 ? "" : rest.slice(slash + 1);
   if (!Object.prototype.hasOwnProperty.call(TABLES, kind)) {
-    throw new HttpError(400, "bad_kind", "kind must be one of document, diagram, task");
+    throw new HttpError(400, CODE.badKind, "kind must be one of document, diagram, task");
   }
   if (!ID_RULE.test(id)) {
-    throw new HttpError(400, "bad_id", "id must be 1-128 characters of [A-Za-z0-9_-]");
+    throw new HttpError(400, CODE.badId, "id must be 1-128 characters of [A-Za-z0-9_-]");
   }
   return { kind: kind as Kind, id };
 }
@@ -98,7 +98,7 @@ function secretMissingWarning() {
 async function requireSecret(request: Request): Promise<void> {
   if (!(await isServerSecret(bearer(request)))) {
     secretMissingWarning();
-    throw new HttpError(401, "unauthorized", "missing or wrong credentials");
+    throw new HttpError(401, CODE.unauthorized, "missing or wrong credentials");
   }
 }
 
@@ -119,16 +119,16 @@ function parsePrecondition(request: Request): Precondition {
   const ifMatch = request.headers.get("If-Match");
   const ifNoneMatch = request.headers.get("If-None-Match");
   if (ifMatch !== null && ifNoneMatch !== null) {
-    throw new HttpError(400, "bad_request", "give If-Match or If-None-Match, not both");
+    throw new HttpError(400, CODE.badRequest, "give If-Match or If-None-Match, not both");
   }
   if (ifNoneMatch !== null) {
-    if (ifNoneMatch.trim() !== "*") throw new HttpError(400, "bad_request", "If-None-Match only takes *");
+    if (ifNoneMatch.trim() !== "*") throw new HttpError(400, CODE.badRequest, "If-None-Match only takes *");
     return { type: "ifNoneMatch" };
   }
   if (ifMatch !== null) {
     // Like the embedded store: any other value is a snapshot id (that will not match).
     const snapshotId = unquote(ifMatch);
-    if (snapshotId === "") throw new HttpError(400, "bad_request", "If-Match is empty");
+    if (snapshotId === "") throw new HttpError(400, CODE.badRequest, "If-Match is empty");
     return { type: "ifMatch", snapshotId };
   }
   return { type: "none" };
@@ -138,7 +138,7 @@ function parsePrecondition(request: Request): Precondition {
 async function readBody(request: Request, limit: number): Promise<Uint8Array<ArrayBuffer>> {
   const declared = request.headers.get("Content-Length");
   if (declared !== null && Number(declared) > limit) {
-    throw new HttpError(413, "too_large", `snapshot is over the limit of ${limit} bytes`);
+    throw new HttpError(413, CODE.tooLarge, `snapshot is over the limit of ${limit} bytes`);
   }
   if (request.body === null) return new Uint8Array(0);
   const reader = request.body.getReader();
@@ -150,7 +150,7 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array<Arr
     total += value.byteLength;
     if (total > limit) {
       await reader.cancel().catch(() => {});
-      throw new HttpError(413, "too_large", `snapshot is over the limit of ${limit} bytes`);
+      throw new HttpError(413, CODE.tooLarge, `snapshot is over the limit of ${limit} bytes`);
     }
     chunks.push(value);
   }
@@ -175,7 +175,7 @@ function missingRow(kind: Kind, code: Missing): HttpError {
 }
 
 function conflict(currentSnapshotId: string | null, message: string): HttpError {
-  return new HttpError(409, "conflict", message, { currentSnapshotId });
+  return new HttpError(409, CODE.conflict, message, { currentSnapshotId });
 }
 
 const CONFLICT_MESSAGES: Record<Precondition["type"], string> = {
@@ -208,7 +208,7 @@ const save = route(async (ctx, request) => {
   try {
     checked = checkUpdate(body);
   } catch (e) {
-    if (e instanceof BadUpdate) throw new HttpError(400, "bad_update", `body is not a Yjs v1 update: ${e.message}`);
+    if (e instanceof BadUpdate) throw new HttpError(400, CODE.badUpdate, `body is not a Yjs v1 update: ${e.message}`);
     throw e;
   }
   const marker = toArrayBuffer(checked.marker);
@@ -242,7 +242,7 @@ const save = route(async (ctx, request) => {
     precondition: effective,
   });
   if (!result.ok) {
-    if (result.code !== "conflict") throw missingRow(kind, result.code);
+    if (result.code !== CODE.conflict) throw missingRow(kind, result.code);
     throw conflict(result.currentSnapshotId, CONFLICT_MESSAGES[precondition.type]);
   }
   return json(
@@ -253,53 +253,69 @@ const save = route(async (ctx, request) => {
       stateVector: base64url(checked.stateVector),
       savedAt: result.savedAt,
     },
-    { ETag: `"${result.snapshotId}"` },
+    { ETag: etag(result.snapshotId) },
   );
 });
 
 const load = route(async (ctx, request) => {
   const { kind, id } = parseResource(request);
   const credential = bearer(request);
-  if (credential === null) throw new HttpError(401, "unauthorized", "missing or wrong credentials");
+  if (credential === null) throw new HttpError(401, CODE.unauthorized, "missing or wrong credentials");
   if (!(await isServerSecret(credential))) {
     const verdict = await verifyToken(credential, kind, id);
     if (!verdict.allowed) {
-      if (verdict.reason === "wrong_resource") {
-        throw new HttpError(403, "forbidden", "this token is not for this resource");
+      if (verdict.reason === REASON.wrongResource) {
+        throw new HttpError(403, CODE.forbidden, "this token is not for this resource");
       }
-      throw new HttpError(401, "unauthorized", "missing or wrong credentials");
+      throw new HttpError(401, CODE.unauthorized, "missing or wrong credentials");
     }
   }
-  // A save that lands between the query and the read deletes the blob we were about to
-  // read; look again (the new one is then current).
-  for (let attempt = 0; attempt < 5; attempt++) {
+  return readSnapshot(async () => {
     const cur = await ctx.runQuery(internal.snapshots.current, { kind, id });
     if (!cur.found) throw missingRow(kind, cur.code);
     if (cur.snapshotId === null) throw new HttpError(404, CODE.noSnapshot, "this resource has no snapshot yet");
     if (notModified(request, cur.snapshotId)) {
       // The caller holds this snapshot already (a relay checking for other relays' saves).
-      return new Response(null, { status: 304, headers: { ...CORS_HEADERS, ETag: `"${cur.snapshotId}"` } });
+      return new Response(null, { status: 304, headers: { ...CORS_HEADERS, ETag: etag(cur.snapshotId) } });
     }
     const blob = await ctx.storage.get(cur.snapshotId as Id<"_storage">);
-    if (blob === null) continue;
+    if (blob === null) return null;
     return new Response(blob, {
       status: 200,
       headers: {
         ...CORS_HEADERS,
         "Content-Type": "application/octet-stream",
-        ETag: `"${cur.snapshotId}"`,
+        ETag: etag(cur.snapshotId),
         "X-Ykeep-Saved-At": String(cur.savedAt ?? 0),
       },
     });
-  }
-  throw new HttpError(503, "busy", "the snapshot changed while it was read; retry");
+  });
 });
+
+/**
+ * The load's retry rule (`SNAPSHOT_READ_TRIES`, as the embedded store): `read` looks at the row
+ * and then its blob, and answers null when the blob is gone (a save that landed between the two
+ * reads deletes the blob the row named; the next try finds the new one). After the last try:
+ * `503 snapshot_unavailable`, retryable; nothing was deleted.
+ */
+export async function readSnapshot<T>(read: () => Promise<T | null>): Promise<T> {
+  for (let attempt = 0; attempt < SNAPSHOT_READ_TRIES; attempt++) {
+    const found = await read();
+    if (found !== null) return found;
+  }
+  throw new HttpError(503, CODE.snapshotUnavailable, "the snapshot could not be read; retry");
+}
+
+/** An entity tag for a snapshot id (`ykeep_core::wire::etag`). */
+function etag(snapshotId: string): string {
+  return `"${snapshotId}"`;
+}
 
 /** Whether a load's If-None-Match names the current snapshot (one tag, quoted or not). */
 function notModified(request: Request, current: string): boolean {
   const header = request.headers.get("If-None-Match");
   if (header === null) return false;
-  return header.split(",").some((t) => t.trim().replace(/^W\//, "").replace(/^"|"$/g, "") === current);
+  return header.split(",").some((t) => unquote(t) === current);
 }
 
 const remove = route(async (ctx, request) => {
@@ -316,19 +332,19 @@ const verify = route(async (_ctx, request) => {
   try {
     body = JSON.parse(await request.text());
   } catch {
-    throw new HttpError(400, "bad_request", "body must be JSON {token, kind, id}");
+    throw new HttpError(400, CODE.badRequest, "body must be JSON {token, kind, id}");
   }
   if (typeof body !== "object" || body === null) {
-    throw new HttpError(400, "bad_request", "body must be JSON {token, kind, id}");
+    throw new HttpError(400, CODE.badRequest, "body must be JSON {token, kind, id}");
   }
   const { token, kind, id } = body as Record<string, unknown>;
   if (typeof token !== "string" || typeof kind !== "string" || typeof id !== "string") {
-    throw new HttpError(400, "bad_request", "body must be JSON {token, kind, id}");
+    throw new HttpError(400, CODE.badRequest, "body must be JSON {token, kind, id}");
   }
   if (!Object.prototype.hasOwnProperty.call(TABLES, kind)) {
-    throw new HttpError(400, "bad_kind", "kind must be one of document, diagram, task");
+    throw new HttpError(400, CODE.badKind, "kind must be one of document, diagram, task");
   }
-  if (!ID_RULE.test(id)) throw new HttpError(400, "bad_id", "id must be 1-128 characters of [A-Za-z0-9_-]");
+  if (!ID_RULE.test(id)) throw new HttpError(400, CODE.badId, "id must be 1-128 characters of [A-Za-z0-9_-]");
   // The app's own auth goes in verifyToken (access.ts).
   const verdict = await verifyToken(token, kind, id);
   return json(200, verdict);

@@ -5,6 +5,8 @@ import * as Y from "yjs";
 import schema from "./schema";
 import { modules } from "./test.setup";
 import { internal } from "./_generated/api";
+import { CODE, SNAPSHOT_READ_TRIES } from "./contract";
+import { readSnapshot } from "./http";
 
 const SECRET = "snapshots-secret";
 const AUTH = { Authorization: `Bearer ${SECRET}` };
@@ -96,4 +98,39 @@ test("an id of another table and unknown routes get JSON 404s", async () => {
   const unknown = await t.fetch(`/resources/document`, { method: "POST", headers: AUTH, body: "{}" });
   expect(unknown.status).toBe(404);
   expect(await unknown.json()).toMatchObject({ error: { code: "not_found" } });
+});
+
+test("a load whose blob is gone on every read is 503 snapshot_unavailable, and the row keeps its snapshot", async () => {
+  const t = convexTest(schema, modules);
+  const id = await t.mutation(internal.resources.create, { kind: "document" });
+  const path = `/snapshots/document/${id}`;
+  const doc = new Y.Doc();
+  doc.getText("t").insert(0, "kept");
+  const saved = await t.fetch(path, { method: "POST", headers: AUTH, body: bytes(doc) });
+  expect(saved.status).toBe(200);
+  const { snapshotId } = await saved.json();
+  await t.run(async (ctx) => ctx.storage.delete(snapshotId));
+
+  const res = await t.fetch(path, { headers: AUTH });
+  expect(res.status).toBe(503);
+  expect(await res.json()).toMatchObject({ error: { code: CODE.snapshotUnavailable } });
+  const row = await t.query(internal.resources.get, { kind: "document", id });
+  expect(row?.yjsSnapshotId).toBe(snapshotId); // nothing was deleted
+});
+
+test("readSnapshot reads SNAPSHOT_READ_TRIES times (3, as the embedded store) and follows a blob that is back", async () => {
+  expect(SNAPSHOT_READ_TRIES).toBe(3);
+  let reads = 0;
+  await expect(
+    readSnapshot(async () => {
+      reads++;
+      return null;
+    }),
+  ).rejects.toMatchObject({ status: 503, code: CODE.snapshotUnavailable });
+  expect(reads).toBe(SNAPSHOT_READ_TRIES);
+
+  reads = 0;
+  const found = await readSnapshot(async () => (++reads < SNAPSHOT_READ_TRIES ? null : "blob"));
+  expect(found).toBe("blob");
+  expect(reads).toBe(SNAPSHOT_READ_TRIES);
 });

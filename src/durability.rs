@@ -3,20 +3,11 @@
 //! Compared as Yjs snapshots (state vector + delete set) through `DurabilityMarker::covers`:
 //! a state vector alone would call a delete-only edit durable before it is.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use ykeep_core::DurabilityMarker;
+use ykeep_core::wire::DurableBody;
 
 use crate::error::KeepError;
-
-/// The relay's `GET /rooms/{kind}/{id}/durable` body.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DurableBody {
-    pub relay: Option<String>,
-    pub store: Option<String>,
-    pub store_snapshot_id: Option<String>,
-    pub saved_at: Option<f64>,
-}
 
 /// What `keep.durability()` resolves to.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -29,7 +20,8 @@ pub struct DurabilityView {
     /// The store's snapshot covers this browser's state.
     pub store: Option<bool>,
     pub store_snapshot_id: Option<String>,
-    pub saved_at: Option<f64>,
+    /// Milliseconds since the Unix epoch of the store's last confirmed save.
+    pub saved_at: Option<i64>,
     /// Local edits not yet covered by any remote marker.
     pub pending_updates: usize,
     pub pending_bytes: usize,
@@ -37,11 +29,12 @@ pub struct DurabilityView {
     pub error: Option<String>,
 }
 
+/// The relay's `/durable` answer (`ykeep_core::wire::DurableBody`) with its markers decoded.
 pub struct ParsedDurable {
-    pub relay: Option<DurabilityMarker>,
+    pub relay: DurabilityMarker,
     pub store: Option<DurabilityMarker>,
     pub store_snapshot_id: Option<String>,
-    pub saved_at: Option<f64>,
+    pub saved_at: Option<i64>,
 }
 
 pub fn parse_durable(json: &str) -> Result<ParsedDurable, KeepError> {
@@ -55,7 +48,7 @@ pub fn parse_durable(json: &str) -> Result<ParsedDurable, KeepError> {
             .map_err(Into::into)
     };
     Ok(ParsedDurable {
-        relay: decode(body.relay)?,
+        relay: DurabilityMarker::from_base64(&body.relay)?,
         store: decode(body.store)?,
         store_snapshot_id: body.store_snapshot_id,
         saved_at: body.saved_at,
@@ -63,10 +56,10 @@ pub fn parse_durable(json: &str) -> Result<ParsedDurable, KeepError> {
 }
 
 /// The best marker of the two (the one covering the other; the relay's when neither does).
-pub fn best_marker(p: &ParsedDurable) -> Option<&DurabilityMarker> {
-    match (&p.relay, &p.store) {
-        (Some(r), Some(s)) => Some(if s.covers(r) && !r.covers(s) { s } else { r }),
-        (r, s) => r.as_ref().or(s.as_ref()),
+pub fn best_marker(p: &ParsedDurable) -> &DurabilityMarker {
+    match &p.store {
+        Some(s) if s.covers(&p.relay) && !p.relay.covers(s) => s,
+        _ => &p.relay,
     }
 }
 
@@ -90,14 +83,30 @@ mod tests {
             early.to_base64()
         );
         let p = parse_durable(&json).unwrap();
-        assert_eq!(best_marker(&p), Some(&late));
-        assert!(p.relay.as_ref().unwrap().covers(&late));
+        assert_eq!(best_marker(&p), &late);
+        assert!(p.relay.covers(&late));
         assert!(!p.store.as_ref().unwrap().covers(&late));
-        let none =
-            parse_durable(r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#)
-                .unwrap();
-        assert!(best_marker(&none).is_none());
+        assert_eq!(p.saved_at, Some(5));
+        // The store's marker wins when it covers the relay's (the relay restarted empty).
+        let json = format!(
+            r#"{{"relay":"{}","store":"{}","storeSnapshotId":"s1","savedAt":5}}"#,
+            early.to_base64(),
+            late.to_base64()
+        );
+        assert_eq!(best_marker(&parse_durable(&json).unwrap()), &late);
+        let nothing_saved = format!(
+            r#"{{"relay":"{}","store":null,"storeSnapshotId":null,"savedAt":null}}"#,
+            early.to_base64()
+        );
+        let none = parse_durable(&nothing_saved).unwrap();
+        assert_eq!(best_marker(&none), &early);
+        assert!(none.store.is_none() && none.saved_at.is_none());
         assert!(parse_durable("{").is_err());
         assert!(parse_durable(r#"{"relay":"%%"}"#).is_err());
+        // The relay always sends its marker (wire::DurableBody); a body without one is refused.
+        assert!(
+            parse_durable(r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#)
+                .is_err()
+        );
     }
 }

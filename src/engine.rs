@@ -588,13 +588,12 @@ impl Engine {
                 Ok(r) if r.status == 200 => {
                     match parse_durable(&String::from_utf8_lossy(&r.body)) {
                         Ok(p) => {
-                            view.relay =
-                                Some(p.relay.as_ref().is_some_and(|m| m.covers(&local_marker)));
+                            view.relay = Some(p.relay.covers(&local_marker));
                             view.store =
                                 Some(p.store.as_ref().is_some_and(|m| m.covers(&local_marker)));
                             view.store_snapshot_id = p.store_snapshot_id.clone();
                             view.saved_at = p.saved_at;
-                            best = best_marker(&p).cloned();
+                            best = Some(best_marker(&p).clone());
                         }
                         Err(e) => view.error = Some(e.to_string()),
                     }

@@ -18,7 +18,52 @@ pub mod code {
     pub const NOT_FOUND: &str = "not_found";
     /// The row exists but holds no snapshot yet (load only).
     pub const NO_SNAPSHOT: &str = "no_snapshot";
+    /// `503`: the row names a snapshot whose blob vanished on each of [`SNAPSHOT_READ_TRIES`]
+    /// reads (each read looks at the row again, so a save that replaced the blob is followed).
+    /// Retryable: nothing was deleted, the caller keeps its data and tries again later.
+    ///
+    /// [`SNAPSHOT_READ_TRIES`]: super::SNAPSHOT_READ_TRIES
+    pub const SNAPSHOT_UNAVAILABLE: &str = "snapshot_unavailable";
+    /// `409`: the save's precondition failed; the body names `currentSnapshotId`.
+    pub const CONFLICT: &str = "conflict";
+    /// `413`: the body is over the snapshot limit.
+    pub const TOO_LARGE: &str = "too_large";
+    /// `400`: the body is not a Yjs v1 update.
+    pub const BAD_UPDATE: &str = "bad_update";
+    /// `400`: a malformed request (headers, JSON body).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// `400`: the kind is not `document`, `diagram` or `task`.
+    pub const BAD_KIND: &str = "bad_kind";
+    /// `400`: the id breaks the id rule.
+    pub const BAD_ID: &str = "bad_id";
+    /// `401`: missing or wrong credentials.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// `403`: the token does not grant access to this resource.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// `500`: the detail is in the server's log only.
+    pub const INTERNAL: &str = "internal";
+
+    /// Relay only: `404`, the room is not in memory (`GET /rooms/{kind}/{id}/state`).
+    pub const NOT_LIVE: &str = "not_live";
+    /// Relay only: `400`, the `sv` query is not a state vector.
+    pub const BAD_STATE_VECTOR: &str = "bad_state_vector";
+    /// Relay only: `503`, a user token cannot be checked now (the store is unavailable).
+    pub const UNAVAILABLE: &str = "unavailable";
 }
+
+/// The `reason` of a refused `POST /collaboration/verify` (`{"allowed": false, "reason": ...}`).
+pub mod reason {
+    pub const MALFORMED: &str = "malformed";
+    pub const BAD_SIGNATURE: &str = "bad_signature";
+    pub const EXPIRED: &str = "expired";
+    /// A valid token for another resource: the relay answers `403 forbidden`.
+    pub const WRONG_RESOURCE: &str = "wrong_resource";
+}
+
+/// How many times a load reads the row and then its blob before it answers `503`
+/// [`code::SNAPSHOT_UNAVAILABLE`]: a save that lands between the two reads removes the blob the
+/// row named, and the next try finds the new one.
+pub const SNAPSHOT_READ_TRIES: u32 = 3;
 
 /// The answer of `GET /contract` (shared secret required).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,8 +28,8 @@ impl AddressError {
     /// Stable code for the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {
-            AddressError::UnknownKind(_) => "bad_kind",
-            _ => "bad_id",
+            AddressError::UnknownKind(_) => crate::contract::code::BAD_KIND,
+            _ => crate::contract::code::BAD_ID,
         }
     }
 }

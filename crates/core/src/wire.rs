@@ -17,7 +17,7 @@ pub enum Precondition {
     IfNoneMatch,
 }
 
-/// The store's reply to a successful save (`201`, JSON).
+/// The store's reply to a successful save (`200`, JSON, with `ETag: "<snapshotId>"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SaveReceipt {

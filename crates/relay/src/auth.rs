@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use subtle::ConstantTimeEq;
 use ykeep_core::RoomName;
+use ykeep_core::contract::{self, code};
 
 use crate::store_client::{SnapshotStore, StoreError, Verdict};
 
@@ -34,9 +35,9 @@ impl AuthError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            AuthError::Missing | AuthError::Refused(_) => "unauthorized",
-            AuthError::WrongResource => "forbidden",
-            AuthError::Unavailable => "unavailable",
+            AuthError::Missing | AuthError::Refused(_) => code::UNAUTHORIZED,
+            AuthError::WrongResource => code::FORBIDDEN,
+            AuthError::Unavailable => code::UNAVAILABLE,
         }
     }
 }
@@ -89,7 +90,7 @@ impl Authorizer {
         }
         let result = match self.store.verify(token, room).await {
             Ok(Verdict::Allowed { .. }) => Ok(()),
-            Ok(Verdict::Denied { reason }) if reason == "wrong_resource" => {
+            Ok(Verdict::Denied { reason }) if reason == contract::reason::WRONG_RESOURCE => {
                 Err(AuthError::WrongResource)
             }
             Ok(Verdict::Denied { reason }) => Err(AuthError::Refused(reason)),

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ykeep_core::contract::code;
 use ykeep_core::{AddressError, ErrorBody};
 
 use crate::auth::AuthError;
@@ -26,17 +27,17 @@ impl IntoResponse for ApiError {
         let (status, code, message) = match &self {
             ApiError::Address(e) => (StatusCode::BAD_REQUEST, e.code(), e.to_string()),
             ApiError::Auth(e) => (e.status(), e.code(), e.to_string()),
-            ApiError::NotLive => (StatusCode::NOT_FOUND, "not_live", self.to_string()),
+            ApiError::NotLive => (StatusCode::NOT_FOUND, code::NOT_LIVE, self.to_string()),
             ApiError::BadStateVector(_) => (
                 StatusCode::BAD_REQUEST,
-                "bad_state_vector",
+                code::BAD_STATE_VECTOR,
                 self.to_string(),
             ),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    code::INTERNAL,
                     "internal error".to_owned(),
                 )
             }

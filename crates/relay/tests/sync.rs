@@ -125,7 +125,7 @@ async fn bad_rooms_tokens_and_frames_are_refused_while_others_keep_working() {
     store.set_token(
         "elsewhere",
         Verdict::Denied {
-            reason: "wrong_resource".into(),
+            reason: ykeep_core::contract::reason::WRONG_RESOURCE.into(),
         },
     );
     let mut cfg = config(dir.path());
@@ -172,6 +172,24 @@ async fn bad_rooms_tokens_and_frames_are_refused_while_others_keep_working() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    // The scheme is matched without regard to case (RFC 9110), as the stores do; the body is
+    // the wire contract's `DurableBody`.
+    let lower = http
+        .get(relay.http_url("/rooms/document/safe/durable"))
+        .header("authorization", "bearer good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200);
+    let durable: ykeep_core::wire::DurableBody = lower.json().await.unwrap();
+    assert!(durable.store.is_none());
+    let basic = http
+        .get(relay.http_url("/rooms/document/safe/durable"))
+        .header("authorization", "Basic good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
 
     // Malformed frames: a truncated sync message, and a Yjs update that is garbage.
     for frame in [

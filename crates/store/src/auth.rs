@@ -3,16 +3,15 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
-use ykeep_core::{ResourceId, ResourceKind};
+use ykeep_core::{ResourceId, ResourceKind, wire};
 
-use crate::error::StoreError;
+use crate::error::ServiceError;
 use crate::token;
 
-/// The bearer credential of a request, if any.
+/// The bearer credential of a request, if any (`ykeep_core::wire::bearer`: any case of the
+/// scheme, no empty token).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    wire::bearer(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// Constant-time comparison of the presented secret with ours.
@@ -21,10 +20,10 @@ pub fn is_secret(presented: &str, secret: &str) -> bool {
 }
 
 /// Server-to-server calls: the shared secret or 401.
-pub fn require_secret(headers: &HeaderMap, secret: &str) -> Result<(), StoreError> {
+pub fn require_secret(headers: &HeaderMap, secret: &str) -> Result<(), ServiceError> {
     match bearer(headers) {
         Some(p) if is_secret(p, secret) => Ok(()),
-        _ => Err(StoreError::Unauthorized),
+        _ => Err(ServiceError::Unauthorized),
     }
 }
 
@@ -35,14 +34,14 @@ pub fn require_reader(
     token_key: &str,
     kind: ResourceKind,
     id: &ResourceId,
-) -> Result<(), StoreError> {
-    let presented = bearer(headers).ok_or(StoreError::Unauthorized)?;
+) -> Result<(), ServiceError> {
+    let presented = bearer(headers).ok_or(ServiceError::Unauthorized)?;
     if is_secret(presented, secret) {
         return Ok(());
     }
     match token::verify(token_key, presented, kind, id, token::now_unix()) {
         Ok(_) => Ok(()),
-        Err(token::TokenError::WrongResource) => Err(StoreError::Forbidden),
-        Err(_) => Err(StoreError::Unauthorized),
+        Err(token::TokenError::WrongResource) => Err(ServiceError::Forbidden),
+        Err(_) => Err(ServiceError::Unauthorized),
     }
 }

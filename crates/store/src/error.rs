@@ -8,7 +8,7 @@ use ykeep_core::{AddressError, ErrorBody};
 /// Everything a store operation can fail with. The HTTP mapping shows clients a status and a
 /// short message; internal details (`Db`, `Io`) go to the log only.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum ServiceError {
     #[error(transparent)]
     Address(#[from] AddressError),
     #[error("the body is not a Yjs v1 update: {0}")]
@@ -27,6 +27,10 @@ pub enum StoreError {
     Deleted { kind: String, id: String },
     #[error("{kind} {id} has no snapshot yet")]
     NoSnapshot { kind: String, id: String },
+    /// The row names a snapshot whose file was gone on every one of the contract's
+    /// `SNAPSHOT_READ_TRIES` reads. Retryable (`503`); nothing was deleted.
+    #[error("the snapshot of {kind} {id} could not be read; retry")]
+    SnapshotUnavailable { kind: String, id: String },
     #[error("{message}")]
     Conflict {
         message: String,
@@ -58,58 +62,63 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
+impl ServiceError {
     pub fn status(&self) -> StatusCode {
         match self {
-            StoreError::Address(_) | StoreError::BadUpdate(_) | StoreError::BadRequest(_) => {
+            ServiceError::Address(_) | ServiceError::BadUpdate(_) | ServiceError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
-            StoreError::Unauthorized => StatusCode::UNAUTHORIZED,
-            StoreError::Forbidden => StatusCode::FORBIDDEN,
-            StoreError::NotFound { .. }
-            | StoreError::Deleted { .. }
-            | StoreError::NoSnapshot { .. } => StatusCode::NOT_FOUND,
-            StoreError::Conflict { .. } => StatusCode::CONFLICT,
-            StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            StoreError::Db(_)
-            | StoreError::Io(_)
-            | StoreError::Internal(_)
-            | StoreError::UnknownBlobFiles { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden => StatusCode::FORBIDDEN,
+            ServiceError::NotFound { .. }
+            | ServiceError::Deleted { .. }
+            | ServiceError::NoSnapshot { .. } => StatusCode::NOT_FOUND,
+            ServiceError::Conflict { .. } => StatusCode::CONFLICT,
+            ServiceError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::SnapshotUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Db(_)
+            | ServiceError::Io(_)
+            | ServiceError::Internal(_)
+            | ServiceError::UnknownBlobFiles { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            StoreError::Address(e) => e.code(),
-            StoreError::BadUpdate(_) => "bad_update",
-            StoreError::BadRequest(_) => "bad_request",
-            StoreError::Unauthorized => "unauthorized",
-            StoreError::Forbidden => "forbidden",
-            StoreError::NotFound { .. } => code::NOT_FOUND,
-            StoreError::Deleted { .. } => code::RESOURCE_DELETED,
-            StoreError::NoSnapshot { .. } => code::NO_SNAPSHOT,
-            StoreError::Conflict { .. } => "conflict",
-            StoreError::TooLarge { .. } => "too_large",
-            StoreError::Db(_)
-            | StoreError::Io(_)
-            | StoreError::Internal(_)
-            | StoreError::UnknownBlobFiles { .. } => "internal",
+            ServiceError::Address(e) => e.code(),
+            ServiceError::BadUpdate(_) => code::BAD_UPDATE,
+            ServiceError::BadRequest(_) => code::BAD_REQUEST,
+            ServiceError::Unauthorized => code::UNAUTHORIZED,
+            ServiceError::Forbidden => code::FORBIDDEN,
+            ServiceError::NotFound { .. } => code::NOT_FOUND,
+            ServiceError::Deleted { .. } => code::RESOURCE_DELETED,
+            ServiceError::NoSnapshot { .. } => code::NO_SNAPSHOT,
+            ServiceError::SnapshotUnavailable { .. } => code::SNAPSHOT_UNAVAILABLE,
+            ServiceError::Conflict { .. } => code::CONFLICT,
+            ServiceError::TooLarge { .. } => code::TOO_LARGE,
+            ServiceError::Db(_)
+            | ServiceError::Io(_)
+            | ServiceError::Internal(_)
+            | ServiceError::UnknownBlobFiles { .. } => code::INTERNAL,
         }
     }
 }
 
-impl IntoResponse for StoreError {
+impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "store request failed");
             "the store could not complete the request".to_owned()
         } else {
+            if status.is_server_error() {
+                tracing::warn!(error = %self, "store request failed; the caller may retry");
+            }
             self.to_string()
         };
         let mut body = ErrorBody::new(self.code(), message);
-        let conflict = matches!(self, StoreError::Conflict { .. });
-        if let StoreError::Conflict { current, .. } = self {
+        let conflict = matches!(self, ServiceError::Conflict { .. });
+        if let ServiceError::Conflict { current, .. } = self {
             body = body.with_current_snapshot(current);
         }
         let mut json = serde_json::to_value(body).expect("error bodies serialize");

@@ -9,7 +9,7 @@
 //! between any two steps leaves the row pointing at one complete blob. The start-up sweep
 //! promotes a temp file a blob row names, removes other temp files and what the database
 //! records as detached; a blob file the database does not know is kept and reported, and a
-//! database that names no blob next to such files is refused (`StoreError::UnknownBlobFiles`).
+//! database that names no blob next to such files is refused (`ServiceError::UnknownBlobFiles`).
 
 mod auth;
 mod blobs;
@@ -25,5 +25,8 @@ pub mod token;
 
 pub use config::StoreConfig;
 pub use db::{SCHEMA_V1 as LEGACY_SCHEMA_V1, SCHEMA_VERSION};
-pub use error::StoreError;
-pub use service::{EmbeddedStore, Precondition, SaveReceipt, Snapshot};
+pub use error::ServiceError;
+pub use service::{EmbeddedStore, Snapshot};
+/// The save precondition and receipt of the wire contract, re-exported for callers of
+/// [`EmbeddedStore::save`].
+pub use ykeep_core::wire::{Precondition, SaveReceipt};

@@ -15,11 +15,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use ykeep_core::wire::{self, Precondition};
 use ykeep_core::{ContractInfo, ResourceId, ResourceKind};
 
 use crate::auth;
-use crate::error::StoreError;
-use crate::service::{EmbeddedStore, Precondition};
+use crate::error::ServiceError;
+use crate::service::EmbeddedStore;
 
 const SAVED_AT: HeaderName = HeaderName::from_static("x-ykeep-saved-at");
 /// The `store` of the `GET /contract` answer.
@@ -86,38 +87,38 @@ async fn cors(request: Request, next: Next) -> Response {
 async fn contract(
     State(store): State<EmbeddedStore>,
     headers: HeaderMap,
-) -> Result<Json<ContractInfo>, StoreError> {
+) -> Result<Json<ContractInfo>, ServiceError> {
     auth::require_secret(&headers, &store.config().secret)?;
     Ok(Json(ContractInfo::new(STORE_NAME)))
 }
 
-fn address(kind: &str, id: &str) -> Result<(ResourceKind, ResourceId), StoreError> {
+fn address(kind: &str, id: &str) -> Result<(ResourceKind, ResourceId), ServiceError> {
     Ok((kind.parse()?, ResourceId::parse(id)?))
 }
 
-fn precondition(headers: &HeaderMap) -> Result<Precondition, StoreError> {
+fn precondition(headers: &HeaderMap) -> Result<Precondition, ServiceError> {
     let text = |name| {
         headers
             .get(&name)
             .map(|v: &HeaderValue| {
                 v.to_str()
-                    .map_err(|_| StoreError::BadRequest(format!("{name} is not text")))
+                    .map_err(|_| ServiceError::BadRequest(format!("{name} is not text")))
             })
             .transpose()
     };
     match (text(IF_MATCH)?, text(IF_NONE_MATCH)?) {
-        (Some(_), Some(_)) => Err(StoreError::BadRequest(
+        (Some(_), Some(_)) => Err(ServiceError::BadRequest(
             "send If-Match or If-None-Match, not both".into(),
         )),
         (Some(tag), None) => {
-            let tag = tag.trim().trim_start_matches("W/").trim_matches('"');
+            let tag = wire::unquote_etag(tag);
             if tag.is_empty() {
-                return Err(StoreError::BadRequest("If-Match is empty".into()));
+                return Err(ServiceError::BadRequest("If-Match is empty".into()));
             }
             Ok(Precondition::IfMatch(tag.to_owned()))
         }
-        (None, Some(tag)) if tag.trim() == "*" => Ok(Precondition::IfNoneMatch),
-        (None, Some(_)) => Err(StoreError::BadRequest(
+        (None, Some(tag)) if wire::etag_list(tag).is_none() => Ok(Precondition::IfNoneMatch),
+        (None, Some(_)) => Err(ServiceError::BadRequest(
             "If-None-Match accepts only *".into(),
         )),
         (None, None) => Ok(Precondition::Contains),
@@ -125,25 +126,25 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, StoreError> {
 }
 
 /// Reads at most `limit` bytes; larger bodies are refused before they are buffered whole.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, StoreError> {
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ServiceError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if let Some(size) = declared.filter(|&s| s > limit) {
-        return Err(StoreError::TooLarge { size, limit });
+        return Err(ServiceError::TooLarge { size, limit });
     }
     axum::body::to_bytes(body, limit)
         .await
         .map(|b| b.to_vec())
-        .map_err(|_| StoreError::TooLarge {
+        .map_err(|_| ServiceError::TooLarge {
             size: limit + 1,
             limit,
         })
 }
 
 fn etag(id: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{id}\"")).expect("snapshot ids are hex")
+    HeaderValue::from_str(&wire::etag(id)).expect("snapshot ids are hex")
 }
 
 async fn save(
@@ -151,7 +152,7 @@ async fn save(
     Path((kind, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, StoreError> {
+) -> Result<Response, ServiceError> {
     let (kind, id) = address(&kind, &id)?;
     auth::require_secret(&headers, &store.config().secret)?;
     let precondition = precondition(&headers)?;
@@ -165,7 +166,7 @@ async fn load(
     State(store): State<EmbeddedStore>,
     Path((kind, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, StoreError> {
+) -> Result<Response, ServiceError> {
     let (kind, id) = address(&kind, &id)?;
     let config = store.config();
     auth::require_reader(&headers, &config.secret, &config.token_key, kind, &id)?;
@@ -190,17 +191,15 @@ fn not_modified(headers: &HeaderMap, current: &str) -> bool {
     headers
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/").trim_matches('"') == current)
-        })
+        .and_then(wire::etag_list)
+        .is_some_and(|tags| tags.contains(&current))
 }
 
 async fn delete(
     State(store): State<EmbeddedStore>,
     Path((kind, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<StatusCode, StoreError> {
+) -> Result<StatusCode, ServiceError> {
     let (kind, id) = address(&kind, &id)?;
     auth::require_secret(&headers, &store.config().secret)?;
     store.delete(kind, id).await?;
@@ -217,7 +216,7 @@ async fn create(
     Path(kind): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, StoreError> {
+) -> Result<Response, ServiceError> {
     let kind: ResourceKind = kind.parse()?;
     auth::require_secret(&headers, &store.config().secret)?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
@@ -225,7 +224,7 @@ async fn create(
         CreateBody { id: None }
     } else {
         serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::BadRequest(format!("bad JSON body: {e}")))?
+            .map_err(|e| ServiceError::BadRequest(format!("bad JSON body: {e}")))?
     };
     let id = match request.id {
         Some(id) => ResourceId::parse(&id)?,
@@ -247,11 +246,11 @@ async fn verify(
     State(store): State<EmbeddedStore>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, StoreError> {
+) -> Result<Response, ServiceError> {
     auth::require_secret(&headers, &store.config().secret)?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let request: VerifyBody = serde_json::from_slice(&bytes)
-        .map_err(|e| StoreError::BadRequest(format!("bad JSON body: {e}")))?;
+        .map_err(|e| ServiceError::BadRequest(format!("bad JSON body: {e}")))?;
     let (kind, id) = address(&request.kind, &request.id)?;
     let body = match store.verify_token(&request.token, kind, &id) {
         Ok(claims) => serde_json::json!({"allowed": true, "userId": claims.sub}),

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use serde::Serialize;
+use ykeep_core::contract::SNAPSHOT_READ_TRIES;
+use ykeep_core::wire::{Precondition, SaveReceipt};
 use ykeep_core::{DurabilityMarker, ResourceId, ResourceKind, b64, load_full_state};
 use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, Transact};
@@ -23,31 +24,8 @@ use crate::blobs::BlobDir;
 use crate::clock::unix_ms;
 use crate::config::StoreConfig;
 use crate::db::{self, BlobRow, Row};
-use crate::error::StoreError;
+use crate::error::ServiceError;
 use crate::{sweep, token};
-
-/// What a save must find before it may replace the current snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// No header: the new state must contain the current snapshot.
-    Contains,
-    /// `If-Match: <id>`: the row must point at this snapshot.
-    IfMatch(String),
-    /// `If-None-Match: *`: the row must have no snapshot.
-    IfNoneMatch,
-}
-
-/// The reply to a successful save.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SaveReceipt {
-    pub snapshot_id: String,
-    pub size: u64,
-    /// base64url of the v1 state vector.
-    pub state_vector: String,
-    /// Milliseconds since the Unix epoch.
-    pub saved_at: i64,
-}
 
 /// A loaded snapshot.
 #[derive(Debug, Clone)]
@@ -117,13 +95,13 @@ impl EmbeddedStore {
     /// Opens the store in `config.data_dir`: creates it, migrates the schema, runs the start-up
     /// sweep (`crate::sweep`). Refuses a database that names no blob next to a blob folder
     /// holding snapshot files it does not know, and then deletes nothing.
-    pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
+    pub async fn open(config: StoreConfig) -> Result<Self, ServiceError> {
         tokio::task::spawn_blocking(move || Self::open_blocking(config))
             .await
             .map_err(join)?
     }
 
-    fn open_blocking(config: StoreConfig) -> Result<Self, StoreError> {
+    fn open_blocking(config: StoreConfig) -> Result<Self, ServiceError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let blobs = BlobDir::open(config.data_dir.join("blobs"))?;
         let db_path = config.data_dir.join("store.sqlite3");
@@ -156,17 +134,17 @@ impl EmbeddedStore {
         id: ResourceId,
         body: Vec<u8>,
         precondition: Precondition,
-    ) -> Result<SaveReceipt, StoreError> {
+    ) -> Result<SaveReceipt, ServiceError> {
         let inner = self.inner.clone();
         blocking(move || inner.save(kind, &id, &body, &precondition)).await
     }
 
-    pub async fn load(&self, kind: ResourceKind, id: ResourceId) -> Result<Snapshot, StoreError> {
+    pub async fn load(&self, kind: ResourceKind, id: ResourceId) -> Result<Snapshot, ServiceError> {
         let inner = self.inner.clone();
         blocking(move || inner.load(kind, &id, None))
             .await?
             .ok_or_else(|| {
-                StoreError::Internal("a load with no known id found it unchanged".into())
+                ServiceError::Internal("a load with no known id found it unchanged".into())
             })
     }
 
@@ -177,26 +155,26 @@ impl EmbeddedStore {
         kind: ResourceKind,
         id: ResourceId,
         known: String,
-    ) -> Result<Option<Snapshot>, StoreError> {
+    ) -> Result<Option<Snapshot>, ServiceError> {
         let inner = self.inner.clone();
         blocking(move || inner.load(kind, &id, Some(&known))).await
     }
 
     /// Marks the resource gone and removes its blob.
-    pub async fn delete(&self, kind: ResourceKind, id: ResourceId) -> Result<(), StoreError> {
+    pub async fn delete(&self, kind: ResourceKind, id: ResourceId) -> Result<(), ServiceError> {
         let inner = self.inner.clone();
         blocking(move || inner.delete(kind, &id)).await
     }
 
     /// Creates a resource row; `Conflict` when the id is taken.
-    pub async fn create(&self, kind: ResourceKind, id: ResourceId) -> Result<(), StoreError> {
+    pub async fn create(&self, kind: ResourceKind, id: ResourceId) -> Result<(), ServiceError> {
         let inner = self.inner.clone();
         blocking(move || {
             let conn = inner.lock();
             if db::create(&conn, kind, &id, unix_ms())? {
                 Ok(())
             } else {
-                Err(StoreError::Conflict {
+                Err(ServiceError::Conflict {
                     message: format!("{kind} {id} already exists"),
                     current: None,
                 })
@@ -234,18 +212,18 @@ impl Inner {
         id: &ResourceId,
         body: &[u8],
         precondition: &Precondition,
-    ) -> Result<SaveReceipt, StoreError> {
+    ) -> Result<SaveReceipt, ServiceError> {
         let limit = self.config.max_snapshot_bytes;
         if body.len() > limit {
-            return Err(StoreError::TooLarge {
+            return Err(ServiceError::TooLarge {
                 size: body.len(),
                 limit,
             });
         }
         if body.is_empty() {
-            return Err(StoreError::BadUpdate("the body is empty".into()));
+            return Err(ServiceError::BadUpdate("the body is empty".into()));
         }
-        let doc = load_full_state(body).map_err(|e| StoreError::BadUpdate(e.to_string()))?;
+        let doc = load_full_state(body).map_err(|e| ServiceError::BadUpdate(e.to_string()))?;
         let (marker, state_vector) = {
             let txn = doc.transact();
             (
@@ -311,7 +289,7 @@ impl Inner {
         precondition: &Precondition,
         marker: &DurabilityMarker,
         settled: &BTreeSet<String>,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>, ServiceError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let row = self.existing_row(&tx, kind, id, true)?;
@@ -345,8 +323,8 @@ impl Inner {
         kind: ResourceKind,
         id: &ResourceId,
         create: bool,
-    ) -> Result<Row, StoreError> {
-        let not_found = || StoreError::NotFound {
+    ) -> Result<Row, ServiceError> {
+        let not_found = || ServiceError::NotFound {
             kind: kind.to_string(),
             id: id.to_string(),
         };
@@ -375,20 +353,31 @@ impl Inner {
         kind: ResourceKind,
         id: &ResourceId,
         known: Option<&str>,
-    ) -> Result<Option<Snapshot>, StoreError> {
+    ) -> Result<Option<Snapshot>, ServiceError> {
+        self.load_with(kind, id, known, |blob| self.blobs.read(blob))
+    }
+
+    /// [`Self::load`] with the blob read passed in, so tests can make the file vanish.
+    fn load_with(
+        &self,
+        kind: ResourceKind,
+        id: &ResourceId,
+        known: Option<&str>,
+        mut read: impl FnMut(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Option<Snapshot>, ServiceError> {
         // A save that lands between reading the row and reading the file removes the old
-        // file; read the row again then.
-        for _ in 0..3 {
+        // file; read the row again then, up to the contract's number of tries.
+        for _ in 0..SNAPSHOT_READ_TRIES {
             let blob = {
                 let conn = self.lock();
-                let row = db::row(&conn, kind, id)?.ok_or_else(|| StoreError::NotFound {
+                let row = db::row(&conn, kind, id)?.ok_or_else(|| ServiceError::NotFound {
                     kind: kind.to_string(),
                     id: id.to_string(),
                 })?;
                 if row.deleted {
                     return Err(deleted(kind, id));
                 }
-                row.snapshot.ok_or_else(|| StoreError::NoSnapshot {
+                row.snapshot.ok_or_else(|| ServiceError::NoSnapshot {
                     kind: kind.to_string(),
                     id: id.to_string(),
                 })?
@@ -396,7 +385,7 @@ impl Inner {
             if known == Some(blob.id.as_str()) {
                 return Ok(None);
             }
-            match self.blobs.read(&blob.id) {
+            match read(&blob.id) {
                 Ok(bytes) => {
                     return Ok(Some(Snapshot {
                         id: blob.id,
@@ -408,12 +397,13 @@ impl Inner {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Internal(format!(
-            "the snapshot file of {kind} {id} is missing"
-        )))
+        Err(ServiceError::SnapshotUnavailable {
+            kind: kind.to_string(),
+            id: id.to_string(),
+        })
     }
 
-    fn delete(&self, kind: ResourceKind, id: &ResourceId) -> Result<(), StoreError> {
+    fn delete(&self, kind: ResourceKind, id: &ResourceId) -> Result<(), ServiceError> {
         // No blob write here: fsync the directory first if entries are to go with the tombstone.
         let mut settled = self.removed_so_far();
         if !settled.is_empty() {
@@ -429,7 +419,7 @@ impl Inner {
                 Some(row) if row.deleted => return Err(deleted(kind, id)),
                 Some(_) => {}
                 None => {
-                    return Err(StoreError::NotFound {
+                    return Err(ServiceError::NotFound {
                         kind: kind.to_string(),
                         id: id.to_string(),
                     });
@@ -529,8 +519,8 @@ impl Inner {
     }
 }
 
-fn deleted(kind: ResourceKind, id: &ResourceId) -> StoreError {
-    StoreError::Deleted {
+fn deleted(kind: ResourceKind, id: &ResourceId) -> ServiceError {
+    ServiceError::Deleted {
         kind: kind.to_string(),
         id: id.to_string(),
     }
@@ -541,11 +531,11 @@ fn check(
     row: &Row,
     precondition: &Precondition,
     marker: &DurabilityMarker,
-) -> Result<(), StoreError> {
+) -> Result<(), ServiceError> {
     let current = row.snapshot.as_ref();
     let current_id = current.map(|b| b.id.clone());
     let conflict = |message: String| {
-        Err(StoreError::Conflict {
+        Err(ServiceError::Conflict {
             message,
             current: current_id.clone(),
         })
@@ -561,7 +551,7 @@ fn check(
             None => Ok(()),
             Some(blob) => {
                 let stored = DurabilityMarker::decode(&blob.marker).map_err(|e| {
-                    StoreError::Internal(format!("stored marker of {}: {e}", blob.id))
+                    ServiceError::Internal(format!("stored marker of {}: {e}", blob.id))
                 })?;
                 if marker.covers(&stored) {
                     Ok(())
@@ -575,13 +565,13 @@ fn check(
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
     tokio::task::spawn_blocking(f).await.map_err(join)?
 }
 
-fn join(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Internal(format!("store task failed: {e}"))
+fn join(e: tokio::task::JoinError) -> ServiceError {
+    ServiceError::Internal(format!("store task failed: {e}"))
 }
 
 #[cfg(test)]
@@ -611,11 +601,92 @@ mod tests {
         }
     }
 
-    fn conflict_id(r: Result<(), StoreError>) -> Option<String> {
+    fn conflict_id(r: Result<(), ServiceError>) -> Option<String> {
         match r {
-            Err(StoreError::Conflict { current, .. }) => current,
+            Err(ServiceError::Conflict { current, .. }) => current,
             other => panic!("expected a conflict, got {other:?}"),
         }
+    }
+
+    async fn store_with_snapshot() -> (tempfile::TempDir, EmbeddedStore, ResourceId, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(StoreConfig {
+            data_dir: dir.path().to_path_buf(),
+            secret: "s".into(),
+            token_key: "k".into(),
+            auto_create: true,
+            max_snapshot_bytes: StoreConfig::DEFAULT_MAX_SNAPSHOT_BYTES,
+        })
+        .await
+        .unwrap();
+        let doc = Doc::with_client_id(1);
+        doc.get_or_insert_text("t")
+            .insert(&mut doc.transact_mut(), 0, "kept");
+        let id = ResourceId::parse("doc1").unwrap();
+        let receipt = store
+            .save(
+                ResourceKind::Document,
+                id.clone(),
+                state(&doc),
+                Precondition::Contains,
+            )
+            .await
+            .unwrap();
+        (dir, store, id, receipt.snapshot_id)
+    }
+
+    fn vanished() -> std::io::Result<Vec<u8>> {
+        Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    #[tokio::test]
+    async fn a_vanishing_blob_is_read_the_contract_number_of_times_then_unavailable() {
+        let (_dir, store, id, snapshot_id) = store_with_snapshot().await;
+        let mut reads = Vec::new();
+        let err = store
+            .inner
+            .load_with(ResourceKind::Document, &id, None, |blob| {
+                reads.push(blob.to_owned());
+                vanished()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::SnapshotUnavailable { .. }),
+            "{err:?}"
+        );
+        assert_eq!(reads.len(), SNAPSHOT_READ_TRIES as usize);
+        assert!(reads.iter().all(|b| *b == snapshot_id));
+        assert_eq!(err.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code(), ykeep_core::contract::code::SNAPSHOT_UNAVAILABLE);
+
+        // A blob that is back on the last try (a save replaced it meanwhile) is served.
+        let mut tries = 0;
+        let snapshot = store
+            .inner
+            .load_with(ResourceKind::Document, &id, None, |blob| {
+                tries += 1;
+                if tries < SNAPSHOT_READ_TRIES {
+                    vanished()
+                } else {
+                    store.inner.blobs.read(blob)
+                }
+            })
+            .unwrap()
+            .expect("no known id: never unchanged");
+        assert_eq!(snapshot.id, snapshot_id);
+        assert_eq!(tries, SNAPSHOT_READ_TRIES);
+
+        // Another read error is not retried.
+        let mut tries = 0;
+        let err = store
+            .inner
+            .load_with(ResourceKind::Document, &id, None, |_| {
+                tries += 1;
+                Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            })
+            .unwrap_err();
+        assert!(matches!(err, ServiceError::Io(_)), "{err:?}");
+        assert_eq!(tries, 1);
     }
 
     #[test]

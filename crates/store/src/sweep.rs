@@ -18,7 +18,7 @@ use rusqlite::Connection;
 
 use crate::blobs::BlobDir;
 use crate::db;
-use crate::error::StoreError;
+use crate::error::ServiceError;
 
 /// What the sweep did and what it left alone.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub fn refuse_unknown(
     data_dir: &Path,
     blobs: &BlobDir,
     conn: Option<&Connection>,
-) -> Result<(), StoreError> {
+) -> Result<(), ServiceError> {
     let listing = blobs.list()?;
     let (rows, detached, temps) = match conn {
         Some(conn) => (db::blob_row_ids(conn)?, db::detached(conn)?, 0),
@@ -61,7 +61,7 @@ pub fn refuse_unknown(
     if unknown == 0 {
         return Ok(());
     }
-    Err(StoreError::UnknownBlobFiles {
+    Err(ServiceError::UnknownBlobFiles {
         data_dir: data_dir.to_path_buf(),
         blob_dir: blobs.dir().to_path_buf(),
         count: unknown,
@@ -69,7 +69,7 @@ pub fn refuse_unknown(
 }
 
 /// Runs the sweep on an open store (after [`refuse_unknown`] passed).
-pub fn sweep(conn: &Connection, blobs: &BlobDir) -> Result<SweepReport, StoreError> {
+pub fn sweep(conn: &Connection, blobs: &BlobDir) -> Result<SweepReport, ServiceError> {
     let listing = blobs.list()?;
     let rows = db::blob_row_ids(conn)?;
     let detached = db::detached(conn)?;
@@ -246,13 +246,13 @@ mod tests {
         put(&blobs, "a", false);
         put(&blobs, "b", false);
         match refuse_unknown(dir.path(), &blobs, None) {
-            Err(StoreError::UnknownBlobFiles { count, .. }) => assert_eq!(count, 2),
+            Err(ServiceError::UnknownBlobFiles { count, .. }) => assert_eq!(count, 2),
             other => panic!("expected a refusal, got {other:?}"),
         }
         // With no database, a temp file may be another database's committed snapshot.
         put(&blobs, "t", true);
         match refuse_unknown(dir.path(), &blobs, None) {
-            Err(StoreError::UnknownBlobFiles { count, .. }) => assert_eq!(count, 3),
+            Err(ServiceError::UnknownBlobFiles { count, .. }) => assert_eq!(count, 3),
             other => panic!("expected a refusal, got {other:?}"),
         }
         blobs.remove_temp("t").unwrap();

@@ -6,6 +6,7 @@
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use ykeep_core::contract::reason;
 use ykeep_core::{ResourceId, ResourceKind, b64};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -35,10 +36,10 @@ pub enum TokenError {
 impl TokenError {
     pub fn reason(&self) -> &'static str {
         match self {
-            TokenError::Malformed => "malformed",
-            TokenError::BadSignature => "bad_signature",
-            TokenError::Expired => "expired",
-            TokenError::WrongResource => "wrong_resource",
+            TokenError::Malformed => reason::MALFORMED,
+            TokenError::BadSignature => reason::BAD_SIGNATURE,
+            TokenError::Expired => reason::EXPIRED,
+            TokenError::WrongResource => reason::WRONG_RESOURCE,
         }
     }
 }

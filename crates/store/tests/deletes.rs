@@ -19,7 +19,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use ykeep_core::merge::apply_to;
 use ykeep_core::{ResourceId, ResourceKind};
-use ykeep_store::{EmbeddedStore, Precondition, StoreConfig, StoreError};
+use ykeep_store::{EmbeddedStore, Precondition, ServiceError, StoreConfig};
 use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
 
 const SECRET: &str = "deletes-secret";
@@ -314,7 +314,7 @@ async fn the_old_blob_is_deleted_only_after_the_row_switch_committed() {
             .save(ResourceKind::Document, id("doc1"), v2.clone(), precondition)
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Db(_)), "{err}");
+        assert!(matches!(err, ServiceError::Db(_)), "{err}");
         // The row still points at s1 and its file is intact; the new blob was discarded.
         let loaded = store
             .load(ResourceKind::Document, id("doc1"))
@@ -434,7 +434,7 @@ async fn a_fresh_or_replaced_database_beside_a_full_blob_folder_is_refused_and_n
     // no database, nothing proves it is not another database's committed snapshot.
     let err = EmbeddedStore::open(config(&data)).await.err().unwrap();
     match &err {
-        StoreError::UnknownBlobFiles { count, .. } => assert_eq!(*count, 4),
+        ServiceError::UnknownBlobFiles { count, .. } => assert_eq!(*count, 4),
         other => panic!("expected UnknownBlobFiles, got {other}"),
     }
     let message = err.to_string();
@@ -450,7 +450,7 @@ async fn a_fresh_or_replaced_database_beside_a_full_blob_folder_is_refused_and_n
     std::fs::copy(other.join("store.sqlite3"), data.join("store.sqlite3")).unwrap();
     assert!(matches!(
         EmbeddedStore::open(config(&data)).await,
-        Err(StoreError::UnknownBlobFiles { count: 3, .. })
+        Err(ServiceError::UnknownBlobFiles { count: 3, .. })
     ));
     assert_eq!(blob_folder(&data), before, "no blob file touched");
 

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use ykeep_core::merge::apply_to;
 use ykeep_core::{ResourceId, ResourceKind};
 use ykeep_store::{
-    EmbeddedStore, LEGACY_SCHEMA_V1, Precondition, SCHEMA_VERSION, StoreConfig, StoreError,
+    EmbeddedStore, LEGACY_SCHEMA_V1, Precondition, SCHEMA_VERSION, ServiceError, StoreConfig,
 };
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 
@@ -89,7 +89,7 @@ async fn legacy_schema_migrates_with_rows_and_snapshots_intact() {
         assert!(
             matches!(
                 store.load(kind, id(row)).await,
-                Err(StoreError::NoSnapshot { .. })
+                Err(ServiceError::NoSnapshot { .. })
             ),
             "{row}"
         );
@@ -164,7 +164,7 @@ async fn concurrent_savers_never_erase_each_other() {
                         .await
                     {
                         Ok(_) => break,
-                        Err(StoreError::Conflict { .. }) => {
+                        Err(ServiceError::Conflict { .. }) => {
                             conflicts += 1;
                             let current = store
                                 .load(ResourceKind::Document, room.clone())

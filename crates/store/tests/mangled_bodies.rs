@@ -5,7 +5,7 @@
 
 use ykeep_core::merge::apply_to;
 use ykeep_core::{ResourceId, ResourceKind};
-use ykeep_store::{EmbeddedStore, Precondition, StoreConfig, StoreError};
+use ykeep_store::{EmbeddedStore, Precondition, ServiceError, StoreConfig};
 use yrs::{Doc, Map, ReadTxn, StateVector, Text, Transact};
 
 /// xorshift64*: deterministic, so a failure names a reproducible case.
@@ -93,8 +93,8 @@ async fn mangled_bodies_are_refused_or_kept_never_an_internal_error() {
                 apply_to(&Doc::new(), &loaded.bytes)
                     .unwrap_or_else(|e| panic!("round {round}: a kept snapshot must decode: {e}"));
             }
-            Err(StoreError::BadUpdate(_)) => bad += 1,
-            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(ServiceError::BadUpdate(_)) => bad += 1,
+            Err(ServiceError::Conflict { .. }) => conflicts += 1,
             Err(e) => panic!("round {round}: body {body:?} gave {e}"),
         }
     }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::oneshot;
-use ykeep_core::wire::DurableBody;
+use ykeep_core::wire::{self, DurableBody};
 use ykeep_core::{RoomName, b64};
 
 use crate::Shared;
@@ -20,13 +20,9 @@ pub struct StateQuery {
     sv: Option<String>,
 }
 
+/// The user token of `Authorization: Bearer <token>` (any case of the scheme, RFC 9110).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    wire::bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 async fn authorized(

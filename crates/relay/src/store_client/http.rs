@@ -92,7 +92,7 @@ impl HttpStore {
         let url = self.snapshot_url(room);
         let mut req = self.client.get(&url).bearer_auth(&self.secret);
         if let Some(id) = known {
-            req = req.header("if-none-match", format!("\"{id}\""));
+            req = req.header("if-none-match", wire::etag(id));
         }
         let resp = req.send().await.map_err(unreachable)?;
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
@@ -115,7 +115,7 @@ impl HttpStore {
             .headers()
             .get("etag")
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_owned())
+            .map(|v| wire::unquote_etag(v).to_owned())
             .unwrap_or_default();
         let saved_at = resp
             .headers()
@@ -256,6 +256,7 @@ impl SnapshotStore for HttpStore {
             req = match &precondition {
                 Precondition::IfMatch(id) => req.header("if-match", wire::etag(id)),
                 Precondition::IfNoneMatch => req.header("if-none-match", "*"),
+                // No header: the store refuses (409) a state that lacks its snapshot.
                 Precondition::Contains => req,
             };
             let resp = req.body(state).send().await.map_err(unreachable)?;

@@ -40,8 +40,8 @@ fn url(room: &RoomName) -> String {
 
 /// The store's error as the relay sees it: the rule of the HTTP client's `error_of`, on the
 /// typed error instead of its status and code.
-fn answer(method: &'static str, url: String, e: ykeep_store::StoreError) -> StoreError {
-    use ykeep_store::StoreError as E;
+fn answer(method: &'static str, url: String, e: ykeep_store::ServiceError) -> StoreError {
+    use ykeep_store::ServiceError as E;
     match e {
         E::Deleted { .. } => StoreError::Deleted,
         E::Conflict { current, .. } => StoreError::Conflict { current },
@@ -61,7 +61,7 @@ fn answer(method: &'static str, url: String, e: ykeep_store::StoreError) -> Stor
 /// not see), as [`super::HttpStore`] answers.
 fn loaded(
     room: &RoomName,
-    result: Result<Option<ykeep_store::Snapshot>, ykeep_store::StoreError>,
+    result: Result<Option<ykeep_store::Snapshot>, ykeep_store::ServiceError>,
 ) -> Result<Option<StoredSnapshot>, StoreError> {
     match result {
         Ok(snapshot) => Ok(snapshot.map(|s| StoredSnapshot {
@@ -70,7 +70,8 @@ fn loaded(
             saved_at: Some(s.saved_at),
         })),
         Err(
-            ykeep_store::StoreError::NotFound { .. } | ykeep_store::StoreError::NoSnapshot { .. },
+            ykeep_store::ServiceError::NotFound { .. }
+            | ykeep_store::ServiceError::NoSnapshot { .. },
         ) => Ok(None),
         Err(e) => Err(answer("GET", url(room), e)),
     }
@@ -110,22 +111,10 @@ impl SnapshotStore for LocalStore {
         precondition: Precondition,
     ) -> BoxFuture<'a, Result<SaveReceipt, StoreError>> {
         async move {
-            let precondition = match precondition {
-                Precondition::IfMatch(id) => ykeep_store::Precondition::IfMatch(id),
-                Precondition::IfNoneMatch => ykeep_store::Precondition::IfNoneMatch,
-                Precondition::Contains => ykeep_store::Precondition::Contains,
-            };
-            let receipt = self
-                .store
+            self.store
                 .save(room.kind, room.id.clone(), state, precondition)
                 .await
-                .map_err(|e| answer("POST", url(room), e))?;
-            Ok(SaveReceipt {
-                snapshot_id: receipt.snapshot_id,
-                size: receipt.size,
-                state_vector: receipt.state_vector,
-                saved_at: receipt.saved_at,
-            })
+                .map_err(|e| answer("POST", url(room), e))
         }
         .boxed()
     }

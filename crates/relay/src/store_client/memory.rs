@@ -130,39 +130,44 @@ impl SnapshotStore for MemoryStore {
                     method: "POST",
                     url: format!("memory:/snapshots/{room}"),
                     status: 400,
-                    code: Some("bad_update".into()),
+                    code: Some(ykeep_core::contract::code::BAD_UPDATE.into()),
                     body_head: e.to_string(),
                 })
             })?;
             let current = self.snapshot(room);
             let current_id = current.as_ref().map(|s| s.snapshot_id.clone());
+            let new = DurabilityMarker::of_update(&state).expect("validated");
+            let contains_current = || {
+                current.as_ref().is_none_or(|cur| {
+                    new.covers(&DurabilityMarker::of_update(&cur.bytes).expect("stored"))
+                })
+            };
             let ok = match &precondition {
                 Precondition::IfMatch(id) => current_id.as_deref() == Some(id.as_str()),
                 Precondition::IfNoneMatch => current.is_none(),
-                // The relay never sends it; the covering check below applies to every save.
-                Precondition::Contains => true,
+                // As the stores do: no header, so the new state must contain the current one.
+                Precondition::Contains => contains_current(),
             };
             if !ok {
                 return Err(StoreError::Conflict {
                     current: current_id,
                 });
             }
-            if let Some(cur) = &current {
-                // The store's own guard: a save never loses what the store holds.
-                let new = DurabilityMarker::of_update(&state).expect("validated");
-                let old = DurabilityMarker::of_update(&cur.bytes).expect("stored");
-                assert!(
-                    new.covers(&old),
-                    "relay saved a state that lacks the stored snapshot"
-                );
-            }
-            let state_len = state.len();
+            // The store's own guard: a save never loses what the store holds. The relay names
+            // the snapshot it merged, so a state that lacks it is a relay bug, not a conflict.
+            assert!(
+                contains_current(),
+                "relay saved a state that lacks the stored snapshot"
+            );
+            let size = state.len() as u64;
+            let state_vector =
+                ykeep_core::b64::encode(&ykeep_core::state_vector_of(&state).expect("validated"));
             let id = self.put(room, state);
             self.saves.fetch_add(1, Ordering::SeqCst);
             Ok(SaveReceipt {
                 snapshot_id: id,
-                size: state_len as u64,
-                state_vector: String::new(),
+                size,
+                state_vector,
                 saved_at: 0,
             })
         }
@@ -179,9 +184,64 @@ impl SnapshotStore for MemoryStore {
             self.verifies.fetch_add(1, Ordering::SeqCst);
             let tokens = self.tokens.lock().expect("store lock");
             Ok(tokens.get(token).cloned().unwrap_or(Verdict::Denied {
-                reason: "bad_signature".into(),
+                reason: ykeep_core::contract::reason::BAD_SIGNATURE.into(),
             }))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
+
+    fn state(doc: &Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    #[tokio::test]
+    async fn contains_needs_the_current_snapshot_and_receipts_are_complete() {
+        let store = MemoryStore::new();
+        let room = RoomName::parse("document/x").unwrap();
+        let doc = Doc::with_client_id(1);
+        let text = doc.get_or_insert_text("t");
+        text.insert(&mut doc.transact_mut(), 0, "hello");
+        let first = state(&doc);
+        let receipt = store
+            .save(&room, first.clone(), Precondition::Contains)
+            .await
+            .unwrap();
+        assert_eq!(receipt.size, first.len() as u64);
+        assert_eq!(
+            ykeep_core::b64::decode(&receipt.state_vector).unwrap(),
+            ykeep_core::state_vector_of(&first).unwrap()
+        );
+
+        // A state that never saw the snapshot is a conflict naming it; nothing changes.
+        let stranger = Doc::with_client_id(2);
+        stranger
+            .get_or_insert_text("t")
+            .insert(&mut stranger.transact_mut(), 0, "other");
+        match store
+            .save(&room, state(&stranger), Precondition::Contains)
+            .await
+        {
+            Err(StoreError::Conflict { current }) => {
+                assert_eq!(current.as_deref(), Some(receipt.snapshot_id.as_str()))
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(store.saves(), 1);
+
+        // A later state of the same doc (a delete included) contains it.
+        text.remove_range(&mut doc.transact_mut(), 0, 1);
+        let next = store
+            .save(&room, state(&doc), Precondition::Contains)
+            .await
+            .unwrap();
+        assert_ne!(next.snapshot_id, receipt.snapshot_id);
+        assert_eq!(store.saves(), 2);
     }
 }

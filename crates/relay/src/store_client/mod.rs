@@ -20,6 +20,10 @@ pub use memory::MemoryStore;
 
 pub use ykeep_room::store::{BODY_HEAD_BYTES, Refusal, StoreError, StoredSnapshot, body_head};
 
+/// The save's precondition and the store's receipt are the wire contract's
+/// (`ykeep_core::wire`). The relay sends `IfMatch` / `IfNoneMatch`: it always merges the snapshot
+/// it names first (`ykeep_room`'s save). `Contains` (no header) leaves the containment check to the
+/// store; [`HttpStore`] and [`MemoryStore`] both follow it as the stores do.
 pub use ykeep_core::wire::{Precondition, SaveReceipt};
 
 /// A user token check's answer.
