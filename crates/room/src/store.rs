@@ -43,6 +43,30 @@ pub struct Refusal {
     pub body_head: String,
 }
 
+impl StoreError {
+    /// The rule for every non-success answer of the store, whichever transport carried it:
+    /// only a 404 whose contract code is `resource_deleted` is a deletion; a 409 with a contract
+    /// code is a conflict (`current`: the snapshot id it names); a 413 is "too large"; anything
+    /// else is refused (a wrong URL, host or id looks exactly like a `not_found`).
+    pub fn of_answer(refusal: Refusal, current: Option<String>) -> StoreError {
+        use ykeep_core::contract::code;
+        match (refusal.status, refusal.code.as_deref()) {
+            (404, Some(code::RESOURCE_DELETED)) => StoreError::Deleted,
+            (409, Some(_)) => StoreError::Conflict { current },
+            (413, _) => StoreError::TooLarge,
+            _ => StoreError::Refused(refusal),
+        }
+    }
+
+    /// On a load: the row has no snapshot yet, or there is no row with that id. Either way
+    /// there is nothing to merge, and the save that follows carries `If-None-Match: *`, so it
+    /// can never replace a snapshot it did not see.
+    pub fn is_nothing_to_merge(&self) -> bool {
+        matches!(self, StoreError::Refused(r)
+            if r.is_unknown_id() || r.code.as_deref() == Some(ykeep_core::contract::code::NO_SNAPSHOT))
+    }
+}
+
 impl Refusal {
     /// A 404 whose body is the contract's own `not_found`: the store has no row with that id.
     pub fn is_unknown_id(&self) -> bool {
@@ -121,5 +145,53 @@ impl StoreView {
     /// The next save must fetch and merge the store's snapshot before it may replace it.
     pub fn must_fetch(&self) -> bool {
         !matches!(self, StoreView::Synced(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ykeep_core::contract::code;
+
+    fn answer(status: u16, code: Option<&str>) -> StoreError {
+        let refusal = Refusal {
+            method: "POST",
+            url: "http://store/snapshots/document/d1".into(),
+            status,
+            code: code.map(str::to_owned),
+            body_head: String::new(),
+        };
+        StoreError::of_answer(refusal, Some("s2".into()))
+    }
+
+    #[test]
+    fn only_resource_deleted_is_a_deletion() {
+        assert_eq!(
+            answer(404, Some(code::RESOURCE_DELETED)),
+            StoreError::Deleted
+        );
+        for other in [
+            answer(404, Some(code::NOT_FOUND)),
+            answer(404, None),
+            answer(410, Some(code::RESOURCE_DELETED)),
+            answer(500, Some(code::RESOURCE_DELETED)),
+        ] {
+            assert!(matches!(other, StoreError::Refused(_)), "{other:?}");
+        }
+        assert_eq!(
+            answer(409, Some(code::CONFLICT)),
+            StoreError::Conflict {
+                current: Some("s2".into())
+            }
+        );
+        assert!(
+            matches!(answer(409, None), StoreError::Refused(_)),
+            "a 409 page from a proxy is no contract conflict"
+        );
+        assert_eq!(answer(413, None), StoreError::TooLarge);
+        assert!(answer(404, Some(code::NOT_FOUND)).is_nothing_to_merge());
+        assert!(answer(404, Some(code::NO_SNAPSHOT)).is_nothing_to_merge());
+        assert!(!answer(404, None).is_nothing_to_merge());
+        assert!(!answer(503, Some(code::SNAPSHOT_UNAVAILABLE)).is_nothing_to_merge());
     }
 }

@@ -6,7 +6,6 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::Deserialize;
-use ykeep_core::contract::code;
 use ykeep_core::wire;
 use ykeep_core::{CONTRACT_VERSION, ContractInfo, ErrorBody, RoomName};
 
@@ -66,20 +65,14 @@ async fn error_of(method: &'static str, url: &str, resp: reqwest::Response) -> S
     let body = resp.bytes().await.unwrap_or_default();
     let detail: Option<ErrorBody> = serde_json::from_slice(&body).ok();
     let code = detail.as_ref().map(|b| b.error.code.as_str());
-    match (status, code) {
-        (StatusCode::NOT_FOUND, Some(code::RESOURCE_DELETED)) => StoreError::Deleted,
-        (StatusCode::CONFLICT, Some(_)) => StoreError::Conflict {
-            current: detail.and_then(|b| b.error.current_snapshot_id),
-        },
-        (StatusCode::PAYLOAD_TOO_LARGE, _) => StoreError::TooLarge,
-        _ => StoreError::Refused(Refusal {
-            method,
-            url: url.to_owned(),
-            status: status.as_u16(),
-            code: code.map(str::to_owned),
-            body_head: body_head(&body),
-        }),
-    }
+    let refusal = Refusal {
+        method,
+        url: url.to_owned(),
+        status: status.as_u16(),
+        code: code.map(str::to_owned),
+        body_head: body_head(&body),
+    };
+    StoreError::of_answer(refusal, detail.and_then(|b| b.error.current_snapshot_id))
 }
 
 impl HttpStore {
@@ -100,14 +93,7 @@ impl HttpStore {
         }
         if !resp.status().is_success() {
             return match error_of("GET", &url, resp).await {
-                // The row exists without a snapshot, or there is no row with that id: either
-                // way nothing to merge. The save that follows carries `If-None-Match: *`, so it
-                // can never replace a snapshot it did not see.
-                StoreError::Refused(r)
-                    if r.is_unknown_id() || r.code.as_deref() == Some(code::NO_SNAPSHOT) =>
-                {
-                    Ok(None)
-                }
+                e if e.is_nothing_to_merge() => Ok(None),
                 e => Err(e),
             };
         }

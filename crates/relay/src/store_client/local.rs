@@ -42,18 +42,18 @@ fn url(room: &RoomName) -> String {
 /// typed error instead of its status and code.
 fn answer(method: &'static str, url: String, e: ykeep_store::ServiceError) -> StoreError {
     use ykeep_store::ServiceError as E;
-    match e {
-        E::Deleted { .. } => StoreError::Deleted,
-        E::Conflict { current, .. } => StoreError::Conflict { current },
-        E::TooLarge { .. } => StoreError::TooLarge,
-        other => StoreError::Refused(Refusal {
-            method,
-            url,
-            status: other.status().as_u16(),
-            code: Some(other.code().to_owned()),
-            body_head: other.to_string(),
-        }),
-    }
+    let current = match &e {
+        E::Conflict { current, .. } => current.clone(),
+        _ => None,
+    };
+    let refusal = Refusal {
+        method,
+        url,
+        status: e.status().as_u16(),
+        code: Some(e.code().to_owned()),
+        body_head: e.to_string(),
+    };
+    StoreError::of_answer(refusal, current)
 }
 
 /// A load's answer: nothing to merge when the row has no snapshot or there is no such row
@@ -69,11 +69,10 @@ fn loaded(
             snapshot_id: s.id,
             saved_at: Some(s.saved_at),
         })),
-        Err(
-            ykeep_store::ServiceError::NotFound { .. }
-            | ykeep_store::ServiceError::NoSnapshot { .. },
-        ) => Ok(None),
-        Err(e) => Err(answer("GET", url(room), e)),
+        Err(e) => match answer("GET", url(room), e) {
+            e if e.is_nothing_to_merge() => Ok(None),
+            e => Err(e),
+        },
     }
 }
 
