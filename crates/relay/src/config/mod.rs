@@ -31,6 +31,10 @@ pub enum Command {
 
 /// Every default of the flags, written once (the save timers are `SchedulePolicy::DEFAULT`'s,
 /// the snapshot limit the store's).
+mod duration;
+
+pub use duration::{DisplayDuration, parse_duration};
+
 pub mod defaults {
     use ykeep_core::SchedulePolicy;
     use ykeep_store::StoreConfig;
@@ -268,53 +272,6 @@ impl StoreArgs {
     }
 }
 
-/// Parses `<number><unit>`, unit one of `ms`, `s`, `m`, `h`, `d` (`7d`, `90m`, `0s`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit: write e.g. 7d, 12h, 30m, 45s or 500ms"))?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
-    let ms_per = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use ms, s, m, h or d"
-            ));
-        }
-    };
-    n.checked_mul(ms_per)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
-/// A duration as the flags write it (`7d`, `90m`, `1500ms`).
-pub struct DisplayDuration(pub Duration);
-
-impl std::fmt::Display for DisplayDuration {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = self.0.as_millis();
-        for (unit, per) in [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-        ] {
-            if ms >= per && ms % per == 0 {
-                return write!(f, "{}{unit}", ms / per);
-            }
-        }
-        write!(f, "{ms}ms")
-    }
-}
-
 impl Config {
     fn assemble(server: &ServerFlags, relay: &RelayFlags, store: &StoreFlags) -> Self {
         let ServerFlags {
@@ -404,66 +361,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `RelayFlags::default()` (what `store` and `for_tests` use) is what the flags give.
-    #[test]
-    fn flag_defaults_are_the_defaults() {
-        let cli = Cli::try_parse_from(["ykeep-relay", "relay", "--store-url", "http://s"])
-            .expect("parses");
-        let Command::Relay(args) = cli.command else {
-            panic!("relay")
-        };
-        let parsed = format!("{:?}", args.relay);
-        // Unless the environment sets one of them.
-        let cmd = <RelayArgs as Args>::augment_args(clap::Command::new("relay"));
-        let env_set = cmd
-            .get_arguments()
-            .filter_map(|a| a.get_env())
-            .any(|name| std::env::var_os(name).is_some());
-        if !env_set {
-            assert_eq!(parsed, format!("{:?}", RelayFlags::default()));
-            assert_eq!(args.server.listen.to_string(), defaults::LISTEN);
-        }
-        let policy = ykeep_core::SchedulePolicy::default();
-        let d = RelayFlags::default();
-        assert_eq!(
-            (d.save_interval_ms, d.save_debounce_ms),
-            (policy.save_interval_ms, policy.debounce_ms)
-        );
-    }
-
-    #[test]
-    fn durations_parse_with_units_and_print_back() {
-        for (text, ms) in [
-            ("7d", 7 * 86_400_000),
-            ("12h", 12 * 3_600_000),
-            ("90m", 90 * 60_000),
-            ("45s", 45_000),
-            ("1500ms", 1500),
-            ("0s", 0),
-        ] {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_millis(ms)),
-                "{text}"
-            );
-        }
-        assert_eq!(
-            DisplayDuration(Duration::from_secs(7 * 86_400)).to_string(),
-            "7d"
-        );
-        assert_eq!(
-            DisplayDuration(Duration::from_millis(90 * 60_000)).to_string(),
-            "90m"
-        );
-        assert_eq!(
-            DisplayDuration(Duration::from_millis(1500)).to_string(),
-            "1500ms"
-        );
-        for bad in ["7", "d", "7 days", "-1d", "1.5h", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad} should be refused");
-        }
-    }
-}
+mod tests;
