@@ -115,6 +115,8 @@ pub enum Effect {
 pub enum Reply {
     State(Result<Vec<u8>, MergeError>),
     Durable(DurableInfo),
+    /// The room has ended (quarantined, or its log failed): it answers no query.
+    Ended,
 }
 
 /// A room's `/durable` answer.
@@ -321,6 +323,10 @@ impl Room {
                     self.batch.effects.push(Effect::Close { conn, close });
                 }
                 Event::Shutdown => self.batch.effects.push(Effect::Flushed),
+                Event::StateQuery { query, .. } | Event::DurableQuery { query } => {
+                    let reply = Reply::Ended;
+                    self.batch.effects.push(Effect::Reply { query, reply });
+                }
                 _ => {}
             }
             return;

@@ -193,6 +193,18 @@ fn nothing_is_delivered_before_the_append_that_covers_it() {
         .collect();
     assert_eq!(closes, vec![(1, 1011), (2, 1011)]);
     assert!(matches!(effects.last(), Some(Effect::Unload)));
+    room.handle(Event::DurableQuery { query: 7 }, 30);
+    let answer = room.flush(30).durable();
+    assert!(matches!(
+        &answer[..],
+        [
+            Effect::Reply {
+                query: 7,
+                reply: Reply::Ended
+            },
+            Effect::Unload
+        ]
+    ));
     room.handle(Event::Join { conn: 3 }, 30);
     let late = room.flush(30).durable();
     assert!(

@@ -89,6 +89,8 @@ impl Driver {
             (Some(Asked::Durable(tx)), Reply::Durable(info)) => {
                 let _ = tx.send(info);
             }
+            // Dropping the sender tells the asker the room is gone.
+            (Some(_), Reply::Ended) => {}
             _ => tracing::error!(room = %self.room.name(), query, "a reply to no such query"),
         }
     }
