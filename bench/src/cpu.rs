@@ -92,10 +92,10 @@ fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
     }
     room.handle(Event::StateQuery { query: 1, sv: None }, 2);
     let state = room.flush(2).durable().into_iter().find_map(|e| match e {
-        Effect::Reply {
-            reply: Reply::State(Ok(state)),
-            ..
-        } => Some(state),
+        Effect::Reply { reply, .. } => match *reply {
+            Reply::State(Ok(state)) => Some(state),
+            _ => None,
+        },
         _ => None,
     });
     let doc = trace::new_doc(8);

@@ -55,7 +55,10 @@ impl Metrics {
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        // Most counts of a room's step are 0: skip the atomic write (a shared cache line).
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     pub fn dec(counter: &AtomicU64) {

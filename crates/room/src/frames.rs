@@ -115,7 +115,7 @@ impl Room {
             code: close_code::POLICY,
             reason: truncate(reason),
         };
-        self.batch.effects.push(Effect::Close { conn, close });
+        self.batch.first.push(Effect::Close { conn, close });
         self.drop_conn(conn, now);
     }
 

@@ -83,7 +83,9 @@ pub enum Effect {
     },
     Reply {
         query: QueryId,
-        reply: Reply,
+        /// Boxed: a reply is rare, a delivery is not, and every effect is as large as the
+        /// largest.
+        reply: Box<Reply>,
     },
     /// Load the store's snapshot; answer with [`Event::Fetched`].
     Fetch,
@@ -176,6 +178,8 @@ pub struct Step {
     /// goes on: the store holds the state and the log still holds every record.
     pub compact: Option<SavedRecord>,
     pub tally: Tally,
+    /// Quarantine and closes.
+    first: Vec<Effect>,
     effects: Vec<Effect>,
 }
 
@@ -183,12 +187,11 @@ impl Step {
     /// The effects, to perform in order once [`Step::append`] is durable: a quarantine first,
     /// then closes (a closed connection gets nothing more), then the rest as they came.
     pub fn durable(self) -> Vec<Effect> {
-        let mut effects = self.effects;
-        effects.sort_by_key(|e| match e {
-            Effect::Quarantine { .. } => 0,
-            Effect::Close { .. } => 1,
-            _ => 2,
-        });
+        if self.first.is_empty() {
+            return self.effects;
+        }
+        let mut effects = self.first;
+        effects.extend(self.effects);
         effects
     }
 }
@@ -222,6 +225,8 @@ pub(crate) struct Batch {
     /// `[varuint len, update]*` of everything applied to the doc in this batch.
     pub log: Vec<u8>,
     pub client_updates: u64,
+    /// Quarantine and closes, performed before `effects`.
+    pub first: Vec<Effect>,
     pub effects: Vec<Effect>,
     pub actions: Vec<SaveAction>,
     pub queries: Vec<(QueryId, Query)>,
@@ -320,11 +325,11 @@ impl Room {
             match event {
                 Event::Join { conn } => {
                     let close = close.clone();
-                    self.batch.effects.push(Effect::Close { conn, close });
+                    self.batch.first.push(Effect::Close { conn, close });
                 }
                 Event::Shutdown => self.batch.effects.push(Effect::Flushed),
                 Event::StateQuery { query, .. } | Event::DurableQuery { query } => {
-                    let reply = Reply::Ended;
+                    let reply = Box::new(Reply::Ended);
                     self.batch.effects.push(Effect::Reply { query, reply });
                 }
                 _ => {}
@@ -384,10 +389,10 @@ impl Room {
             self.maybe_poll(now);
         }
         for (query, kind) in std::mem::take(&mut self.batch.queries) {
-            let reply = match kind {
+            let reply = Box::new(match kind {
                 Query::State(sv) => Reply::State(self.state_update(sv.as_deref())),
                 Query::Durable => Reply::Durable(self.durable_info()),
-            };
+            });
             self.batch.effects.push(Effect::Reply { query, reply });
         }
         let flushed = match self.life {
@@ -405,6 +410,7 @@ impl Room {
             append,
             compact: batch.compact,
             tally: batch.tally,
+            first: batch.first,
             effects: batch.effects,
         }
     }
@@ -415,7 +421,7 @@ impl Room {
     pub fn log_failed(&mut self) -> Vec<Effect> {
         self.batch = Batch::default();
         self.end(Ending::LogFailed);
-        let mut effects = std::mem::take(&mut self.batch.effects);
+        let mut effects = std::mem::take(&mut self.batch.first);
         effects.push(Effect::Unload);
         effects
     }
@@ -464,7 +470,7 @@ impl Room {
         let close = match ending {
             Ending::Deleted => {
                 self.batch.tally.quarantined += 1;
-                self.batch.effects.push(Effect::Quarantine {
+                self.batch.first.push(Effect::Quarantine {
                     reason: "the store answered resource_deleted",
                 });
                 Close {
@@ -481,7 +487,7 @@ impl Room {
         conns.sort_unstable();
         for conn in conns {
             let close = close.clone();
-            self.batch.effects.push(Effect::Close { conn, close });
+            self.batch.first.push(Effect::Close { conn, close });
         }
         self.batch.actions.clear();
         self.life = Life::Ended(close);
@@ -506,6 +512,7 @@ impl Room {
 impl Batch {
     fn is_empty(&self) -> bool {
         self.log.is_empty()
+            && self.first.is_empty()
             && self.effects.is_empty()
             && self.actions.is_empty()
             && self.queries.is_empty()

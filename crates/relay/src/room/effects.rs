@@ -24,7 +24,9 @@ impl Driver {
         effects: Vec<Effect>,
         rx: &mut mpsc::Receiver<RoomMsg>,
     ) -> Flow {
-        let mut deliveries = Vec::new();
+        // Deliveries (most of a step) go out together after everything else, which keeps its
+        // order, closes first.
+        let mut deliveries = std::mem::take(&mut self.deliveries);
         let mut unload = false;
         for effect in effects {
             match effect {
@@ -34,7 +36,7 @@ impl Driver {
                         outbox.close(close.code, close.reason);
                     }
                 }
-                Effect::Reply { query, reply } => self.reply(query, reply),
+                Effect::Reply { query, reply } => self.reply(query, *reply),
                 Effect::Fetch => self.request(Request::Fetch),
                 Effect::Save {
                     state,
@@ -54,6 +56,8 @@ impl Driver {
             }
         }
         self.deliver(&deliveries);
+        deliveries.clear();
+        self.deliveries = deliveries; // its capacity serves the next step
         if !unload {
             return Flow::Continue;
         }
@@ -65,6 +69,7 @@ impl Driver {
         Flow::Continue
     }
 
+    /// Every connection gets its frames of the step in one push (one wake-up of its writer).
     fn deliver(&self, deliveries: &[(Target, OutFrame)]) {
         if deliveries.is_empty() {
             return;
@@ -72,8 +77,8 @@ impl Driver {
         for (conn, outbox) in &self.conns {
             let frames = deliveries
                 .iter()
-                .filter(|(t, _)| t.includes(*conn))
-                .map(|(_, f)| f.clone());
+                .filter(|(to, _)| to.includes(*conn))
+                .map(|(_, frame)| frame.clone());
             if !outbox.push(frames) {
                 tracing::warn!(room = %self.room.name(), conn, "slow reader over its backlog limit: closing it (1013)");
                 Metrics::inc(&self.shared.metrics.slow_reader_closes_total);

@@ -76,6 +76,8 @@ struct Driver {
     asked: HashMap<u64, Asked>,
     next_query: u64,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// The deliveries of the step being performed (kept for its capacity).
+    deliveries: Vec<(ykeep_room::Target, ykeep_room::OutFrame)>,
 }
 
 /// The room task.
@@ -98,6 +100,7 @@ pub(crate) async fn run(
                 asked: HashMap::new(),
                 next_query: 0,
                 shutdown_waiters: Vec::new(),
+                deliveries: Vec::new(),
             };
             driver.serve(&mut rx).await;
         }
