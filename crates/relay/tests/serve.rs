@@ -35,16 +35,20 @@ fn serve(data: &std::path::Path, args: &[&str]) -> Serve {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let addr = listening_addr(&mut child);
+    Serve { child, addr }
+}
+
+/// The address a started `ykeep-relay` prints on its first stdout line.
+fn listening_addr(child: &mut std::process::Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
-        .trim()
+    line.trim()
         .strip_prefix("ykeep-relay listening on http://")
         .unwrap()
-        .to_owned();
-    Serve { child, addr }
+        .to_owned()
 }
 
 fn token(kind: &str, id: &str, key: &str) -> String {
@@ -160,15 +164,7 @@ async fn serve_flushes_to_its_store_on_sigterm_after_the_listener_closed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ykeep-relay listening on http://")
-        .unwrap()
-        .to_owned();
+    let addr = listening_addr(&mut child);
     let url = format!("ws://{addr}/rooms/document/flushed");
     let mut a = Client::connect(&url, 1).await;
     let mut b = Client::connect(&url, 2).await;

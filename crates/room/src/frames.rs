@@ -77,7 +77,6 @@ impl Room {
                     return self.refuse(conn, &format!("Yjs update does not apply: {e}"), now);
                 }
                 protocol::write_len_prefixed(&mut self.batch.log, payload);
-                self.batch.client_updates += 1;
                 self.batch.tally.updates += 1;
                 self.batch.tally.update_bytes += payload.len() as u64;
                 let out = match frame {

@@ -98,3 +98,13 @@ pub mod close_code {
     pub const LOG_FAILED: u16 = 1011;
     pub use crate::backlog::SLOW_READER;
 }
+
+impl Close {
+    /// The host's durable log failed: nothing the doc holds may be sent.
+    pub fn log_failed() -> Close {
+        Close {
+            code: close_code::LOG_FAILED,
+            reason: "the relay's durable log failed; reconnect".into(),
+        }
+    }
+}

@@ -224,7 +224,6 @@ pub(crate) enum Life {
 pub(crate) struct Batch {
     /// `[varuint len, update]*` of everything applied to the doc in this batch.
     pub log: Vec<u8>,
-    pub client_updates: u64,
     /// Quarantine and closes, performed before `effects`.
     pub first: Vec<Effect>,
     pub effects: Vec<Effect>,
@@ -232,7 +231,6 @@ pub(crate) struct Batch {
     pub queries: Vec<(QueryId, Query)>,
     pub compact: Option<SavedRecord>,
     pub tally: Tally,
-    pub save_failed: bool,
 }
 
 pub struct Room {
@@ -367,7 +365,7 @@ impl Room {
             });
             if matches!(self.life, Life::Ended(_)) {
                 // The record still goes to the log, then to the quarantine with it.
-            } else if self.batch.client_updates > 0 {
+            } else if self.batch.tally.updates > 0 {
                 self.schedule_event(SaveEvent::Updated { seq }, now);
             } else {
                 self.schedule_event(SaveEvent::StoreMerged { seq }, now);
@@ -395,11 +393,10 @@ impl Room {
             });
             self.batch.effects.push(Effect::Reply { query, reply });
         }
-        let flushed = match self.life {
-            Life::ShuttingDown => !self.schedule.is_dirty() || self.batch.save_failed,
-            _ => false,
-        };
-        if flushed || (unload && self.life == Life::ShuttingDown) {
+        // Shutdown waits for nothing more once the room is clean or its save failed (the log
+        // keeps the data).
+        let flushed = !self.schedule.is_dirty() || self.batch.tally.saves_failed > 0;
+        if self.life == Life::ShuttingDown && flushed {
             self.batch.effects.push(Effect::Flushed);
         }
         if unload || matches!(self.life, Life::Ended(_)) {
@@ -478,10 +475,7 @@ impl Room {
                     reason: "resource_deleted: this resource was deleted from the store".into(),
                 }
             }
-            Ending::LogFailed => Close {
-                code: close_code::LOG_FAILED,
-                reason: "the relay's durable log failed; reconnect".into(),
-            },
+            Ending::LogFailed => Close::log_failed(),
         };
         let mut conns: Vec<_> = self.conns.drain().collect();
         conns.sort_unstable();

@@ -72,8 +72,6 @@ enum Stage {
     Posting {
         state: Bytes,
         marker: DurabilityMarker,
-        /// The state holds store content the doc could not take.
-        unmergeable: bool,
     },
 }
 
@@ -232,7 +230,6 @@ impl Room {
         save.stage = Stage::Posting {
             state: state.clone(),
             marker,
-            unmergeable: store_content.is_some(),
         };
         self.store.task = StoreTask::Saving(save);
         self.batch.effects.push(Effect::Save {
@@ -312,12 +309,7 @@ impl Room {
     }
 
     fn save_ok(&mut self, save: Save, receipt: SaveReceipt, now: u64) {
-        let Stage::Posting {
-            state,
-            marker,
-            unmergeable,
-        } = save.stage
-        else {
+        let Stage::Posting { state, marker } = save.stage else {
             return;
         };
         let tally = &mut self.batch.tally;
@@ -332,9 +324,11 @@ impl Room {
             marker: Some(marker.clone()),
             saved_at: Some(receipt.saved_at),
         };
-        self.store.view = match unmergeable {
-            true => StoreView::Unmergeable(held),
-            false => StoreView::Synced(held),
+        // A state posted with store content the doc could not take (the view says so since the
+        // fetch) keeps the next save fetching first; no poll runs while a save is in flight.
+        self.store.view = match self.store.view {
+            StoreView::Unmergeable(_) => StoreView::Unmergeable(held),
+            _ => StoreView::Synced(held),
         };
         // A save that passed its precondition proves the room held the store's latest.
         self.store.polled_at = now;
@@ -360,7 +354,6 @@ impl Room {
         tracing::error!(room = %self.name, seq = save.seq, error,
             "save failed; the room stays dirty and its updates stay in the local log");
         self.store.task = StoreTask::Idle;
-        self.batch.save_failed = true;
         self.schedule_event(SaveEvent::SaveFailed, now);
     }
 

@@ -110,10 +110,8 @@ pub(crate) async fn run(
             rx.close();
             while let Ok(msg) = rx.try_recv() {
                 if let RoomMsg::Join { outbox, .. } = msg {
-                    outbox.close(
-                        ykeep_room::close_code::LOG_FAILED,
-                        "the relay's durable log failed; reconnect",
-                    );
+                    let close = ykeep_room::Close::log_failed();
+                    outbox.close(close.code, close.reason);
                 }
             }
         }
