@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 /// The contract version this code speaks (`GET /contract` → `{"contract": 1, ...}`).
 pub const CONTRACT_VERSION: u32 = 1;
 
+/// The largest snapshot a store takes and a host sends, unless configured otherwise.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+
 /// Error codes (`{"error": {"code": ...}}`) that a client of the store acts on.
 pub mod code {
     /// The row was deleted through the contract (`DELETE /snapshots/...`); it stays deleted.

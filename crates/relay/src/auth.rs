@@ -5,42 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-use subtle::ConstantTimeEq;
 use ykeep_core::RoomName;
-use ykeep_core::contract::{self, code};
+use ykeep_room::access::{self, Precheck};
 
-use crate::store_client::{SnapshotStore, StoreError, Verdict};
+use crate::store_client::SnapshotStore;
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthError {
-    #[error("a user token is required")]
-    Missing,
-    #[error("token refused: {0}")]
-    Refused(String),
-    #[error("token is not for this resource")]
-    WrongResource,
-    #[error("cannot verify the token now: the store is unavailable")]
-    Unavailable,
-}
-
-impl AuthError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AuthError::Missing | AuthError::Refused(_) => StatusCode::UNAUTHORIZED,
-            AuthError::WrongResource => StatusCode::FORBIDDEN,
-            AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthError::Missing | AuthError::Refused(_) => code::UNAUTHORIZED,
-            AuthError::WrongResource => code::FORBIDDEN,
-            AuthError::Unavailable => code::UNAVAILABLE,
-        }
-    }
-}
+/// The rules are the room crate's, shared with the Durable Object host.
+pub use ykeep_room::access::AuthError;
 
 const CACHE_MAX: usize = 10_000;
 
@@ -76,33 +47,20 @@ impl Authorizer {
         if self.allow_all {
             return Ok(());
         }
-        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
-        if let Some(secret) = &self.secret
-            && bool::from(token.as_bytes().ct_eq(secret.as_bytes()))
-        {
-            return Ok(());
-        }
+        let token = match access::precheck(token, self.secret.as_deref())? {
+            Precheck::Secret => return Ok(()),
+            Precheck::AskStore(token) => token,
+        };
         let key = (token.to_owned(), room.clone());
         if let Some((at, result)) = self.cache.lock().expect("auth cache").get(&key)
             && at.elapsed() < self.ttl
         {
             return result.clone();
         }
-        let result = match self.store.verify(token, room).await {
-            Ok(Verdict::Allowed { .. }) => Ok(()),
-            Ok(Verdict::Denied { reason }) if reason == contract::reason::WRONG_RESOURCE => {
-                Err(AuthError::WrongResource)
-            }
-            Ok(Verdict::Denied { reason }) => Err(AuthError::Refused(reason)),
-            Err(StoreError::Unreachable(e)) => {
-                tracing::warn!(error = %e, "token verification: store unreachable");
-                return Err(AuthError::Unavailable);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "token verification failed");
-                return Err(AuthError::Unavailable);
-            }
-        };
+        let result = access::judge(self.store.verify(token, room).await);
+        if result == Err(AuthError::Unavailable) {
+            return result; // not a verdict: never cached
+        }
         let mut cache = self.cache.lock().expect("auth cache");
         if cache.len() >= CACHE_MAX {
             let ttl = self.ttl;
@@ -119,7 +77,7 @@ impl Authorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store_client::MemoryStore;
+    use crate::store_client::{MemoryStore, Verdict};
 
     #[tokio::test]
     async fn verdicts_are_mapped_and_cached() {

@@ -26,7 +26,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
             ApiError::Address(e) => (StatusCode::BAD_REQUEST, e.code(), e.to_string()),
-            ApiError::Auth(e) => (e.status(), e.code(), e.to_string()),
+            ApiError::Auth(e) => (
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.code(),
+                e.to_string(),
+            ),
             ApiError::NotLive => (StatusCode::NOT_FOUND, code::NOT_LIVE, self.to_string()),
             ApiError::BadStateVector(_) => (
                 StatusCode::BAD_REQUEST,

@@ -13,9 +13,13 @@ use crate::ConnId;
 
 const NULL: &str = "null";
 
+/// A client id's clock, its state (`None`: the owner is known but the state was not kept, after
+/// a host rebuilt the room) and the connection that announced it.
+type Entry = (u32, Option<Arc<str>>, ConnId);
+
 #[derive(Default)]
 pub struct AwarenessTable {
-    states: HashMap<ClientID, (u32, Arc<str>, ConnId)>,
+    states: HashMap<ClientID, Entry>,
 }
 
 impl AwarenessTable {
@@ -33,7 +37,8 @@ impl AwarenessTable {
                 if entry.json.as_ref() == NULL {
                     self.states.remove(&client);
                 } else {
-                    self.states.insert(client, (entry.clock, entry.json, conn));
+                    self.states
+                        .insert(client, (entry.clock, Some(entry.json), conn));
                 }
             }
         }
@@ -42,23 +47,47 @@ impl AwarenessTable {
 
     /// The encoded update of every live state, for a new connection (None when empty).
     pub fn full_update(&self) -> Option<Vec<u8>> {
-        if self.states.is_empty() {
-            return None;
-        }
-        let clients = self
+        let clients: HashMap<_, _> = self
             .states
             .iter()
-            .map(|(c, (clock, json, _))| {
-                (
+            .filter_map(|(c, (clock, json, _))| {
+                let json = json.clone()?;
+                Some((
                     *c,
                     AwarenessUpdateEntry {
                         clock: *clock,
-                        json: json.clone(),
+                        json,
                     },
-                )
+                ))
             })
             .collect();
+        if clients.is_empty() {
+            return None;
+        }
         Some(AwarenessUpdate { clients }.encode_v1())
+    }
+
+    /// The client ids `conn` announced, with their clocks: what a host keeps beside the
+    /// connection so that a rebuilt room can still announce their removal.
+    pub fn owned_by(&self, conn: ConnId) -> Vec<(u64, u32)> {
+        let mut owned: Vec<_> = self
+            .states
+            .iter()
+            .filter(|(_, (_, _, owner))| *owner == conn)
+            .map(|(c, (clock, _, _))| (c.get(), *clock))
+            .collect();
+        owned.sort_unstable();
+        owned
+    }
+
+    /// A rebuilt room learns which client ids `conn` announced (their states are gone: the
+    /// clients send them again within their renewal interval).
+    pub fn adopt(&mut self, conn: ConnId, owned: &[(u64, u32)]) {
+        for &(client, clock) in owned {
+            self.states
+                .entry(ClientID::new(client))
+                .or_insert((clock, None, conn));
+        }
     }
 
     /// Removes the states `conn` announced; returns the encoded removal update for the others.
@@ -118,5 +147,19 @@ mod tests {
         assert_eq!(full.clients.len(), 1);
         assert!(t.apply(2, &update(20, 2, "null")));
         assert!(t.full_update().is_none());
+    }
+
+    #[test]
+    fn an_adopted_owner_is_removed_with_a_newer_clock() {
+        let mut t = AwarenessTable::default();
+        assert!(t.apply(1, &update(10, 4, r#"{"user":"a"}"#)));
+        let owned = t.owned_by(1);
+        assert_eq!(owned, vec![(10, 4)]);
+        let mut rebuilt = AwarenessTable::default();
+        rebuilt.adopt(1, &owned);
+        assert!(rebuilt.full_update().is_none(), "no state is invented");
+        let removal = AwarenessUpdate::decode_v1(&rebuilt.remove_conn(1).unwrap()).unwrap();
+        let entry = &removal.clients[&ClientID::new(10)];
+        assert_eq!((entry.clock, entry.json.as_ref()), (5, "null"));
     }
 }

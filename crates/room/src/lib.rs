@@ -13,8 +13,13 @@
 //! the matching event ([`Event::Fetched`], [`Event::Saved`], [`Event::Polled`]); the room has at
 //! most one in flight. [`Room::next_deadline`] says when to flush again with no event.
 //!
+//! A host that loses its memory while its connections stay open (a Durable Object woken from
+//! hibernation) rebuilds the room with [`Room::resume`] from the log and what each connection
+//! kept ([`Room::awareness_of`]).
+//!
 //! No async runtime, no sockets, no SQLite: this crate compiles natively and to `wasm32`.
 
+pub mod access;
 pub mod awareness;
 pub mod backlog;
 mod frames;
@@ -23,6 +28,7 @@ pub mod records;
 mod room;
 mod saving;
 pub mod store;
+pub mod store_http;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +40,21 @@ pub use room::{
     DurableInfo, Effect, Event, Purpose, Reply, Room, RoomConfig, SleepingRoom, Step, Tally,
 };
 pub use store::{Refusal, StoreError, StoredSnapshot, body_head};
+
+/// The hosts' defaults, written only here: the relay's flags and the Durable Object's bindings
+/// of the same names default to them.
+pub mod defaults {
+    /// `YKEEP_STORE_POLL_MS`: ask the store for other hosts' saves this often.
+    pub const STORE_POLL_MS: u64 = 30_000;
+    /// `YKEEP_STORE_TIMEOUT_MS`.
+    pub const STORE_TIMEOUT_MS: u64 = 10_000;
+    /// `YKEEP_MAX_FRAME_BYTES`: a larger WebSocket message is refused with 1009.
+    pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+    /// `YKEEP_AUTH_CACHE_MS`: how long a token's verdict is reused.
+    pub const AUTH_CACHE_MS: u64 = 30_000;
+    /// `YKEEP_MAX_SNAPSHOT_BYTES`: the largest snapshot a room sends (the store's own limit).
+    pub const MAX_SNAPSHOT_BYTES: usize = ykeep_core::contract::DEFAULT_MAX_SNAPSHOT_BYTES;
+}
 
 /// A connection, numbered by the host.
 pub type ConnId = u64;

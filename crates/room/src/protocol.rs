@@ -10,7 +10,8 @@ use std::ops::Range;
 use yrs::encoding::read::{Cursor, Read};
 
 const MSG_SYNC: u8 = 0;
-const MSG_AWARENESS: u8 = 1;
+/// The first byte of an awareness message.
+pub const MSG_AWARENESS: u8 = 1;
 const SYNC_STEP1: u8 = 0;
 const SYNC_STEP2: u8 = 1;
 const SYNC_UPDATE: u8 = 2;

@@ -265,6 +265,45 @@ impl Room {
         purpose: Purpose,
         now: u64,
     ) -> Room {
+        let mut room = Room::of_log(name, config, records, now);
+        room.cold_start_merge(store);
+        if room.life == Life::Open {
+            let event = match purpose {
+                Purpose::Client => SaveEvent::Idle,
+                Purpose::Recover => SaveEvent::Recover,
+            };
+            room.schedule_event(event, now);
+        }
+        room
+    }
+
+    /// A room rebuilt by a host that lost its memory while its connections stayed open (a
+    /// Durable Object woken from hibernation): the log as at a cold start, and each connection
+    /// with the awareness client ids it had announced ([`Room::awareness_of`]). The store is not
+    /// asked: the log records the snapshot the room last held, so the next save fetches and
+    /// merges the store's snapshot before it replaces it. A log past its saved sequence arms
+    /// the save schedule again. Nothing is sent to the connections: they are in sync.
+    pub fn resume(
+        name: RoomName,
+        config: RoomConfig,
+        records: RoomRecords,
+        conns: &[(ConnId, Vec<(u64, u32)>)],
+        now: u64,
+    ) -> Room {
+        let mut room = Room::of_log(name, config, records, now);
+        for (conn, owned) in conns {
+            room.conns.insert(*conn);
+            room.awareness.adopt(*conn, owned);
+            room.schedule_event(SaveEvent::Connected, now);
+        }
+        if conns.is_empty() {
+            room.schedule_event(SaveEvent::Idle, now);
+        }
+        room
+    }
+
+    /// The doc rebuilt from the log; the store unheard of since.
+    fn of_log(name: RoomName, config: RoomConfig, records: RoomRecords, now: u64) -> Room {
         let doc = Doc::new();
         let unreadable = apply_records(&doc, &records.records, &name);
         if !unreadable.is_empty() {
@@ -277,7 +316,7 @@ impl Room {
             marker: records.store_marker,
             saved_at: records.saved_at,
         };
-        let mut room = Room {
+        Room {
             schedule: SaveSchedule::new(config.policy, records.seq, records.saved_seq),
             seq: records.seq,
             store: StoreLink::new(StoreView::Unheard(from_log), now),
@@ -289,16 +328,7 @@ impl Room {
             life: Life::Open,
             unreadable,
             batch: Batch::default(),
-        };
-        room.cold_start_merge(store);
-        if room.life == Life::Open {
-            let event = match purpose {
-                Purpose::Client => SaveEvent::Idle,
-                Purpose::Recover => SaveEvent::Recover,
-            };
-            room.schedule_event(event, now);
         }
-        room
     }
 
     pub fn name(&self) -> &RoomName {
@@ -307,6 +337,16 @@ impl Room {
 
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The log holds records no successful save has covered.
+    pub fn unsaved(&self) -> bool {
+        self.schedule.is_dirty()
+    }
+
+    /// The awareness client ids `conn` announced, with their clocks (see [`Room::resume`]).
+    pub fn awareness_of(&self, conn: ConnId) -> Vec<(u64, u32)> {
+        self.awareness.owned_by(conn)
     }
 
     /// When to flush again if no event comes first.

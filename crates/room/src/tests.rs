@@ -799,3 +799,75 @@ fn a_snapshot_over_the_limit_is_never_sent_and_the_room_still_unloads() {
         "no retry loop: the log keeps it"
     );
 }
+
+#[test]
+fn a_resumed_room_serves_its_connections_from_the_log_and_saves_what_was_unsaved() {
+    // Before: two connections, one edit logged but not saved, client 10's awareness announced.
+    let mut room = room_with_two();
+    let announce = awareness(&[(10, 3, r#"{"u":"a"}"#)]);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_awareness(&announce)),
+        },
+        1,
+    );
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(1, "kept"))),
+        },
+        1,
+    );
+    let step = room.flush(1);
+    let append = step.append.clone().expect("the edit is logged");
+    let kept = vec![(1, room.awareness_of(1)), (2, room.awareness_of(2))];
+    assert_eq!(kept[0].1, vec![(10, 3)]);
+    drop(room); // the host lost its memory; the connections stay open
+
+    let records = RoomRecords {
+        seq: append.seq,
+        records: vec![record(&append, 1)],
+        ..RoomRecords::default()
+    };
+    let mut room = Room::resume(name(), config(), records, &kept, 5_000);
+    let first = room.flush(5_000);
+    assert!(first.append.is_none());
+    assert!(
+        deliveries(&first.durable()).is_empty(),
+        "a resumed room greets no one: its connections are in sync"
+    );
+    assert_eq!(room.connections(), 2);
+    assert_eq!(text_of(&state_of(&mut room, 5_000)), "kept");
+    assert!(
+        room.next_deadline()
+            .is_some_and(|d| d <= 5_000 + SAVE_EVERY),
+        "the unsaved log arms the save schedule again"
+    );
+
+    // A frame from a resumed connection is served like any other.
+    room.handle(
+        Event::Frame {
+            conn: 2,
+            data: frame(protocol::encode_update(&edit(2, "more "))),
+        },
+        5_001,
+    );
+    let out = deliveries(&room.flush(5_001).durable());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Target::AllBut(2));
+
+    // The connection leaves: everyone hears the removal of the client id it had announced.
+    room.handle(Event::Leave { conn: 1 }, 5_002);
+    let out = deliveries(&room.flush(5_002).durable());
+    let Frame::Awareness { payload } = protocol::parse(out[0].1.bytes()).unwrap() else {
+        panic!("an awareness removal")
+    };
+    let removal = AwarenessUpdate::decode_v1(&out[0].1.bytes()[payload]).unwrap();
+    assert_eq!(removal.clients[&ClientID::new(10)].clock, 4);
+
+    // The save fetches the store first: the resumed room has not heard from it.
+    let effects = room.flush(5_000 + SAVE_EVERY).durable();
+    assert!(effects.iter().any(|e| matches!(e, Effect::Fetch)));
+    assert!(save_request(&effects).is_none());
+}

@@ -16,5 +16,5 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+    pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = ykeep_core::contract::DEFAULT_MAX_SNAPSHOT_BYTES;
 }

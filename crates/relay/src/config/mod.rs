@@ -44,11 +44,10 @@ pub mod defaults {
     pub const MAX_SNAPSHOT_BYTES: usize = StoreConfig::DEFAULT_MAX_SNAPSHOT_BYTES;
     pub const SAVE_INTERVAL_MS: u64 = SchedulePolicy::DEFAULT.save_interval_ms;
     pub const SAVE_DEBOUNCE_MS: u64 = SchedulePolicy::DEFAULT.debounce_ms;
-    pub const STORE_POLL_MS: u64 = 30_000;
-    pub const STORE_TIMEOUT_MS: u64 = 10_000;
-    pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+    pub use ykeep_room::defaults::{
+        AUTH_CACHE_MS, MAX_FRAME_BYTES, STORE_POLL_MS, STORE_TIMEOUT_MS,
+    };
     pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
-    pub const AUTH_CACHE_MS: u64 = 30_000;
     /// Parsed by [`super::parse_duration`].
     pub const DELETED_RETENTION: &str = "7d";
     pub const TOKEN_SUB: &str = "dev";

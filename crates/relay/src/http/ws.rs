@@ -71,12 +71,8 @@ fn upgrade(
             if let Err(e) = shared.auth.check(token.as_deref(), &room).await {
                 Metrics::inc(&shared.metrics.refused_connections_total);
                 tracing::info!(%room, error = %e, "WebSocket refused");
-                let code = if matches!(e, crate::auth::AuthError::Unavailable) {
-                    1013
-                } else {
-                    1008
-                };
-                return close(&mut socket, code, &format!("{}: {e}", e.code())).await;
+                let refusal = e.close();
+                return close(&mut socket, refusal.code, &refusal.reason).await;
             }
             connection(shared, room, socket).await
         })

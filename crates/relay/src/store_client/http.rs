@@ -5,9 +5,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
-use serde::Deserialize;
-use ykeep_core::wire;
-use ykeep_core::{CONTRACT_VERSION, ContractInfo, ErrorBody, RoomName};
+use ykeep_core::{CONTRACT_VERSION, ContractInfo, RoomName};
+use ykeep_room::store_http::{self, Answer, Request};
 
 use super::{
     Precondition, Refusal, SaveReceipt, SnapshotStore, StoreError, StoredSnapshot, Verdict,
@@ -20,14 +19,6 @@ pub struct HttpStore {
     client: reqwest::Client,
     base: String,
     secret: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct VerifyReply {
-    allowed: bool,
-    user_id: Option<String>,
-    reason: Option<String>,
 }
 
 impl HttpStore {
@@ -48,73 +39,60 @@ impl HttpStore {
         format!("{}{}", self.base, path)
     }
 
-    fn snapshot_url(&self, room: &RoomName) -> String {
-        self.url(&format!("/snapshots/{}/{}", room.kind, room.id))
+    /// Sends one request of the contract; the answer's status, headers and body.
+    async fn send(&self, request: Request) -> Result<Reply, StoreError> {
+        let url = self.url(&request.path);
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        let mut req = self.client.request(method, &url).bearer_auth(&self.secret);
+        for (name, value) in request.headers {
+            req = req.header(name, value);
+        }
+        if let Some(body) = request.body {
+            req = req.body(body);
+        }
+        let resp = req.send().await.map_err(unreachable)?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (etag, saved_at) = (header("etag"), header("x-ykeep-saved-at"));
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(unreachable)?;
+        Ok(Reply {
+            url,
+            status,
+            etag,
+            saved_at,
+            body,
+        })
+    }
+}
+
+/// One answer of the store, read whole.
+struct Reply {
+    url: String,
+    status: u16,
+    etag: Option<String>,
+    saved_at: Option<String>,
+    body: axum::body::Bytes,
+}
+
+impl Reply {
+    fn answer(&self) -> Answer<'_> {
+        Answer {
+            status: self.status,
+            etag: self.etag.as_deref(),
+            saved_at: self.saved_at.as_deref(),
+            body: &self.body,
+        }
     }
 }
 
 fn unreachable(e: reqwest::Error) -> StoreError {
     StoreError::Unreachable(e.to_string())
-}
-
-/// Maps a non-success reply to a typed error. Only the contract's `resource_deleted` code
-/// means the resource was deleted; anything else (no body, an HTML page from a wrong URL, an
-/// unknown code, `not_found`) is a [`Refusal`] that keeps the URL, status and body head.
-async fn error_of(method: &'static str, url: &str, resp: reqwest::Response) -> StoreError {
-    let status = resp.status();
-    let body = resp.bytes().await.unwrap_or_default();
-    let detail: Option<ErrorBody> = serde_json::from_slice(&body).ok();
-    let code = detail.as_ref().map(|b| b.error.code.as_str());
-    let refusal = Refusal {
-        method,
-        url: url.to_owned(),
-        status: status.as_u16(),
-        code: code.map(str::to_owned),
-        body_head: body_head(&body),
-    };
-    StoreError::of_answer(refusal, detail.and_then(|b| b.error.current_snapshot_id))
-}
-
-impl HttpStore {
-    /// GET of the snapshot; with `known`, `If-None-Match` makes an unchanged one a 304 (`None`).
-    async fn fetch(
-        &self,
-        room: &RoomName,
-        known: Option<&str>,
-    ) -> Result<Option<StoredSnapshot>, StoreError> {
-        let url = self.snapshot_url(room);
-        let mut req = self.client.get(&url).bearer_auth(&self.secret);
-        if let Some(id) = known {
-            req = req.header("if-none-match", wire::etag(id));
-        }
-        let resp = req.send().await.map_err(unreachable)?;
-        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return match error_of("GET", &url, resp).await {
-                e if e.is_nothing_to_merge() => Ok(None),
-                e => Err(e),
-            };
-        }
-        let etag = resp
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| wire::unquote_etag(v).to_owned())
-            .unwrap_or_default();
-        let saved_at = resp
-            .headers()
-            .get("x-ykeep-saved-at")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let bytes = resp.bytes().await.map_err(unreachable)?.to_vec();
-        Ok(Some(StoredSnapshot {
-            bytes,
-            snapshot_id: etag,
-            saved_at,
-        }))
-    }
 }
 
 /// Why `GET /contract` did not confirm a ykeep store at the configured URL.
@@ -183,7 +161,8 @@ impl HttpStore {
             }
             return Ok(info);
         }
-        let refusal = match error_of("GET", &url, resp).await {
+        let body = resp.bytes().await.unwrap_or_default();
+        let refusal = match store_http::error_of("GET", &url, status.as_u16(), &body) {
             StoreError::Refused(r) => r,
             other => Refusal {
                 method: "GET",
@@ -215,15 +194,24 @@ impl SnapshotStore for HttpStore {
         &'a self,
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
-        self.fetch(room, None).boxed()
+        async move {
+            let reply = self.send(store_http::load(room, None)).await?;
+            store_http::load_answer(&reply.url, reply.answer())
+        }
+        .boxed()
     }
 
+    /// `If-None-Match` makes an unchanged snapshot a 304.
     fn load_if_changed<'a>(
         &'a self,
         room: &'a RoomName,
         known: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
-        self.fetch(room, Some(known)).boxed()
+        async move {
+            let reply = self.send(store_http::load(room, Some(known))).await?;
+            store_http::load_answer(&reply.url, reply.answer())
+        }
+        .boxed()
     }
 
     fn save<'a>(
@@ -233,23 +221,10 @@ impl SnapshotStore for HttpStore {
         precondition: Precondition,
     ) -> BoxFuture<'a, Result<SaveReceipt, StoreError>> {
         async move {
-            let url = self.snapshot_url(room);
-            let mut req = self
-                .client
-                .post(&url)
-                .bearer_auth(&self.secret)
-                .header("content-type", "application/octet-stream");
-            req = match &precondition {
-                Precondition::IfMatch(id) => req.header("if-match", wire::etag(id)),
-                Precondition::IfNoneMatch => req.header("if-none-match", "*"),
-                // No header: the store refuses (409) a state that lacks its snapshot.
-                Precondition::Contains => req,
-            };
-            let resp = req.body(state).send().await.map_err(unreachable)?;
-            if !resp.status().is_success() {
-                return Err(error_of("POST", &url, resp).await);
-            }
-            resp.json::<SaveReceipt>().await.map_err(unreachable)
+            let reply = self
+                .send(store_http::save(room, state, &precondition))
+                .await?;
+            store_http::save_answer(&reply.url, reply.status, &reply.body)
         }
         .boxed()
     }
@@ -260,33 +235,8 @@ impl SnapshotStore for HttpStore {
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<Verdict, StoreError>> {
         async move {
-            let body = serde_json::json!({
-                "token": token,
-                "kind": room.kind.as_str(),
-                "id": room.id.as_str(),
-            });
-            let url = self.url("/collaboration/verify");
-            let resp = self
-                .client
-                .post(&url)
-                .bearer_auth(&self.secret)
-                .json(&body)
-                .send()
-                .await
-                .map_err(unreachable)?;
-            if !resp.status().is_success() {
-                return Err(error_of("POST", &url, resp).await);
-            }
-            let reply: VerifyReply = resp.json().await.map_err(unreachable)?;
-            Ok(if reply.allowed {
-                Verdict::Allowed {
-                    user_id: reply.user_id,
-                }
-            } else {
-                Verdict::Denied {
-                    reason: reply.reason.unwrap_or_else(|| "denied".into()),
-                }
-            })
+            let reply = self.send(store_http::verify(token, room)).await?;
+            store_http::verify_answer(&reply.url, reply.status, &reply.body)
         }
         .boxed()
     }

@@ -27,11 +27,7 @@ pub use ykeep_room::store::{BODY_HEAD_BYTES, Refusal, StoreError, StoredSnapshot
 pub use ykeep_core::wire::{Precondition, SaveReceipt};
 
 /// A user token check's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Allowed { user_id: Option<String> },
-    Denied { reason: String },
-}
+pub use ykeep_room::store_http::Verdict;
 
 /// The snapshot store as the relay uses it.
 pub trait SnapshotStore: Send + Sync + 'static {

@@ -1,0 +1,368 @@
+// ykeep/party: the ykeep room as a Durable Object for partyserver (PartyKit).
+//
+// The room's rules are crates/room compiled to wasm (crates/party); this file does the I/O and
+// nothing else: the sockets (hibernation API), the log in the object's SQLite storage, alarms,
+// and the store's HTTP contract over fetch. See docs/party.md.
+//
+//   export { YkeepRoom } from "ykeep/party";                       // the Durable Object class
+//   const res = await routeYkeepRequest(request, env);             // in the worker's fetch
+//   [[durable_objects.bindings]] name = "YKEEP" class_name = "YkeepRoom"   // wrangler.toml
+import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
+
+import { Log } from "./log.js";
+import { Host, PartyRoom, StoreReply } from "./wasm.js";
+
+/** The binding `routeYkeepRequest` uses unless told otherwise. */
+export const DEFAULT_BINDING = "YKEEP";
+
+interface HttpReply {
+  status: number;
+  contentType: string;
+  body: Uint8Array;
+}
+interface CloseInfo {
+  code: number;
+  reason: string;
+}
+interface Refusal {
+  reply: HttpReply;
+  close: CloseInfo;
+  cache?: boolean;
+}
+interface StoreRequest {
+  method: string;
+  url: string;
+  headers: [string, string][];
+  body?: Uint8Array;
+}
+type Effect =
+  | { t: "send"; to?: number; except?: number; data: Uint8Array }
+  | { t: "close"; conn: number; code: number; reason: string }
+  | { t: "reply"; query: number; reply: HttpReply }
+  | ({ t: "store" } & StoreRequest)
+  | { t: "quarantine"; reason: string }
+  | { t: "unload" };
+interface Step {
+  append?: import("./log.js").Append;
+  compact?: import("./log.js").Compact;
+  effects: Effect[];
+}
+type RouteInfo =
+  | { room: string; what: "socket" | "state" | "durable" }
+  | { reply: HttpReply; close: CloseInfo };
+
+/** What a connection keeps across hibernation (its WebSocket attachment). */
+interface ConnState {
+  /** The room's number for it. */
+  n: number;
+  /** The awareness client ids it announced, with their clocks: `[id, clock, ...]`. */
+  aw: number[];
+}
+
+const CORS: Record<string, string> = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, OPTIONS",
+  "access-control-allow-headers": "authorization, content-type",
+  "access-control-expose-headers": "etag",
+};
+
+// One Host per isolate and env: its settings are read once.
+const hosts = new WeakMap<object, Host>();
+function hostOf(env: object): Host {
+  let host = hosts.get(env);
+  if (!host) {
+    host = new Host(env);
+    hosts.set(env, host);
+  }
+  return host;
+}
+
+function response(reply: HttpReply): Response {
+  return new Response(reply.body, {
+    status: reply.status,
+    headers: { "content-type": reply.contentType, ...CORS },
+  });
+}
+
+/** A WebSocket accepted only to be closed with a code and reason (as the relay refuses). */
+function refusedSocket(close: CloseInfo): Response {
+  const pair = new WebSocketPair();
+  pair[1].accept();
+  pair[1].close(close.code, close.reason);
+  return new Response(null, { status: 101, webSocket: pair[0] });
+}
+
+function isUpgrade(request: Request): boolean {
+  return request.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+/**
+ * Routes the host's URL shapes to the room's one Durable Object, named by its canonical
+ * `kind/id` (`idFromName`): `/parties/{kind}/{id}`, `/parties/main/{kind}:{id}`,
+ * `/rooms/{kind}/{id}` and its `/state` and `/durable`. `null` for any other path.
+ */
+export async function routeYkeepRequest(
+  request: Request,
+  env: Record<string, unknown>,
+  options: { binding?: string } = {},
+): Promise<Response | null> {
+  const host = hostOf(env);
+  const url = new URL(request.url);
+  const route = host.route(url.pathname) as RouteInfo | null;
+  if (!route) return null;
+  if ("reply" in route) return isUpgrade(request) ? refusedSocket(route.close) : response(route.reply);
+  if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
+  const binding = options.binding ?? DEFAULT_BINDING;
+  const namespace = env[binding] as DurableObjectNamespace | undefined;
+  if (!namespace) throw new Error(`routeYkeepRequest: no Durable Object binding named ${binding}`);
+  const stub = namespace.get(namespace.idFromName(route.room));
+  return stub.fetch(request);
+}
+
+export class YkeepRoom extends Server<Record<string, unknown>> {
+  static options = { hibernate: true };
+
+  #host: Host;
+  #log: Log;
+  /** The room, once opened; `#opening` while its cold start runs. */
+  #room: PartyRoom | undefined;
+  #opening: Promise<PartyRoom> | undefined;
+  #conns = new Map<number, Connection<ConnState>>();
+  #nextConn = 1;
+  #queries = new Map<number, (reply: HttpReply) => void>();
+  #nextQuery = 1;
+  #alarmAt: number | null = null;
+  #auth = new Map<string, { at: number; refusal: Refusal | null }>();
+
+  constructor(ctx: DurableObjectState, env: Record<string, unknown>) {
+    super(ctx, env);
+    this.#host = hostOf(env);
+    this.#log = new Log(ctx.storage);
+  }
+
+  /** Woken from hibernation with sockets still open: rebuild the room for them. */
+  onStart(): void {
+    const kept: [number, number[]][] = [];
+    for (const conn of this.getConnections<ConnState>()) {
+      const state = conn.state;
+      if (!state) continue;
+      kept.push([state.n, [...state.aw]]);
+      this.#conns.set(state.n, conn);
+      this.#nextConn = Math.max(this.#nextConn, state.n + 1);
+    }
+    if (kept.length === 0) return;
+    this.#room = this.#host.resume(this.name, this.#log.read(), kept, Date.now());
+    this.#perform(this.#room, this.#room.flush(Date.now()));
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    const route = this.#host.route(new URL(request.url).pathname) as RouteInfo | null;
+    if (route && "room" in route && route.what === "socket" && isUpgrade(request)) {
+      const token = new URL(request.url).searchParams.get("token") ?? undefined;
+      const refusal = await this.#authorize(token, route.room);
+      if (refusal) return refusedSocket(refusal.close);
+    }
+    return super.fetch(request);
+  }
+
+  async onConnect(connection: Connection<ConnState>, _ctx: ConnectionContext): Promise<void> {
+    const room = await this.#open();
+    const n = this.#nextConn++;
+    connection.setState({ n, aw: [] });
+    this.#conns.set(n, connection);
+    room.join(n, Date.now());
+    this.#perform(room, room.flush(Date.now()));
+  }
+
+  async onMessage(connection: Connection<ConnState>, message: WSMessage): Promise<void> {
+    if (typeof message === "string") return; // y-sync is binary
+    const state = connection.state;
+    if (!state) return;
+    const room = await this.#open();
+    const data = message instanceof ArrayBuffer ? new Uint8Array(message) : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+    const now = Date.now();
+    const owned = room.frame(state.n, data, now);
+    if (owned) connection.setState({ n: state.n, aw: Array.from(owned) });
+    this.#perform(room, room.flush(now));
+  }
+
+  async onClose(connection: Connection<ConnState>): Promise<void> {
+    const state = connection.state;
+    if (!state || !this.#conns.delete(state.n)) return;
+    const room = await this.#open();
+    room.leave(state.n, Date.now());
+    this.#perform(room, room.flush(Date.now()));
+  }
+
+  async onError(connection: Connection<ConnState>): Promise<void> {
+    await this.onClose(connection);
+  }
+
+  /** The save schedule's deadline (a periodic save, the debounce after the last leave). */
+  async onAlarm(): Promise<void> {
+    this.#alarmAt = null;
+    const room = await this.#open();
+    this.#perform(room, room.flush(Date.now()));
+  }
+
+  async onRequest(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const route = this.#host.route(url.pathname) as RouteInfo | null;
+    if (!route || "reply" in route || route.what === "socket") {
+      return new Response("not found", { status: 404 });
+    }
+    const token = this.#host.bearer(request.headers.get("authorization") ?? undefined);
+    const refusal = await this.#authorize(token, route.room);
+    if (refusal) return response(refusal.reply);
+    const room = this.#room;
+    if (route.what === "durable" && !room) {
+      return response(this.#host.durableOfLog(this.name, this.#log.read()));
+    }
+    if (!room) return response(this.#host.notLive());
+    const query = this.#nextQuery++;
+    const answered = new Promise<HttpReply>((resolve) => this.#queries.set(query, resolve));
+    const now = Date.now();
+    if (route.what === "state") {
+      const refused = room.stateQuery(query, url.searchParams.get("sv") ?? undefined, now) as HttpReply | null;
+      if (refused) {
+        this.#queries.delete(query);
+        return response(refused);
+      }
+    } else {
+      room.durableQuery(query, now);
+    }
+    this.#perform(room, room.flush(now));
+    return response(await answered);
+  }
+
+  /** The room, opened on first use: the log merged with the store's snapshot. */
+  #open(): Promise<PartyRoom> {
+    if (this.#room) return Promise.resolve(this.#room);
+    this.#opening ??= (async () => {
+      const request = this.#host.loadRequest(this.name) as StoreRequest;
+      const answer = await this.#send(request);
+      const room = this.#host.open(this.name, this.#log.read(), answer, Date.now());
+      this.#room = room;
+      this.#opening = undefined;
+      this.#perform(room, room.flush(Date.now()));
+      return room;
+    })();
+    return this.#opening;
+  }
+
+  /**
+   * One step, in the order the room requires: the log write first (synchronous; workerd's
+   * output gate holds every message sent below until it is durable), then the effects. If the
+   * write fails, nothing of the step is sent: every client is closed with 1011.
+   */
+  #perform(room: PartyRoom, step: Step): void {
+    let effects = step.effects;
+    if (step.append || step.compact) {
+      try {
+        this.#log.write(step.append, undefined);
+      } catch (e) {
+        console.error(`room ${this.name}: the log's append failed; closing every client`, e);
+        effects = room.logFailed() as Effect[];
+      }
+      if (step.compact && effects === step.effects) {
+        try {
+          this.#log.write(undefined, step.compact);
+        } catch (e) {
+          // The store holds the state and the log still holds every record.
+          console.error(`room ${this.name}: recording the save failed (the log keeps every record)`, e);
+        }
+      }
+    }
+    for (const effect of effects) this.#apply(room, effect);
+    if (this.#room === room) this.#arm(room);
+  }
+
+  #apply(room: PartyRoom, effect: Effect): void {
+    switch (effect.t) {
+      case "send":
+        if (effect.to !== undefined) {
+          this.#conns.get(effect.to)?.send(effect.data);
+        } else {
+          for (const [n, conn] of this.#conns) if (n !== effect.except) conn.send(effect.data);
+        }
+        return;
+      case "close": {
+        const conn = this.#conns.get(effect.conn);
+        this.#conns.delete(effect.conn);
+        conn?.close(effect.code, effect.reason);
+        return;
+      }
+      case "reply":
+        this.#queries.get(effect.query)?.(effect.reply);
+        this.#queries.delete(effect.query);
+        return;
+      case "store":
+        this.ctx.waitUntil(this.#storeCall(room, effect));
+        return;
+      case "quarantine": {
+        const moved = this.#log.quarantine(effect.reason, Date.now());
+        console.error(`room ${this.name}: ${effect.reason}; ${moved} log records moved to ykeep_quarantine`);
+        return;
+      }
+      case "unload":
+        if (this.#room === room) this.#room = undefined;
+        return;
+    }
+  }
+
+  async #storeCall(room: PartyRoom, request: StoreRequest): Promise<void> {
+    const answer = await this.#send(request);
+    room.answer(answer, Date.now());
+    this.#perform(room, room.flush(Date.now()));
+  }
+
+  /** One request to the store, with the shared secret; never throws. */
+  async #send(request: StoreRequest): Promise<StoreReply> {
+    const headers = new Headers(request.headers);
+    headers.set("authorization", `Bearer ${this.#host.secret}`);
+    try {
+      const res = await fetch(request.url, {
+        method: request.method,
+        headers,
+        body: request.body,
+        signal: AbortSignal.timeout(this.#host.storeTimeoutMs),
+      });
+      const body = new Uint8Array(await res.arrayBuffer());
+      const etag = res.headers.get("etag") ?? undefined;
+      const savedAt = res.headers.get("x-ykeep-saved-at") ?? undefined;
+      return StoreReply.answer(request.url, res.status, etag, savedAt, body);
+    } catch (e) {
+      return StoreReply.unreachable(request.url, e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /**
+   * The alarm at the room's next deadline. While the log holds unsaved records and no deadline
+   * is set (a save in flight), a watchdog alarm stays armed: an object killed mid-save wakes
+   * and saves again.
+   */
+  #arm(room: PartyRoom): void {
+    let at = room.nextDeadline() ?? null;
+    if (at === null && room.unsaved) at = Date.now() + this.#host.storeTimeoutMs + 1_000;
+    if (at === null || at === this.#alarmAt) return;
+    this.#alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
+  }
+
+  /** `null` when `token` may use `room`; the refusal otherwise (verdicts cached briefly). */
+  async #authorize(token: string | undefined, room: string): Promise<Refusal | null> {
+    const first = this.#host.precheck(token) as "allow" | "ask" | Refusal;
+    if (first === "allow") return null;
+    if (first !== "ask") return first;
+    const key = token as string;
+    const cached = this.#auth.get(key);
+    if (cached && Date.now() - cached.at < this.#host.authCacheMs) return cached.refusal;
+    const answer = await this.#send(this.#host.verifyRequest(key, room) as StoreRequest);
+    const refusal = this.#host.judge(answer) as Refusal | null;
+    if (refusal?.cache !== false) {
+      if (this.#auth.size > 1_000) this.#auth.clear();
+      this.#auth.set(key, { at: Date.now(), refusal });
+    }
+    return refusal;
+  }
+}
