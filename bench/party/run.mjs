@@ -6,7 +6,8 @@
 //
 //   node bench/party/run.mjs [--runs 3] [--updates N] [--readers 2] [--burst 5000]
 //        [--hosts y-partyserver,ykeep] [--kill-after 0] [--out party] [--no-write]
-//        [--ykeep-path /rooms/doc/{room}] [--ykeep-var KEY=VALUE ...]
+//        [--ykeep-path /rooms/document/{room}] [--ykeep-var KEY=VALUE ...]
+//        [--ykeep-store-url URL --ykeep-secret S]   (default: a fresh `ykeep-relay store` per run)
 //
 // a) raw blast: one writer sends the trace's updates as raw y-sync Update frames as fast as the
 //    socket drains; R readers on raw WebSockets (after SyncStep1/SyncStep2) stamp arrivals.
@@ -23,6 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
@@ -41,7 +43,8 @@ const ATTRIBUTION =
 function parseArgs(argv) {
   const o = {
     runs: 3, updates: null, readers: 2, burst: 5000, hosts: 'y-partyserver,ykeep',
-    killAfter: '0', out: 'party', write: true, ykeepPath: '/rooms/doc/{room}', ykeepVars: {},
+    killAfter: '0', out: 'party', write: true, ykeepPath: '/rooms/document/{room}', ykeepVars: {},
+    ykeepStoreUrl: null, ykeepSecret: 'bench-secret',
     stallS: 60,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -57,6 +60,8 @@ function parseArgs(argv) {
       case '--out': o.out = v(); break;
       case '--no-write': o.write = false; break;
       case '--ykeep-path': o.ykeepPath = v(); break;
+      case '--ykeep-store-url': o.ykeepStoreUrl = v(); break;
+      case '--ykeep-secret': o.ykeepSecret = v(); break;
       case '--stall': o.stallS = Number(v()); break;
       case '--ykeep-var': {
         const kv = v();
@@ -65,7 +70,7 @@ function parseArgs(argv) {
         break;
       }
       case '-h': case '--help':
-        console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 22).join('\n'));
+        console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1).filter((l, i, a) => a.slice(0, i + 1).every((x) => x.startsWith('//'))).join('\n'));
         process.exit(0);
       default:
         console.error(`run.mjs: unknown argument ${a}`);
@@ -128,14 +133,25 @@ async function hostList() {
         log(`SKIPPING host ykeep: ${path.relative(ROOT, script)} is not built (node party/build.mjs); measuring the baseline alone`);
         continue;
       }
+      const relayBin = process.env.YKEEP_RELAY_BIN || path.join(ROOT, 'target/release/ykeep-relay');
+      if (!opt.ykeepStoreUrl && !fs.existsSync(relayBin)) {
+        log(`SKIPPING host ykeep: its store (${path.relative(ROOT, relayBin)} store) is not built ` +
+          '(cargo build --release -p ykeep-relay), and no --ykeep-store-url was given');
+        continue;
+      }
+      const shown = { YKEEP_DEV_ALLOW_ALL: 'true', ...opt.ykeepVars };
       hosts.push({
         name: 'ykeep',
-        describe: `ykeep YkeepRoom Durable Object (party/dist/worker.mjs), vars ${JSON.stringify({ YKEEP_DEV_ALLOW_ALL: '1', ...opt.ykeepVars })}`,
+        describe: `ykeep YkeepRoom Durable Object (party/dist/worker.mjs), vars ${JSON.stringify(shown)}; ` +
+          (opt.ykeepStoreUrl ? `store at ${opt.ykeepStoreUrl}` : 'its snapshot store: `ykeep-relay store` on 127.0.0.1 (a fresh one per run, not in the CPU/RSS figures)'),
         script,
         className: 'YkeepRoom',
         binding: 'YKEEP',
         path: (room) => opt.ykeepPath.replace('{room}', room),
-        vars: { YKEEP_DEV_ALLOW_ALL: '1', ...opt.ykeepVars },
+        vars: { YKEEP_DEV_ALLOW_ALL: 'true', ...opt.ykeepVars },
+        setup: opt.ykeepStoreUrl
+          ? async () => ({ vars: { YKEEP_STORE_URL: opt.ykeepStoreUrl, YKEEP_SECRET: opt.ykeepSecret }, cleanup: async () => {} })
+          : () => startStore(relayBin),
       });
     } else {
       log(`run.mjs: unknown host ${name} (y-partyserver, ykeep)`);
@@ -145,10 +161,40 @@ async function hostList() {
   return hosts;
 }
 
-async function startHost(host, persist) {
+/** A `ykeep-relay store` on 127.0.0.1 with a fresh data dir (the ykeep host saves snapshots to it). */
+async function startStore(bin) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ykeep-party-store-'));
+  const secret = 'bench-secret';
+  const child = spawn(bin, ['store', '--listen', '127.0.0.1:0', '--data-dir', dir, '--secret', secret,
+    '--token-key', 'bench-token-key', '--auto-create'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, YKEEP_LOG: 'warn' } });
+  const errs = [];
+  child.stderr.on('data', (c) => errs.push(c.toString()));
+  const url = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (c) => {
+      buf += c.toString();
+      const m = /ykeep-relay listening on (http:\/\/\S+)/.exec(buf);
+      if (m) resolve(m[1].replace(/\/$/, ''));
+    });
+    child.on('exit', (code) => reject(new Error(`ykeep-relay store exited (${code}): ${errs.join('').slice(-500)}`)));
+  });
+  child.stdout.resume();
+  return {
+    vars: { YKEEP_STORE_URL: url, YKEEP_SECRET: secret },
+    cleanup: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startHost(host, persist, extraVars = {}) {
   const lines = [];
   const w = await startWorker({
-    script: host.script, persist, vars: host.vars, className: host.className, binding: host.binding,
+    script: host.script, persist, vars: { ...host.vars, ...extraVars }, className: host.className, binding: host.binding,
     onLog: (s) => {
       lines.push(s);
       if (lines.length > 200) lines.shift();
@@ -287,7 +333,8 @@ function applyText(updates) {
 // ---------------------------------------------------------------- (a) raw blast
 async function blastOnce(host, work, readersN) {
   const persist = fs.mkdtempSync(path.join(os.tmpdir(), `ykeep-party-${host.name}-`));
-  const w = await startHost(host, persist);
+  const env = host.setup ? await host.setup() : { vars: {}, cleanup: async () => {} };
+  const w = await startHost(host, persist, env.vars);
   const url = w.wsUrl + host.path('bench');
   const conns = [];
   try {
@@ -349,6 +396,7 @@ async function blastOnce(host, work, readersN) {
   } finally {
     for (const c of conns) c.ws.terminate();
     await w.kill9(); // Miniflare's own stop SIGKILLs workerd too; this is the quicker one
+    await env.cleanup();
     fs.rmSync(persist, { recursive: true, force: true });
   }
 }
@@ -356,7 +404,8 @@ async function blastOnce(host, work, readersN) {
 // ---------------------------------------------------------------- (b) kill after burst
 async function killOnce(host, work, readersN, burst, killAfterMs) {
   const persist = fs.mkdtempSync(path.join(os.tmpdir(), `ykeep-party-kill-${host.name}-`));
-  let w = await startHost(host, persist);
+  const env = host.setup ? await host.setup() : { vars: {}, cleanup: async () => {} };
+  let w = await startHost(host, persist, env.vars);
   const url = () => w.wsUrl + host.path('burst');
   const conns = [];
   try {
@@ -390,7 +439,7 @@ async function killOnce(host, work, readersN, burst, killAfterMs) {
     for (const c of conns) c.ws.terminate();
     conns.length = 0;
     let t = performance.now();
-    w = await startHost(host, persist);
+    w = await startHost(host, persist, env.vars);
     const restartMs = performance.now() - t;
     const c = await syncConnect(url());
     conns.push(c);
@@ -412,6 +461,7 @@ async function killOnce(host, work, readersN, burst, killAfterMs) {
   } finally {
     for (const c of conns) c.ws.terminate();
     await w.kill9();
+    await env.cleanup();
     fs.rmSync(persist, { recursive: true, force: true });
   }
 }
