@@ -51,3 +51,14 @@ wasm_toolchain() {
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 export YKEEP_CHROMIUM="${YKEEP_CHROMIUM:-/usr/bin/chromium}"
 export YKEEP_BENCH_DATA="${YKEEP_BENCH_DATA:-$ROOT/../shared/bench-data}"
+
+# Copies the party host's package files (party/dist/, built by scripts/build-party) into $1 (the
+# npm package's subpath ykeep/party). Does nothing when party/dist/ has not been built.
+party_package() {
+  local dist="$ROOT/party/dist" to="$1"
+  [ -f "$dist/index.js" ] || return 0
+  rm -rf "$to"
+  mkdir -p "$to"
+  cp "$dist"/{index,log,wasm}.{js,d.ts} "$dist"/ykeep_party.{js,d.ts} \
+    "$dist"/ykeep_party_bg.wasm "$dist"/ykeep_party_bg.wasm.d.ts "$to"/
+}

@@ -5,7 +5,7 @@
 // saving Y.encodeStateAsUpdate to the object's SQLite storage with y-partyserver's debounce).
 //
 //   node bench/party/run.mjs [--runs 3] [--updates N] [--readers 2] [--burst 5000]
-//        [--hosts y-partyserver,ykeep] [--kill-after 0] [--out party] [--no-write]
+//        [--hosts y-partyserver,ykeep] [--kill-after 0,3000] [--out party] [--no-write]
 //        [--ykeep-path /rooms/document/{room}] [--ykeep-var KEY=VALUE ...]
 //        [--ykeep-store-url URL --ykeep-secret S]   (default: a fresh `ykeep-relay store` per run)
 //
@@ -14,7 +14,8 @@
 //    updates/s = updates / (last arrival at the slowest reader - first send); echo latency =
 //    arrival - send over every (update, reader); workerd CPU (utime+stime) and VmHWM from /proc.
 // b) kill after burst: a burst of B updates; once every reader holds all of them (each was
-//    forwarded), workerd is SIGKILLed at once (or after --kill-after ms), restarted on the same
+//    forwarded), workerd is SIGKILLed at once (0) and, in a second run, 3000 ms later (past
+//    y-partyserver's 2 s debounce; --kill-after sets the list), restarted on the same
 //    persist dir, and a fresh client's SyncStep2 shows how many of the burst the room kept.
 // Runs are interleaved (run k of every host before run k+1); a fresh runtime and a fresh persist
 // dir for every run. Results: bench/results/<out>.json and .md (only with the real trace and
@@ -43,7 +44,7 @@ const ATTRIBUTION =
 function parseArgs(argv) {
   const o = {
     runs: 3, updates: null, readers: 2, burst: 5000, hosts: 'y-partyserver,ykeep',
-    killAfter: '0', out: 'party', write: true, ykeepPath: '/rooms/document/{room}', ykeepVars: {},
+    killAfter: '0,3000', out: 'party', write: true, ykeepPath: '/rooms/document/{room}', ykeepVars: {},
     ykeepStoreUrl: null, ykeepSecret: 'bench-secret',
     stallS: 60,
   };
@@ -378,6 +379,7 @@ async function blastOnce(host, work, readersN) {
     const same = readers.slice(1).every((r) => r.hash.digest('hex') === h0 && r.t.length === readers[0].t.length);
     const seconds = (last - sent[0]) / 1000;
     return {
+      writer_s: (sent[n - 1] - sent[0]) / 1000,
       ok: textOk && same,
       note: textOk && same ? '' : `text_ok=${textOk} streams_identical=${same}`,
       updates: n,
@@ -493,7 +495,7 @@ for (let run = 0; run < opt.runs; run++) {
     const r = await blastOnce(h, work, opt.readers);
     blast[h.name].push(r);
     log(r.ok
-      ? `run ${run} blast ${h.name.padEnd(13)} ${r.updates_per_s.toFixed(0).padStart(7)} updates/s  p50 ${r.p50_ms.toFixed(1)} ms  p99 ${r.p99_ms.toFixed(1)} ms  cpu ${r.cpu_s.toFixed(2)} s  peak ${r.peak_rss_mb.toFixed(0)} MB  msgs ${r.messages}`
+      ? `run ${run} blast ${h.name.padEnd(13)} ${r.updates_per_s.toFixed(0).padStart(7)} updates/s (writer done in ${r.writer_s.toFixed(1)} s of ${r.seconds.toFixed(1)} s)  p50 ${r.p50_ms.toFixed(1)} ms  p99 ${r.p99_ms.toFixed(1)} ms  cpu ${r.cpu_s.toFixed(2)} s  peak ${r.peak_rss_mb.toFixed(0)} MB  msgs ${r.messages}`
       : `run ${run} blast ${h.name}: FAILED ${r.note}`);
   }
   for (const h of hosts) {
@@ -533,8 +535,8 @@ for (const h of hosts) {
     `${row.cpu_s.toFixed(2)} | ${row.cpu_us_per_update.toFixed(1)} | ${row.peak_rss_mb.toFixed(0)} |` +
     `${yk ? ` ${(ykThr / row.updates_per_s).toFixed(2)} |` : ''} ${row.ok_runs}/${opt.runs} |\n`;
 }
-md += `\n**Kill -9 after a burst** (${burst} updates; workerd SIGKILLed as soon as every reader holds every update, ` +
-  `restarted on the same persist dir; a fresh client's SyncStep2 counted against the burst)\n\n`;
+md += `\n**Kill -9 after a burst** (${burst} updates; workerd SIGKILLed the given ms after every reader holds every ` +
+  `update (0 = at once), restarted on the same persist dir; a fresh client's SyncStep2 counted against the burst)\n\n`;
 md += '| host | kill -9 after ms | forwarded to readers | kept after kill -9 (median) | kept min–max | restart to READY ms | cold SyncStep2 ms | ok runs |\n|---|---|---|---|---|---|---|---|\n';
 const killRows = [];
 for (const h of hosts) {

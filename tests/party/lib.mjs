@@ -36,8 +36,9 @@ export function partyVars (storeUrl, vars = {}) {
  * Starts the party host on `persist` (a directory: Durable Object storage survives restarts).
  * Keeps the runtime's console output in `logs` (an array of lines) and on stderr when
  * YKEEP_TEST_VERBOSE is set. Returns startWorker's handle plus `logs`.
+ * `logFile` (optional): that output is also appended to this file.
  */
-export async function startParty ({ persist, storeUrl, vars = {}, port = 0 }) {
+export async function startParty ({ persist, storeUrl, vars = {}, port = 0, logFile }) {
   const logs = []
   const w = await startWorker({
     script: WORKER,
@@ -46,6 +47,7 @@ export async function startParty ({ persist, storeUrl, vars = {}, port = 0 }) {
     vars: partyVars(storeUrl, vars),
     onLog: (chunk) => {
       logs.push(...chunk.split('\n').filter(Boolean))
+      if (logFile) fs.appendFileSync(logFile, chunk)
       if (process.env.YKEEP_TEST_VERBOSE) process.stderr.write(chunk)
     }
   })

@@ -2,6 +2,9 @@
 // Crash loop: real WebSocket clients (one per agent, plus two readers: a raw y-sync observer and a
 // stock y-websocket WebsocketProvider) edit one room through `ykeep-relay serve` while this driver
 // kill -9s the relay at seeded random moments and restarts it on the same data dir and port.
+// With `store: 'party'` (--store party) the server is the party host instead: workerd (through
+// Miniflare, tests/party/lib.mjs) is kill -9ed and restarted on the same Durable Object storage and
+// port, saving to a real embedded store process (`ykeep-relay store`) that stays up.
 //
 // After every restart, before any client may reconnect, it checks that the relay's state contains
 //   - every update the relay had forwarded to any client before the kill, and
@@ -10,6 +13,7 @@
 // client's text equal the stream's end content, also after one more restart.
 //
 //   node tests/reliability/crash-loop.mjs [--kills N] [--trace] [--seed S] [--agents N] [--edits N]
+//        [--store serve|fake|party]
 import fs from 'node:fs'
 import * as Y from 'yjs'
 import WebSocket from 'ws'
@@ -23,6 +27,7 @@ import {
   tempDir, waitFor, sleep, tail, SECRET
 } from './lib/procs.mjs'
 import { startFaultStore } from './lib/faultstore.mjs'
+import { startStore } from './lib/stack.mjs'
 
 const KIND = 'document'
 
@@ -48,26 +53,57 @@ export async function runCrashLoop ({
   log(`crash-loop: ${stream.source}: ${totalSteps} updates from ${stream.agents.length} agents, end content ${stream.endContent.length} chars`)
 
   const dir = tempDir('crash-loop')
+  let keepDir = true // logs and data stay for a failed run (printed in its error)
   const dataDir = `${dir}/data`
   const id = `crash-${seed}`
   const extra = ['--dev-allow-all', '--save-interval-ms', String(saveIntervalMs), '--save-debounce-ms', String(saveDebounceMs)]
   // 'serve': relay + embedded store in one process (both die at each kill);
-  // 'fake': `relay --store-url` against the in-memory store of lib/faultstore.mjs.
+  // 'fake': `relay --store-url` against the in-memory store of lib/faultstore.mjs;
+  // 'party': the party host on workerd (its Durable Object storage in dataDir) saving to a
+  // `ykeep-relay store` process; only workerd dies at each kill.
   let fake = null
+  let partyStore = null
   let sub = 'serve'
-  if (store === 'fake') {
-    fake = await startFaultStore({ secret: SECRET })
-    sub = 'relay'
-    extra.push('--store-url', fake.url)
+  let relay
+  let restart
+  if (store === 'party') {
+    const party = await import('../party/lib.mjs')
+    const why = party.skipReason()
+    if (why) throw new Error(`crash-loop --store party: ${why}`)
+    partyStore = await startStore(dir)
+    const vars = { YKEEP_SAVE_INTERVAL_MS: String(saveIntervalMs), YKEEP_SAVE_DEBOUNCE_MS: String(saveDebounceMs) }
+    let runs = 0
+    const start = async (port = 0) => {
+      const logFile = `${dir}/party-${++runs}.log`
+      const w = await party.startParty({ persist: dataDir, storeUrl: partyStore.url, vars, port, logFile })
+      return { party: w, url: w.url, wsUrl: w.wsUrl, port: Number(new URL(w.url).port), logFile }
+    }
+    try {
+      relay = await start()
+    } catch (e) {
+      await partyStore.stop()
+      throw e
+    }
+    const port = relay.port
+    restart = async () => { relay = await start(port) }
   } else {
-    extra.push('--auto-create') // the embedded store's flag: `serve` reads it, `relay` has none
+    if (store === 'fake') {
+      fake = await startFaultStore({ secret: SECRET })
+      sub = 'relay'
+      extra.push('--store-url', fake.url)
+    } else {
+      extra.push('--auto-create') // the embedded store's flag: `serve` reads it, `relay` has none
+    }
+    relay = await startProcess(sub, relayArgs({ sub, dataDir, extra }), { logDir: dir, name: sub })
+    const port = relay.port
+    restart = async () => {
+      relay = await startProcess(sub, relayArgs({ sub, port, dataDir, extra }), { logDir: dir, name: sub })
+    }
   }
-  let relay = await startProcess(sub, relayArgs({ sub, dataDir, extra }), { logDir: dir, name: sub })
-  const port = relay.port
-  const restart = async () => {
-    relay = await startProcess(sub, relayArgs({ sub, port, dataDir, extra }), { logDir: dir, name: sub })
-  }
-  const storeUrl = fake ? fake.url : relay.url
+  // kill -9 / graceful stop of whichever server runs (the party host: workerd, then its parent).
+  const crash = (p) => (p.party ? p.party.kill9() : kill9(p))
+  const stop = (p) => (p.party ? p.party.stop() : terminate(p))
+  const storeUrl = fake ? fake.url : partyStore ? partyStore.url : relay.url
   await createResource(storeUrl, KIND, id)
   const roomUrl = `${relay.wsUrl}/rooms/${KIND}/${id}`
 
@@ -119,7 +155,7 @@ export async function runCrashLoop ({
       for (const c of everyone) c.hold()
       provider.shouldConnect = false
       const marker = lastDurable
-      await kill9(relay)
+      await crash(relay)
       const sentAtKill = sent
       figures.killSentCounts.push(sent)
       if (sabotage) wipe(dataDir)
@@ -167,23 +203,25 @@ export async function runCrashLoop ({
     polling = false
     await poller
     const saved = await waitFor('the final save to reach the store', async () => {
-      const s = await loadSnapshot(fake ? fake.url : relay.url, KIND, id)
+      const s = await loadSnapshot(storeUrl, KIND, id)
       return s && textOf(s.bytes) === stream.endContent ? s : null
     }, { timeoutMs: 60_000, everyMs: 100 })
     figures.bytesCompared += saved.bytes.length
     if (missingUpdates(saved.bytes, [live]).length) throw new Error(`store snapshot does not contain the relay state (seed ${seed})`)
     // One more restart after a graceful stop: the cold room still has the end content.
-    await terminate(relay)
+    await stop(relay)
     await restart()
     const cold = await recoveredState(roomUrl)
     if (textOf(cold) !== stream.endContent) throw new Error(`after a clean restart the room text differs (seed ${seed})`)
-    const stored = await loadSnapshot(fake ? fake.url : relay.url, KIND, id)
+    const stored = await loadSnapshot(storeUrl, KIND, id)
     if (textOf(stored.bytes) !== stream.endContent) throw new Error(`after a clean restart the store text differs (seed ${seed})`)
     figures.bytesCompared += cold.length + stored.bytes.length
     figures.clientsChecked = everyone.length + 1
     figures.updatesSent = totalSteps
     figures.endChars = stream.endContent.length
+    figures.store = store
     log(`crash-loop: OK ${JSON.stringify(figures)}`)
+    if (partyStore) keepDir = false // the party host's storage is a few MB a run: drop it when all passed
     return figures
   } catch (e) {
     e.message += `\n(seed ${seed}; data ${dataDir}; relay log tail:\n${tail(relay.logFile)})`
@@ -192,8 +230,10 @@ export async function runCrashLoop ({
     polling = false
     for (const c of everyone) c.close()
     try { provider.destroy(); provider.awareness.destroy() } catch {}
-    await kill9(relay)
+    await crash(relay)
     if (fake) await fake.close()
+    if (partyStore) await partyStore.stop()
+    if (!keepDir) fs.rmSync(dir, { recursive: true, force: true })
   }
 }
 

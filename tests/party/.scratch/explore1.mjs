@@ -1,0 +1,25 @@
+import * as Y from 'yjs'
+import { startPartyStack } from '/work/main/tests/party/lib.mjs'
+import { createResource, loadSnapshot, waitFor, durable, liveState } from '/work/main/tests/reliability/lib/procs.mjs'
+import { SyncClient } from '/work/main/tests/reliability/lib/client.mjs'
+let t0 = Date.now()
+const stack = await startPartyStack({ vars: { YKEEP_SAVE_INTERVAL_MS: '1000', YKEEP_SAVE_DEBOUNCE_MS: '400' } })
+console.log('started in', Date.now() - t0)
+await createResource(stack.store.url, 'document', 'x')
+const c = new SyncClient(`${stack.party.wsUrl}/parties/main/document:x`)
+await waitFor('sync', () => c.synced)
+console.log('synced', Date.now() - t0)
+const d = new Y.Doc(); d.getText('t').insert(0, 'hello')
+c.sendUpdate(Y.encodeStateAsUpdate(d))
+const s = await waitFor('saved', async () => { const s = await loadSnapshot(stack.store.url, 'document', 'x'); return s })
+console.log('saved', Date.now() - t0, s.etag)
+console.log(await durable(stack.party.url, 'document', 'x'))
+const st = await liveState(stack.party.url, 'document', 'x'); console.log('state', st && st.length)
+c.close()
+const r = await fetch(`${stack.store.url}/snapshots/document/x`, { headers: { authorization: 'Bearer reliability-secret-0123456789' } })
+console.log(r.status, [...r.headers])
+t0 = Date.now()
+await stack.crash(); console.log('crash+restart', Date.now() - t0)
+console.log(await durable(stack.party.url, 'document', 'x'))
+console.log(stack.party.logs.join('\n'))
+await stack.stop()

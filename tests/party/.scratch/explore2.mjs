@@ -1,0 +1,41 @@
+import * as Y from 'yjs'
+import { startPartyStack } from '../lib.mjs'
+import { createResource, loadSnapshot, waitFor, durable, sleep } from '../../reliability/lib/procs.mjs'
+import { SyncClient } from '../../reliability/lib/client.mjs'
+const text = (b) => { const d = new Y.Doc(); Y.applyUpdate(d, b); return d.getText('t').toString() }
+let t0 = Date.now()
+const stack = await startPartyStack({ vars: { YKEEP_SAVE_INTERVAL_MS: '4000', YKEEP_SAVE_DEBOUNCE_MS: '1500' } })
+await createResource(stack.store.url, 'document', 'rearm')
+const a = new SyncClient(`${stack.party.wsUrl}/rooms/document/rearm`, { reconnect: false })
+const b = new SyncClient(`${stack.party.wsUrl}/rooms/document/rearm`, { reconnect: false })
+await waitFor('sync', () => a.synced && b.synced)
+const d = new Y.Doc(); d.getText('t').insert(0, 'rearm-edit')
+a.sendUpdate(Y.encodeStateAsUpdate(d))
+await waitFor('echo', () => b.text() === 'rearm-edit')
+const te = Date.now()
+console.log('before kill snapshot', await loadSnapshot(stack.store.url, 'document', 'rearm'))
+a.close(); b.close()
+await stack.party.kill9()
+console.log('killed at +', Date.now() - te)
+const { startParty } = await import('../lib.mjs')
+const party = await startParty({ persist: stack.persist, storeUrl: stack.store.url, vars: { YKEEP_SAVE_INTERVAL_MS: '4000', YKEEP_SAVE_DEBOUNCE_MS: '1500' } })
+console.log('restarted at +', Date.now() - te)
+const s = await waitFor('saved', async () => { const s = await loadSnapshot(stack.store.url, 'document', 'rearm'); return s && text(s.bytes) === 'rearm-edit' && s }, { timeoutMs: 30000 })
+console.log('saved at +', Date.now() - te)
+console.log(party.logs.join('\n'))
+// B: store down, disconnected → retry loop?
+await createResource(stack.store.url, 'document', 'down')
+const c = new SyncClient(`${party.wsUrl}/rooms/document/down`, { reconnect: false })
+await waitFor('sync', () => c.synced)
+await stack.store.kill()
+const d2 = new Y.Doc(); d2.getText('t').insert(0, 'down-edit')
+c.sendUpdate(Y.encodeStateAsUpdate(d2))
+await sleep(300)
+c.close()
+const tc = Date.now()
+for (let i = 0; i < 6; i++) { await sleep(2000); console.log(`+${Date.now() - tc}: failures so far`, party.logs.filter((l) => /save failed/.test(l)).length) }
+console.log(party.logs.slice(-6).join('\n'))
+await stack.store.restart()
+await waitFor('saved after restart', async () => { const s = await loadSnapshot(stack.store.url, 'document', 'down'); return s && text(s.bytes) === 'down-edit' }, { timeoutMs: 30000 })
+console.log('saved after store back: +', Date.now() - tc)
+await party.stop(); await stack.store.stop()
