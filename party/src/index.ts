@@ -178,7 +178,7 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     if (typeof message === "string") return; // y-sync is binary
     const state = connection.state;
     if (!state) return;
-    const room = await this.#open();
+    const room = this.#room ?? (await this.#open());
     const data = message instanceof ArrayBuffer ? new Uint8Array(message) : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
     const now = Date.now();
     const owned = room.frame(state.n, data, now);
@@ -239,13 +239,16 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
   #open(): Promise<PartyRoom> {
     if (this.#room) return Promise.resolve(this.#room);
     this.#opening ??= (async () => {
-      const request = this.#host.loadRequest(this.name) as StoreRequest;
-      const answer = await this.#send(request);
-      const room = this.#host.open(this.name, this.#log.read(), answer, Date.now());
-      this.#room = room;
-      this.#opening = undefined;
-      this.#perform(room, room.flush(Date.now()));
-      return room;
+      try {
+        const request = this.#host.loadRequest(this.name) as StoreRequest;
+        const answer = await this.#send(request);
+        const room = this.#host.open(this.name, this.#log.read(), answer, Date.now());
+        this.#room = room;
+        this.#perform(room, room.flush(Date.now()));
+        return room;
+      } finally {
+        this.#opening = undefined;
+      }
     })();
     return this.#opening;
   }
@@ -305,7 +308,11 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
         return;
       }
       case "unload":
-        if (this.#room === room) this.#room = undefined;
+        if (this.#room !== room) return;
+        this.#room = undefined;
+        // Saved: nothing is due. Unsaved (its last save failed): the next use saves it.
+        this.#alarmAt = null;
+        void this.ctx.storage.deleteAlarm();
         return;
     }
   }

@@ -4,12 +4,13 @@
 use bytes::Bytes;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
+use ykeep_core::wire::SaveReceipt;
 use ykeep_core::{RoomName, b64};
 use ykeep_room::access::{self, Precheck};
 use ykeep_room::store_http::{self, Answer, Request};
 use ykeep_room::{
     Close, DurableInfo, Effect, Event, LogRecord, OutFrame, Purpose, Reply, Room, RoomRecords,
-    StoreError, Target, protocol,
+    StoreError, StoredSnapshot, Target, protocol,
 };
 
 use crate::config::Settings;
@@ -160,14 +161,7 @@ impl Host {
     /// The store's answer to a verify request: `null` (allowed) or a refusal
     /// `{reply, close, cache}` (`cache`: false while the store could not answer).
     pub fn judge(&self, answer: StoreReply) -> JsValue {
-        let verdict = match answer.0 {
-            Reply_::Answer {
-                url, status, body, ..
-            } => store_http::verify_answer(&url, status, &body),
-            Reply_::Unreachable { url, message } => {
-                Err(StoreError::Unreachable(format!("{url}: {message}")))
-            }
-        };
+        let verdict = answer.0.verdict();
         match access::judge(verdict) {
             Ok(()) => JsValue::NULL,
             Err(e) => {
@@ -203,26 +197,7 @@ impl Host {
         now: f64,
     ) -> Result<PartyRoom, JsError> {
         let name = parse_room(room)?;
-        let answer = match store.0 {
-            Reply_::Answer {
-                url,
-                status,
-                etag,
-                saved_at,
-                body,
-            } => store_http::load_answer(
-                &url,
-                Answer {
-                    status,
-                    etag: etag.as_deref(),
-                    saved_at: saved_at.as_deref(),
-                    body: &body,
-                },
-            ),
-            Reply_::Unreachable { url, message } => {
-                Err(StoreError::Unreachable(format!("{url}: {message}")))
-            }
-        };
+        let answer = store.0.loaded();
         let room = Room::open(
             name,
             self.settings.room,
@@ -354,6 +329,52 @@ enum Reply_ {
     },
 }
 
+impl Reply_ {
+    /// The answer to a load (a cold start's fetch, a save's fetch, a poll).
+    fn loaded(self) -> Result<Option<StoredSnapshot>, StoreError> {
+        match self {
+            Reply_::Answer {
+                url,
+                status,
+                etag,
+                saved_at,
+                body,
+            } => {
+                let answer = Answer {
+                    status,
+                    etag: etag.as_deref(),
+                    saved_at: saved_at.as_deref(),
+                    body: &body,
+                };
+                store_http::load_answer(&url, answer)
+            }
+            Reply_::Unreachable { url, message } => Err(unreachable(&url, &message)),
+        }
+    }
+
+    fn receipt(self) -> Result<SaveReceipt, StoreError> {
+        match self {
+            Reply_::Answer {
+                url, status, body, ..
+            } => store_http::save_answer(&url, status, &body),
+            Reply_::Unreachable { url, message } => Err(unreachable(&url, &message)),
+        }
+    }
+
+    fn verdict(self) -> Result<store_http::Verdict, StoreError> {
+        match self {
+            Reply_::Answer {
+                url, status, body, ..
+            } => store_http::verify_answer(&url, status, &body),
+            Reply_::Unreachable { url, message } => Err(unreachable(&url, &message)),
+        }
+    }
+}
+
+fn unreachable(url: &str, message: &str) -> StoreError {
+    StoreError::Unreachable(format!("{url}: {message}"))
+}
+
 /// What the store answered one request (or why it did not).
 #[wasm_bindgen]
 pub struct StoreReply(Reply_);
@@ -470,43 +491,10 @@ impl PartyRoom {
         let Some(pending) = self.pending.take() else {
             return tracing::error!(room = %self.room.name(), "a store answer with no request in flight; ignored");
         };
-        let event = match (pending, reply.0) {
-            (
-                Pending::Save,
-                Reply_::Answer {
-                    url, status, body, ..
-                },
-            ) => Event::Saved(store_http::save_answer(&url, status, &body)),
-            (
-                kind @ (Pending::Fetch | Pending::Poll),
-                Reply_::Answer {
-                    url,
-                    status,
-                    etag,
-                    saved_at,
-                    body,
-                },
-            ) => {
-                let answer = Answer {
-                    status,
-                    etag: etag.as_deref(),
-                    saved_at: saved_at.as_deref(),
-                    body: &body,
-                };
-                let loaded = store_http::load_answer(&url, answer);
-                match kind {
-                    Pending::Fetch => Event::Fetched(loaded),
-                    _ => Event::Polled(loaded),
-                }
-            }
-            (kind, Reply_::Unreachable { url, message }) => {
-                let e = StoreError::Unreachable(format!("{url}: {message}"));
-                match kind {
-                    Pending::Fetch => Event::Fetched(Err(e)),
-                    Pending::Save => Event::Saved(Err(e)),
-                    Pending::Poll => Event::Polled(Err(e)),
-                }
-            }
+        let event = match pending {
+            Pending::Fetch => Event::Fetched(reply.0.loaded()),
+            Pending::Poll => Event::Polled(reply.0.loaded()),
+            Pending::Save => Event::Saved(reply.0.receipt()),
         };
         self.room.handle(event, now as u64);
     }
