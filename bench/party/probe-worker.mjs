@@ -7,6 +7,8 @@
 //   GET  count                -> {count, instance}       POST incr -> {count}
 //   POST sql-put?n=BYTES      one row of an n-byte BLOB  (error text on failure)
 //   POST kv-put?n=BYTES       ctx.storage.put of an n-byte Uint8Array
+//   GET  params?n=N           one SQL statement with N bound parameters
+//   GET  stmt?n=BYTES         one SQL statement n bytes long
 //   POST alarm?ms=N           ctx.storage.setAlarm(now + N)
 //   GET  alarms               {fired, pending}
 //   GET  ws (Upgrade)         hibernatable WebSocket (ctx.acceptWebSocket): a binary message of
@@ -51,6 +53,16 @@ export class Probe extends DurableObject {
         case 'sql-put':
           this.sql.exec('INSERT OR REPLACE INTO blobs (id, b) VALUES (1, ?)', new Uint8Array(n));
           return json({ ok: true, n });
+        case 'params': { // one statement with n bound parameters
+          const q = 'SELECT 1 AS s WHERE 1 IN (' + Array.from({ length: n }, () => '?').join(',') + ')';
+          const r = this.sql.exec(q, ...Array.from({ length: n }, () => 1)).one();
+          return json({ ok: r.s === 1, n });
+        }
+        case 'stmt': { // one statement of n bytes (padded with a comment)
+          const q = 'SELECT 1 AS one /*' + 'x'.repeat(Math.max(0, n - 22)) + '*/';
+          this.sql.exec(q).one();
+          return json({ ok: true, n: q.length });
+        }
         case 'kv-put':
           await this.ctx.storage.put('blob', new Uint8Array(n));
           return json({ ok: true, n });

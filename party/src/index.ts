@@ -132,6 +132,8 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
   #queries = new Map<number, (reply: HttpReply) => void>();
   #nextQuery = 1;
   #alarmAt: number | null = null;
+  /** A flush of the messages batched so far is scheduled. */
+  #flushing: ReturnType<typeof setTimeout> | undefined;
   #auth = new Map<string, { at: number; refusal: Refusal | null }>();
 
   constructor(ctx: DurableObjectState, env: Record<string, unknown>) {
@@ -180,10 +182,22 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     if (!state) return;
     const room = this.#room ?? (await this.#open());
     const data = message instanceof ArrayBuffer ? new Uint8Array(message) : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
-    const now = Date.now();
-    const owned = room.frame(state.n, data, now);
+    const owned = room.frame(state.n, data, Date.now());
     if (owned) connection.setState({ n: state.n, aw: Array.from(owned) });
-    this.#perform(room, room.flush(now));
+    this.#flushSoon(room);
+  }
+
+  /**
+   * Messages are batched: the room takes every message that arrives before the next task, then
+   * one flush writes them as one log record (one SQLite commit instead of one per message) and
+   * forwards them. Nothing of the batch leaves before that write.
+   */
+  #flushSoon(room: PartyRoom): void {
+    if (this.#flushing) return;
+    this.#flushing = setTimeout(() => {
+      this.#flushing = undefined;
+      this.#perform(room, room.flush(Date.now()));
+    }, 0);
   }
 
   async onClose(connection: Connection<ConnState>): Promise<void> {
@@ -278,6 +292,7 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     }
     for (const effect of effects) this.#apply(room, effect);
     if (this.#room === room) this.#arm(room);
+    else if (this.#room === undefined && effects.some((e) => e.t === "unload")) this.#disarm();
   }
 
   #apply(room: PartyRoom, effect: Effect): void {
@@ -354,6 +369,16 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     if (at === null || at === this.#alarmAt) return;
     this.#alarmAt = at;
     void this.ctx.storage.setAlarm(at);
+  }
+
+  /**
+   * The room unloaded: no alarm may wake it again. The watchdog armed while its last save was in
+   * flight would reopen it, and while the store is down that is a retry loop (no retry loop: the
+   * log keeps the data for the next trigger, a client's join and leave).
+   */
+  #disarm(): void {
+    this.#alarmAt = null;
+    void this.ctx.storage.deleteAlarm();
   }
 
   /** `null` when `token` may use `room`; the refusal otherwise (verdicts cached briefly). */
