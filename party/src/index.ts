@@ -140,10 +140,12 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     super(ctx, env);
     this.#host = hostOf(env);
     this.#log = new Log(ctx.storage);
+    console.log("DEBUG new instance");
   }
 
   /** Woken from hibernation with sockets still open: rebuild the room for them. */
   onStart(): void {
+    console.log("DEBUG onStart", [...this.getConnections()].length);
     const kept: [number, number[]][] = [];
     for (const conn of this.getConnections<ConnState>()) {
       const state = conn.state;
@@ -153,6 +155,7 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
       this.#nextConn = Math.max(this.#nextConn, state.n + 1);
     }
     if (kept.length === 0) return;
+    console.log(`room ${this.name}: woken with ${kept.length} open connections; rebuilt from its log`);
     this.#room = this.#host.resume(this.name, this.#log.read(), kept, Date.now());
     this.#perform(this.#room, this.#room.flush(Date.now()));
   }
@@ -182,9 +185,40 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     if (!state) return;
     const room = this.#room ?? (await this.#open());
     const data = message instanceof ArrayBuffer ? new Uint8Array(message) : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
-    const owned = room.frame(state.n, data, Date.now());
+    let owned: Float64Array | undefined;
+    try {
+      owned = room.frame(state.n, data, Date.now());
+    } catch (e) {
+      return this.#trapped(room, state.n, e);
+    }
     if (owned) connection.setState({ n: state.n, aw: Array.from(owned) });
     this.#flushSoon(room);
+  }
+
+  /**
+   * The room's wasm trapped on a client's message: a panic in yrs that the room's guards turn
+   * into a refusal on the relay, but the wasm build cannot unwind (panic = "abort"), so here it
+   * aborts the call and leaves the room object unusable ("recursive use of an object") for the
+   * object's whole life. Nothing of the batch was logged or sent; the doc may hold part of it.
+   * The room is dropped (the next use rebuilds it from the log): the sender is refused with
+   * 1008, as the relay refuses it, and every other client is closed with 1011 so that it
+   * resyncs what the batch held.
+   */
+  #trapped(room: PartyRoom, offender: number, e: unknown): void {
+    console.error(`room ${this.name}: the room trapped on a message of connection ${offender}; dropped, rebuilt from the log on next use`, e);
+    if (this.#room !== room) return;
+    this.#room = undefined;
+    if (this.#flushing !== undefined) clearTimeout(this.#flushing);
+    this.#flushing = undefined;
+    for (const [query, resolve] of this.#queries) {
+      this.#queries.delete(query);
+      resolve(this.#host.notLive() as HttpReply);
+    }
+    for (const [n, conn] of this.#conns) {
+      this.#conns.delete(n);
+      if (n === offender) conn.close(1008, "bad Yjs update: the room cannot take it");
+      else conn.close(1011, "the room restarted: reconnect to resync");
+    }
   }
 
   /**
@@ -315,7 +349,7 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
         this.#queries.delete(effect.query);
         return;
       case "store":
-        this.ctx.waitUntil(this.#storeCall(room, effect));
+        void this.#storeCall(room, effect);
         return;
       case "quarantine": {
         const moved = this.#log.quarantine(effect.reason, Date.now());
@@ -342,12 +376,16 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
   async #send(request: StoreRequest): Promise<StoreReply> {
     const headers = new Headers(request.headers);
     headers.set("authorization", `Bearer ${this.#host.secret}`);
+    // A timer of our own, cleared with the answer: a pending timer (AbortSignal.timeout's
+    // too) keeps the object from hibernating.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`no answer in ${this.#host.storeTimeoutMs} ms`)), this.#host.storeTimeoutMs);
     try {
       const res = await fetch(request.url, {
         method: request.method,
         headers,
         body: request.body,
-        signal: AbortSignal.timeout(this.#host.storeTimeoutMs),
+        signal: abort.signal,
       });
       const body = new Uint8Array(await res.arrayBuffer());
       const etag = res.headers.get("etag") ?? undefined;
@@ -355,6 +393,8 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
       return StoreReply.answer(request.url, res.status, etag, savedAt, body);
     } catch (e) {
       return StoreReply.unreachable(request.url, e instanceof Error ? e.message : String(e));
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -14,6 +14,7 @@ import { startStore, startRelay, metric } from '../reliability/lib/stack.mjs'
 import { SyncClient, syncFrame } from '../reliability/lib/client.mjs'
 import { mintToken } from '../reliability/lib/tokens.mjs'
 import { makeRng, chooseSeed } from '../reliability/lib/rng.mjs'
+import { rawWs as rawWsAt, assertRefused, malformedFrames, textFrames, unknownTypeFrames, undecodableUpdates, badIds, badKinds, regressionFrames, varint } from '../reliability/lib/badinput.mjs'
 
 const skip = relayBin() ? false : 'relay binary not built (cargo build -p ykeep-relay --bins, or set YKEEP_RELAY_BIN)'
 const MAX_FRAME = 65536
@@ -97,64 +98,13 @@ async function noStateChange (fn) {
   return r
 }
 
-/** Opens a raw WebSocket and resolves with how it ended: refused over HTTP, closed, or still open. */
-function rawWs (path, { send = [], text = false, waitMs = 3000 } = {}) {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(`${wsBase()}${path}`, { maxPayload: 1 << 30 })
-    const got = []
-    let done = false
-    const finish = (r) => { if (!done) { done = true; clearTimeout(timer); try { ws.terminate() } catch {} resolve({ ...r, got }) } }
-    const timer = setTimeout(() => finish({ open: true }), waitMs + 30_000)
-    ws.on('unexpected-response', (req, res) => {
-      let body = ''
-      res.on('data', (c) => { body += c })
-      res.on('end', () => finish({ status: res.statusCode, body }))
-    })
-    ws.on('open', () => {
-      for (const f of send) ws.send(f, { binary: !text })
-      setTimeout(() => finish({ open: true }), waitMs)
-    })
-    ws.on('message', (m) => got.push(m))
-    ws.on('close', (code, reason) => finish({ code, reason: reason.toString() }))
-    ws.on('error', () => {})
-  })
-}
-
-function assertRefused (r, { codes = [1002, 1003, 1007, 1008], statuses = [400, 401, 403, 404, 413, 414, 431], what }) {
-  if (r.status !== undefined) {
-    assert.ok(statuses.includes(r.status), `${what}: HTTP ${r.status} ${r.body}`)
-    // A 404 with no body is the router finding no route: the client library normalised the path
-    // (e.g. %2e%2e to ..), so the request never named a room.
-    if (r.status !== 414 && r.status !== 431 && !(r.status === 404 && r.body === '')) {
-      const j = JSON.parse(r.body)
-      assert.ok(j.error && j.error.code && j.error.message, `${what}: error body ${r.body}`)
-      assert.ok(r.body.length < 1000, `${what}: the error echoes the input (${r.body.length} bytes)`)
-    }
-    return
-  }
-  assert.ok(!r.open, `${what}: the connection was left open (no refusal)`)
-  assert.ok(codes.includes(r.code), `${what}: close code ${r.code} (${r.reason})`)
-  assert.ok(r.reason.length > 0, `${what}: close without a reason`)
-}
+/** Opens a raw WebSocket on the relay and resolves with how it ended (badinput.mjs). */
+const rawWs = (path, opts) => rawWsAt(`${wsBase()}${path}`, opts)
 
 const victimPath = () => `/rooms/${KIND}/victim?token=${tokenVictim}`
-const varintFF = (n) => new Uint8Array(n).fill(0xff)
 
 test('malformed y-sync frames are refused', { skip, timeout: 120_000 }, async () => {
-  const frames = {
-    'empty frame': new Uint8Array([]),
-    'sync without step': new Uint8Array([0]),
-    'update without length': new Uint8Array([0, 2]),
-    'truncated varint length': new Uint8Array([0, 2, 0x80]),
-    'truncated varint step': new Uint8Array([0, 0x80]),
-    'huge declared length (4 GiB)': new Uint8Array([0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3]),
-    'declared length past the frame': new Uint8Array([0, 2, 50, 1, 2, 3]),
-    'varint overflow (11 bytes of 0xff)': new Uint8Array([0, 2, ...varintFF(11), 1]),
-    'unknown sync step': new Uint8Array([0, 7, 1, 0]),
-    'message type varint overflow': varintFF(12),
-    'awareness with huge length': new Uint8Array([1, 0xff, 0xff, 0xff, 0x7f]),
-    'step1 with a state vector that does not decode': syncFrame(0, new Uint8Array([0xff, 0xff, 0xff]))
-  }
+  const frames = malformedFrames()
   for (const [what, f] of Object.entries(frames)) {
     count('malformed frames')
     const r = await noStateChange(() => rawWs(victimPath(), { send: [f] }))
@@ -163,7 +113,7 @@ test('malformed y-sync frames are refused', { skip, timeout: 120_000 }, async ()
 })
 
 test('text frames change nothing (ignored, or refused)', { skip, timeout: 120_000 }, async () => {
-  for (const t of ['hello', '\u0000\u0002\u0001x', 'x'.repeat(1000)]) {
+  for (const t of textFrames) {
     count('malformed frames')
     const r = await noStateChange(() => rawWs(victimPath(), { send: [t], text: true, waitMs: 300 }))
     if (!r.open) assertRefused(r, { codes: [1002, 1003, 1007, 1008], what: 'text frame' })
@@ -171,7 +121,7 @@ test('text frames change nothing (ignored, or refused)', { skip, timeout: 120_00
 })
 
 test('unknown message types change nothing (ignored as y-websocket does, or refused)', { skip, timeout: 120_000 }, async () => {
-  for (const f of [new Uint8Array([99, 1, 2, 3]), new Uint8Array([4]), new Uint8Array([0x80, 0x01])]) {
+  for (const f of unknownTypeFrames()) {
     count('unknown message types')
     const r = await noStateChange(() => rawWs(victimPath(), { send: [f], waitMs: 300 }))
     if (!r.open) assertRefused(r, { what: `unknown type ${f[0]}` })
@@ -182,13 +132,7 @@ test('updates that do not decode are refused and not forwarded', { skip, timeout
   const watcher = new SyncClient(`${wsBase()}${victimPath()}`, { name: 'victim-watcher', reconnect: false })
   await waitFor('watcher sync', () => watcher.synced)
   const seen = watcher.received.length
-  const bad = [
-    new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x7f]),
-    new TextEncoder().encode('not a yjs update at all'),
-    new Uint8Array([1, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
-    new Uint8Array([5, 1, 200, 1, 0, 4, 1, 1, 116, 10]) // plausible header, truncated content
-  ]
-  for (let i = 0; i < 12; i++) bad.push(Uint8Array.from({ length: rng.int(1, 200) }, () => rng.int(0, 255)))
+  const bad = undecodableUpdates(rng)
   // (Real updates with flipped bytes can poison the room - see the fuzz regression test, which
   // uses a fresh room per input - so they are not sent to the shared victim room here.)
   let refused = 0
@@ -225,9 +169,6 @@ test('oversized frames and bodies are refused', { skip, timeout: 120_000 }, asyn
   const res2 = await noStateChange(() => fetch(`${relay.url}/rooms/${KIND}/victim/state?sv=${'A'.repeat(200_000)}`, { headers: { authorization: `Bearer ${tokenVictim}` } }))
   assert.ok(res2.status >= 400 && res2.status < 500, `huge ?sv=: ${res2.status}`)
 })
-
-const badIds = ['..%2F..%2Fetc%2Fpasswd', '%2e%2e', '..', 'a.b', '%C3%A9t%C3%A9', '%F0%9F%99%82', 'a%00b', 'a%20b', 'x'.repeat(129), 'y'.repeat(10_000), '%2Fabs']
-const badKinds = ['evil', 'documents', 'Document', '..', '%C3%A9']
 
 test('bad kinds and ids are refused before any I/O', { skip, timeout: 120_000 }, async () => {
   const tok = mintToken(TOKEN_KEY, { kind: '*', id: '*' })
@@ -367,31 +308,7 @@ test('1,000 connections opened and dropped leave the relay serving and leak noth
 })
 
 // Regressions from fuzzing (fuzz/regressions/): both are relay bugs at the time of writing.
-const varint = (n) => { const out = []; while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) } out.push(n); return out }
 const hwmKb = (pid) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1])
-
-const FUZZ_REGRESSIONS = new URL('../../fuzz/regressions/', import.meta.url).pathname
-/** Regression inputs: snapshot_save files are one update; frame_decoder files are [len][frame]... */
-function regressionFrames () {
-  const out = []
-  for (const target of ['snapshot_save', 'frame_decoder']) {
-    const dirp = `${FUZZ_REGRESSIONS}${target}`
-    if (!fs.existsSync(dirp)) continue
-    for (const name of fs.readdirSync(dirp).sort()) {
-      const bytes = new Uint8Array(fs.readFileSync(`${dirp}/${name}`))
-      if (target === 'snapshot_save') { out.push({ name: `${target}/${name}`, frames: [syncFrame(2, bytes)] }); continue }
-      const frames = []
-      let rest = bytes
-      while (rest.length && frames.length < 8) {
-        const n = Math.min(rest[0], rest.length - 1)
-        if (n === 0) { frames.push(rest.slice(1)); break }
-        frames.push(rest.slice(1, 1 + n)); rest = rest.slice(1 + n)
-      }
-      out.push({ name: `${target}/${name}`, frames })
-    }
-  }
-  return out
-}
 
 test('fuzz regressions sent to a room do not poison it: a new client still syncs', { skip, timeout: 240_000 }, async () => {
   // Found by cargo fuzz: updates yrs accepts but after which every encode of the room's state

@@ -233,7 +233,8 @@ export async function runCrashLoop ({
     await crash(relay)
     if (fake) await fake.close()
     if (partyStore) await partyStore.stop()
-    if (!keepDir) fs.rmSync(dir, { recursive: true, force: true })
+    // (the party self-test's failure is the expected one: its data is of no use either)
+    if (!keepDir || (partyStore && sabotage)) fs.rmSync(dir, { recursive: true, force: true })
   }
 }
 

@@ -29,12 +29,21 @@ impl AwarenessTable {
             return false;
         };
         for (client, entry) in update.clients {
-            let newer = match self.states.get(&client) {
+            let removal = entry.json.as_ref() == NULL;
+            let newer = match self.states.get_mut(&client) {
+                // The state the room holds already, sent again: y-websocket's provider sends
+                // back every state it hears (its awareness handler does not look at the
+                // origin). An echo keeps its owner (as y-protocols ignores an equal clock), or
+                // the announcer's leave would remove nothing; a rebuilt room learns the state.
+                Some((clock, json, _)) if entry.clock == *clock && !removal => {
+                    json.get_or_insert_with(|| entry.json.clone());
+                    false
+                }
                 Some((clock, _, _)) => entry.clock >= *clock,
                 None => true,
             };
             if newer {
-                if entry.json.as_ref() == NULL {
+                if removal {
                     self.states.remove(&client);
                 } else {
                     self.states

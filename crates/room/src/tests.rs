@@ -318,6 +318,39 @@ fn a_leaving_connection_takes_each_of_its_awareness_client_ids_with_it() {
 }
 
 #[test]
+fn an_echoed_awareness_state_stays_with_its_announcer() {
+    // y-websocket's provider sends back every awareness state it hears, with the same clock:
+    // the echo must not move client 10 to connection 2, or 1's leave would remove nothing.
+    let mut room = room_with_two();
+    let announce = frame(protocol::encode_awareness(&awareness(&[(
+        10,
+        3,
+        r#"{"u":"a"}"#,
+    )])));
+    for conn in [1, 2] {
+        let data = announce.clone();
+        room.handle(Event::Frame { conn, data }, 1);
+    }
+    room.flush(1).durable();
+    assert_eq!(room.awareness_of(1), vec![(10, 3)]);
+    assert_eq!(room.awareness_of(2), vec![]);
+    room.handle(Event::Leave { conn: 1 }, 2);
+    let effects = room.flush(2).durable();
+    let out = deliveries(&effects);
+    assert_eq!(out.len(), 1, "the leave announces client 10's removal");
+    let Frame::Awareness { payload } = protocol::parse(out[0].1.bytes()).unwrap() else {
+        panic!("an awareness frame")
+    };
+    let removal = AwarenessUpdate::decode_v1(&out[0].1.bytes()[payload]).unwrap();
+    let gone: Vec<_> = removal
+        .clients
+        .iter()
+        .map(|(c, e)| (c.get(), e.clock))
+        .collect();
+    assert_eq!(gone, vec![(10, 4)]);
+}
+
+#[test]
 fn a_slow_reader_is_closed_at_the_backlog_limit_and_replies_never_count() {
     let mut room = room_with_two();
     let mut backlog = Backlog::new(300);
