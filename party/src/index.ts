@@ -140,12 +140,10 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     super(ctx, env);
     this.#host = hostOf(env);
     this.#log = new Log(ctx.storage);
-    console.log("DEBUG new instance");
   }
 
   /** Woken from hibernation with sockets still open: rebuild the room for them. */
   onStart(): void {
-    console.log("DEBUG onStart", [...this.getConnections()].length);
     const kept: [number, number[]][] = [];
     for (const conn of this.getConnections<ConnState>()) {
       const state = conn.state;
@@ -196,13 +194,12 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
   }
 
   /**
-   * The room's wasm trapped on a client's message: a panic in yrs that the room's guards turn
-   * into a refusal on the relay, but the wasm build cannot unwind (panic = "abort"), so here it
-   * aborts the call and leaves the room object unusable ("recursive use of an object") for the
-   * object's whole life. Nothing of the batch was logged or sent; the doc may hold part of it.
-   * The room is dropped (the next use rebuilds it from the log): the sender is refused with
-   * 1008, as the relay refuses it, and every other client is closed with 1011 so that it
-   * resyncs what the batch held.
+   * The room's wasm trapped on a client's message. Panics unwind (the party wasm is built with
+   * wasm exception handling) and the room's guards refuse the update, as on the relay; a trap is
+   * what is left (out of memory, a bug), and it leaves the room object unusable. Nothing of the
+   * batch was logged or sent; the doc may hold part of it. The room is dropped (the next use
+   * rebuilds it from the log): the sender is refused with 1008, and every other client is
+   * closed with 1011 so that it resyncs.
    */
   #trapped(room: PartyRoom, offender: number, e: unknown): void {
     console.error(`room ${this.name}: the room trapped on a message of connection ${offender}; dropped, rebuilt from the log on next use`, e);

@@ -44,6 +44,10 @@ test('an evicted object wakes on the next message and rebuilds its room for the 
     await createResource(stack.store.url, 'document', 'hib')
     const url = `${stack.party.wsUrl}/rooms/document/hib`
     const a = new SyncClient(url, { name: 'a', reconnect: false })
+    // b connects once a is in: on this workerd (1.20260730), two upgrades reaching one object at
+    // nearly the same time keep it from ever being evicted (cloudflare/workerd#6862), whatever
+    // the object does; the room is the same either way.
+    await waitFor('a synced', () => a.synced)
     const b = new SyncClient(url, { name: 'b', reconnect: false })
     await waitFor('both synced', () => a.synced && b.synced)
     const seenByB = new awarenessProtocol.Awareness(new Y.Doc())
@@ -63,7 +67,7 @@ test('an evicted object wakes on the next message and rebuilds its room for the 
     // Idle: the object is evicted while both sockets stay open.
     const woken = () => stack.party.logs.filter((l) => WOKEN.test(l))
     assert.equal(woken().length, 0)
-    await sleep(Number(process.env.HIB_IDLE || 13_000))
+    await sleep(13_000)
     assert.equal(a.ws.readyState, 1, 'the socket stayed open')
 
     const after = new Y.Doc()

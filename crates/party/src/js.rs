@@ -1,6 +1,8 @@
 //! The API the TypeScript host calls (wasm-bindgen). Effects come out as plain JS objects, the
 //! bytes as `Uint8Array`s; `party/src/wasm.d.ts` describes them.
 
+use std::panic::AssertUnwindSafe;
+
 use bytes::Bytes;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -241,7 +243,7 @@ impl Host {
 impl Host {
     fn party_room(&self, room: Room) -> PartyRoom {
         PartyRoom {
-            room,
+            room: AssertUnwindSafe(room),
             store_url: self.settings.store_url.clone(),
             max_frame_bytes: self.settings.max_frame_bytes,
             pending: None,
@@ -413,7 +415,9 @@ enum Pending {
 /// One room, driven by the host: events in, then [`PartyRoom::flush`].
 #[wasm_bindgen]
 pub struct PartyRoom {
-    room: Room,
+    /// Asserted unwind-safe: a panic the room's guards did not catch reaches the host as an
+    /// exception, and the host drops the room (`#trapped` in party/src/index.ts).
+    room: AssertUnwindSafe<Room>,
     store_url: String,
     max_frame_bytes: usize,
     pending: Option<Pending>,
