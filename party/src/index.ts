@@ -323,7 +323,6 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     }
     for (const effect of effects) this.#apply(room, effect);
     if (this.#room === room) this.#arm(room);
-    else if (this.#room === undefined && effects.some((e) => e.t === "unload")) this.#disarm();
   }
 
   #apply(room: PartyRoom, effect: Effect): void {
@@ -356,7 +355,9 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
       case "unload":
         if (this.#room !== room) return;
         this.#room = undefined;
-        // Saved: nothing is due. Unsaved (its last save failed): the next use saves it.
+        // Saved: nothing is due. Unsaved (its last save failed): the next use saves it. No
+        // alarm may wake it again: the watchdog armed while its save was in flight would
+        // reopen it, and while the store is down that would be a retry loop.
         this.#alarmAt = null;
         void this.ctx.storage.deleteAlarm();
         return;
@@ -406,16 +407,6 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     if (at === null || at === this.#alarmAt) return;
     this.#alarmAt = at;
     void this.ctx.storage.setAlarm(at);
-  }
-
-  /**
-   * The room unloaded: no alarm may wake it again. The watchdog armed while its last save was in
-   * flight would reopen it, and while the store is down that is a retry loop (no retry loop: the
-   * log keeps the data for the next trigger, a client's join and leave).
-   */
-  #disarm(): void {
-    this.#alarmAt = null;
-    void this.ctx.storage.deleteAlarm();
   }
 
   /** `null` when `token` may use `room`; the refusal otherwise (verdicts cached briefly). */
