@@ -12,6 +12,9 @@ import { Server, type Connection, type ConnectionContext, type WSMessage } from 
 import { Log } from "./log.js";
 import { Host, PartyRoom, StoreReply } from "./wasm.js";
 
+/** The most messages one batch (one log record, one commit) takes. */
+const BATCH_MESSAGES = 1024;
+
 /** The binding `routeYkeepRequest` uses unless told otherwise. */
 export const DEFAULT_BINDING = "YKEEP";
 
@@ -134,6 +137,8 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
   #alarmAt: number | null = null;
   /** A flush of the messages batched so far is scheduled. */
   #flushing: ReturnType<typeof setTimeout> | undefined;
+  /** Messages in the batch. */
+  #batched = 0;
   #auth = new Map<string, { at: number; refusal: Refusal | null }>();
 
   constructor(ctx: DurableObjectState, env: Record<string, unknown>) {
@@ -219,14 +224,25 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
   }
 
   /**
-   * Messages are batched: the room takes every message that arrives before the next task, then
+   * Messages are batched: the room takes every message that arrives before the next task (at most
+   * BATCH_MESSAGES; 256 and 1,024 measured alike, 30-32k updates/s), then
    * one flush writes them as one log record (one SQLite commit instead of one per message) and
    * forwards them. Nothing of the batch leaves before that write.
    */
   #flushSoon(room: PartyRoom): void {
+    // workerd hands over a socket's messages with no backpressure: a burst of them can all come
+    // before the next task. A batch is flushed at BATCH_MESSAGES at the latest, so that a batch
+    // (its record, its deliveries) stays small.
+    if (++this.#batched >= BATCH_MESSAGES) {
+      if (this.#flushing !== undefined) clearTimeout(this.#flushing);
+      this.#flushing = undefined;
+      this.#batched = 0;
+      return this.#perform(room, room.flush(Date.now()));
+    }
     if (this.#flushing) return;
     this.#flushing = setTimeout(() => {
       this.#flushing = undefined;
+      this.#batched = 0;
       this.#perform(room, room.flush(Date.now()));
     }, 0);
   }
