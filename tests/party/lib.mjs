@@ -100,13 +100,15 @@ export async function restartParty (party, { persist, storeUrl, vars = {}, crash
 
 /**
  * An HTTP proxy in front of a store that records every request ({method, path, status, at})
- * and can play a broken store: `setMode('pass' | 'down' | 'html404' | 'deleted')` ('down'
- * drops the connection; 'html404' answers every request 404 text/html; 'deleted' answers the
- * contract's 404 `resource_deleted`). `saves(kind, id)` counts the POSTs of one snapshot.
+ * and can play a broken store: `setMode('pass' | 'down' | 'html404' | 'deleted' | 'hold')`
+ * ('down' drops the connection; 'html404' answers every request 404 text/html; 'deleted'
+ * answers the contract's 404 `resource_deleted`; 'hold' keeps each save waiting until the mode
+ * changes). `saves(kind, id)` counts the POSTs of one snapshot.
  */
 export async function startStoreProxy (target) {
   const requests = []
   let mode = 'pass'
+  const held = []
   const server = http.createServer((req, res) => {
     const chunks = []
     req.on('data', (c) => chunks.push(c))
@@ -118,9 +120,16 @@ export async function startStoreProxy (target) {
         res.writeHead(status, { 'content-type': type })
         res.end(body)
       }
+      if (mode === 'hold' && req.method === 'POST') {
+        // 'hold': a save waits until setMode('pass') (it is in flight meanwhile).
+        held.push(() => forward())
+        return
+      }
       if (mode === 'down') { entry.status = 'dropped'; req.socket.destroy(); return }
       if (mode === 'html404') return answer(404, 'text/html', '<!DOCTYPE html><html><body><h1>404 Not Found</h1><p>nginx</p></body></html>')
       if (mode === 'deleted') return answer(404, 'application/json', JSON.stringify({ error: { code: 'resource_deleted', message: 'this resource was deleted' } }))
+      forward()
+    function forward () {
       const up = http.request(`${target}${req.url}`, { method: req.method, headers: { ...req.headers, host: new URL(target).host } }, (r) => {
         const body = []
         r.on('data', (c) => body.push(c))
@@ -132,13 +141,17 @@ export async function startStoreProxy (target) {
       })
       up.on('error', () => { entry.status = 'upstream-error'; req.socket.destroy() })
       up.end(Buffer.concat(chunks))
+    }
     })
   })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     requests,
-    setMode (m) { mode = m },
+    setMode (m) {
+      mode = m
+      if (m !== 'hold') for (const go of held.splice(0)) go()
+    },
     get mode () { return mode },
     /** The POSTs of /snapshots/{kind}/{id} the store answered 2xx (`all`: every POST). */
     saves (kind, id, { all = false } = {}) {

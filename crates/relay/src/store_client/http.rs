@@ -71,6 +71,17 @@ impl HttpStore {
     }
 }
 
+impl HttpStore {
+    async fn fetch(
+        &self,
+        room: &RoomName,
+        known: Option<&str>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        let reply = self.send(store_http::load(room, known)).await?;
+        store_http::load_answer(&reply.url, reply.answer())
+    }
+}
+
 /// One answer of the store, read whole.
 struct Reply {
     url: String,
@@ -194,11 +205,7 @@ impl SnapshotStore for HttpStore {
         &'a self,
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
-        async move {
-            let reply = self.send(store_http::load(room, None)).await?;
-            store_http::load_answer(&reply.url, reply.answer())
-        }
-        .boxed()
+        self.fetch(room, None).boxed()
     }
 
     /// `If-None-Match` makes an unchanged snapshot a 304.
@@ -207,11 +214,7 @@ impl SnapshotStore for HttpStore {
         room: &'a RoomName,
         known: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
-        async move {
-            let reply = self.send(store_http::load(room, Some(known))).await?;
-            store_http::load_answer(&reply.url, reply.answer())
-        }
-        .boxed()
+        self.fetch(room, Some(known)).boxed()
     }
 
     fn save<'a>(
