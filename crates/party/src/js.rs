@@ -75,11 +75,6 @@ impl Host {
         Ok(Host { settings })
     }
 
-    #[wasm_bindgen(getter, js_name = storeUrl)]
-    pub fn store_url(&self) -> String {
-        self.settings.store_url.clone()
-    }
-
     #[wasm_bindgen(getter)]
     pub fn secret(&self) -> String {
         self.settings.secret.clone()
@@ -569,11 +564,6 @@ impl PartyRoom {
             .into_iter()
             .flat_map(|(client, clock)| [client as f64, clock as f64])
             .collect()
-    }
-
-    #[wasm_bindgen(getter)]
-    pub fn connections(&self) -> usize {
-        self.room.connections()
     }
 
     /// The log holds records no save has covered yet.
