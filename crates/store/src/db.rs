@@ -41,20 +41,29 @@ CREATE TABLE tasks (
 PRAGMA user_version = 1;
 ";
 
-/// Version 2 drops the legacy `content` columns, but only after copying every value into
-/// `legacy_content` in the same transaction: for a row without a Yjs snapshot that JSON is the
-/// only copy of the document. Converting it to a snapshot is not done here.
-const MIGRATE_V1_TO_V2: &str = "
-CREATE TABLE legacy_content (
+/// Version 2 removes the legacy `content` columns, archive first: every value is copied into
+/// `legacy_content` and cleared from its row only where the archive holds it byte for byte, and
+/// the columns are dropped only once no row has content left ([`migrate_v1_to_v2`]), all in one
+/// transaction. For a row without a Yjs snapshot that JSON is the only copy of the document.
+/// Converting it to a snapshot is not done here (the archive keeps it for that).
+const ARCHIVE_V1_CONTENT: &str = "
+CREATE TABLE IF NOT EXISTS legacy_content (
     kind TEXT NOT NULL,
     id TEXT NOT NULL,
     content TEXT NOT NULL,
     PRIMARY KEY (kind, id)
 );
-INSERT INTO legacy_content (kind, id, content)
+INSERT OR IGNORE INTO legacy_content (kind, id, content)
     SELECT 'document', id, content FROM documents WHERE content IS NOT NULL;
-INSERT INTO legacy_content (kind, id, content)
+INSERT OR IGNORE INTO legacy_content (kind, id, content)
     SELECT 'diagram', id, content FROM diagrams WHERE content IS NOT NULL;
+UPDATE documents SET content = NULL WHERE content IN (
+    SELECT l.content FROM legacy_content l WHERE l.kind = 'document' AND l.id = documents.id);
+UPDATE diagrams SET content = NULL WHERE content IN (
+    SELECT l.content FROM legacy_content l WHERE l.kind = 'diagram' AND l.id = diagrams.id);
+";
+
+const DROP_V1_CONTENT: &str = "
 ALTER TABLE documents DROP COLUMN content;
 ALTER TABLE diagrams DROP COLUMN content;
 ALTER TABLE documents ADD COLUMN deleted_at INTEGER;
@@ -62,6 +71,31 @@ ALTER TABLE diagrams ADD COLUMN deleted_at INTEGER;
 ALTER TABLE tasks ADD COLUMN deleted_at INTEGER;
 PRAGMA user_version = 2;
 ";
+
+/// Archives and clears the legacy content, then drops its columns if no row has content left.
+/// A row whose value the archive does not hold exactly (an archive entry with another value for
+/// the same row, left by an earlier hand-made copy) keeps it, and the migration stops with an
+/// error naming the rows: nothing is dropped, and the transaction rolls back.
+pub fn migrate_v1_to_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(ARCHIVE_V1_CONTENT)?;
+    let left: Vec<String> = tx
+        .prepare(
+            "SELECT 'document ' || id FROM documents WHERE content IS NOT NULL
+             UNION ALL SELECT 'diagram ' || id FROM diagrams WHERE content IS NOT NULL
+             ORDER BY 1 LIMIT 20",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !left.is_empty() {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "schema migration 1 -> 2 stopped: legacy content of {} differs from what legacy_content \
+             already holds for the same row; nothing was dropped (compare the two and remove the wrong \
+             archive entry)",
+            left.join(", ")
+        )));
+    }
+    tx.execute_batch(DROP_V1_CONTENT)
+}
 
 /// `blob_sweep` names every blob file the store may remove, and nothing else may be removed
 /// (temp files aside: `crate::sweep`): each entry is recorded in the same transaction that
@@ -93,10 +127,10 @@ pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     loop {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let step = match version {
-            0 => SCHEMA_V1,
-            1 => MIGRATE_V1_TO_V2,
-            2 => MIGRATE_V2_TO_V3,
+        let step: fn(&Transaction<'_>) -> rusqlite::Result<()> = match version {
+            0 => |tx| tx.execute_batch(SCHEMA_V1),
+            1 => migrate_v1_to_v2,
+            2 => |tx| tx.execute_batch(MIGRATE_V2_TO_V3),
             SCHEMA_VERSION => return Ok(()),
             newer => {
                 return Err(rusqlite::Error::InvalidParameterName(format!(
@@ -105,7 +139,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             }
         };
         let tx = conn.transaction()?;
-        tx.execute_batch(step)?;
+        step(&tx)?;
         tx.commit()?;
         tracing::info!(from = version, "store schema migrated");
     }
@@ -316,6 +350,76 @@ mod tests {
     }
 
     #[test]
+    fn legacy_columns_are_dropped_only_once_the_archive_holds_every_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let legacy = |conn: &Connection| {
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(
+                r#"INSERT INTO documents (id, created_at, content) VALUES ('d1', 1, '{"type":"doc","v":"é"}'), ('d2', 2, NULL);
+                   INSERT INTO diagrams (id, created_at, content) VALUES ('g1', 3, '{"elements":[]}');"#,
+            )
+            .unwrap();
+        };
+        // An archive entry made by hand earlier, with another value for d1: d1's content is not
+        // in the archive, so nothing may be dropped.
+        {
+            let conn = Connection::open(&path).unwrap();
+            legacy(&conn);
+            conn.execute_batch(
+                "CREATE TABLE legacy_content (kind TEXT NOT NULL, id TEXT NOT NULL, content TEXT NOT NULL, PRIMARY KEY (kind, id));
+                 INSERT INTO legacy_content VALUES ('document', 'd1', 'an older copy');",
+            )
+            .unwrap();
+        }
+        let err = open(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("document d1") && err.contains("nothing was dropped"),
+            "{err}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+        let d1: String = conn
+            .query_row("SELECT content FROM documents WHERE id = 'd1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(d1, r#"{"type":"doc","v":"é"}"#);
+        let g1: String = conn
+            .query_row("SELECT content FROM diagrams WHERE id = 'g1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            g1, r#"{"elements":[]}"#,
+            "the rolled-back migration cleared nothing"
+        );
+        // Once the wrong entry is gone, the migration archives every value exactly and drops the columns.
+        conn.execute("DELETE FROM legacy_content", []).unwrap();
+        drop(conn);
+        let conn = open(&path).unwrap();
+        assert!(!columns(&conn, "documents").contains(&"content".into()));
+        let archived: Vec<(String, String, String)> = conn
+            .prepare("SELECT kind, id, content FROM legacy_content ORDER BY kind, id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let row = |k: &str, i: &str, c: &str| (k.to_string(), i.to_string(), c.to_string());
+        assert_eq!(
+            archived,
+            [
+                row("diagram", "g1", r#"{"elements":[]}"#),
+                row("document", "d1", r#"{"type":"doc","v":"é"}"#)
+            ]
+        );
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_not_downgraded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite3");
@@ -410,7 +514,9 @@ mod tests {
         let path = dir.path().join("s.sqlite3");
         let v2 = |conn: &Connection| {
             conn.execute_batch(SCHEMA_V1).unwrap();
-            conn.execute_batch(MIGRATE_V1_TO_V2).unwrap();
+            let tx = conn.unchecked_transaction().unwrap();
+            migrate_v1_to_v2(&tx).unwrap();
+            tx.commit().unwrap();
             conn.execute_batch(
                 "INSERT INTO blobs VALUES ('b1', 1, x'00', x'0000', 3);
                  INSERT INTO documents (id, created_at, yjs_snapshot_id) VALUES ('d1', 1, 'b1');
