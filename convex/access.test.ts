@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, test, vi } from "vitest";
-import { constantTimeEqual, mintToken, verifyToken } from "./access";
+import { constantTimeEqual, mintToken, verifyToken } from "../js/convex/access";
 
 const KEY = "token-key";
 beforeEach(() => vi.stubEnv("YKEEP_TOKEN_KEY", KEY));

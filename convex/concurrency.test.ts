@@ -55,8 +55,8 @@ async function storageCount(t: T): Promise<number> {
 
 test("two relays saving the same room concurrently: one conflict, merge, both edits kept", async () => {
   const { t, raw } = start();
-  const id = await raw.mutation(internal.resources.create, { kind: "document" });
-  const path = `/snapshots/document/${id}`;
+  const id = await raw.mutation(internal.app.createResource, { kind: "document" });
+  const path = `/ykeep/snapshots/document/${id}`;
   const base = new Y.Doc();
   base.getText("t").insert(0, "base");
   const first = await save(t, path, base);
@@ -105,8 +105,8 @@ test("two relays saving the same room concurrently: one conflict, merge, both ed
 
 test("saves without a precondition never replace a snapshot they do not contain", async () => {
   const { t, raw } = start();
-  const id = await raw.mutation(internal.resources.create, { kind: "diagram" });
-  const path = `/snapshots/diagram/${id}`;
+  const id = await raw.mutation(internal.app.createResource, { kind: "diagram" });
+  const path = `/ykeep/snapshots/diagram/${id}`;
   const a = new Y.Doc();
   const b = new Y.Doc();
   a.getText("t").insert(0, "from a");
@@ -141,8 +141,8 @@ test("saves without a precondition never replace a snapshot they do not contain"
 
 test("five savers racing with fetch-merge-retry: every edit survives", async () => {
   const { t, raw } = start();
-  const id = await raw.mutation(internal.resources.create, { kind: "task" });
-  const path = `/snapshots/task/${id}`;
+  const id = await raw.mutation(internal.app.createResource, { kind: "task" });
+  const path = `/ykeep/snapshots/task/${id}`;
   const docs = Array.from({ length: 5 }, (_, i) => {
     const d = new Y.Doc();
     d.getText("t").insert(0, `[edit ${i}]`);
@@ -158,8 +158,8 @@ test("five savers racing with fetch-merge-retry: every edit survives", async () 
 
 test("the compare-and-set window: both saves pre-checked against the same snapshot, only one commits", async () => {
   const t = convexTest(schema, modules);
-  const id = await t.mutation(internal.resources.create, { kind: "document" });
-  const path = `/snapshots/document/${id}`;
+  const id = await t.mutation(internal.app.createResource, { kind: "document" });
+  const path = `/ykeep/snapshots/document/${id}`;
   const base = new Y.Doc();
   base.getText("t").insert(0, "base");
   const first = await t.fetch(path, { method: "POST", headers: AUTH, body: Y.encodeStateAsUpdate(base) as Uint8Array<ArrayBuffer> });
@@ -170,7 +170,7 @@ test("the compare-and-set window: both saves pre-checked against the same snapsh
     d.getText("t").insert(0, s);
     return d;
   };
-  const { checkUpdate } = await import("./yupdate");
+  const { checkUpdate } = await import("../js/convex/yupdate");
   // What two save actions do up to the commit: both passed the pre-check, both stored a blob.
   const outcome = await t.action(async (ctx) => {
     const out = [];
@@ -184,7 +184,7 @@ test("the compare-and-set window: both saves pre-checked against the same snapsh
     for (const s of staged) {
       for (const precondition of [{ type: "ifMatch" as const, snapshotId: baseId }]) {
         out.push(
-          await ctx.runMutation(internal.snapshots.commitSave, {
+          await ctx.runMutation(internal.ykeep.commitSave, {
             kind: "document",
             id,
             newSnapshotId: s.blobId,

@@ -1,6 +1,7 @@
 // Runs every shared contract case (tests/contract/*.json, format in
-// tests/contract/README.md) against the Convex functions under convex-test, through
-// t.fetch. Symbolic resource names become the `_id`s of inserted rows.
+// tests/contract/README.md) against the example app (ykeep mounted under /ykeep, with the
+// app's own fields and `authorize` hook) under convex-test, through t.fetch. Symbolic
+// resource names become the `_id`s of rows the app's own mutation creates.
 import { convexTest } from "convex-test";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import * as Y from "yjs";
@@ -9,7 +10,8 @@ import { join } from "node:path";
 import schema from "./schema";
 import { modules } from "./test.setup";
 import { internal } from "./_generated/api";
-import { mintToken } from "./access";
+import { mintToken } from "ykeep/convex";
+import { PREFIX } from "./test.helpers";
 
 export const SECRET = "contract-test-secret";
 export const TOKEN_KEY = "contract-test-token-key";
@@ -201,7 +203,7 @@ async function runCase(c: Case) {
   const t = convexTest(schema, modules);
   const vars: Vars = new Map();
   for (const [name, kind] of Object.entries(c.resources ?? {})) {
-    vars.set(name, await t.mutation(internal.resources.create, { kind }));
+    vars.set(name, await t.mutation(internal.app.createResource, { kind }));
   }
   for (const [name, tok] of Object.entries(c.tokens ?? {})) vars.set(name, await mint(tok, vars));
   for (const [i, step] of c.steps.entries()) {
@@ -219,7 +221,7 @@ async function runCase(c: Case) {
       body = b.body;
       if (!Object.keys(headers).some((k) => k.toLowerCase() === "content-type")) headers["Content-Type"] = b.contentType;
     }
-    const res = await t.fetch(subst(step.request.path, vars), { method: step.request.method, headers, body });
+    const res = await t.fetch(PREFIX + subst(step.request.path, vars), { method: step.request.method, headers, body });
     const bytes = new Uint8Array(await res.arrayBuffer());
     const json = parseJson(bytes);
     const ex = step.expect;
@@ -247,7 +249,7 @@ async function runCase(c: Case) {
       const path = subst(step.request.path, vars).replace(/[?#].*$/, "");
       const m = /^\/snapshots\/[^/]+\/[^/]+$/.exec(path);
       if (!m) fail("loadText needs a /snapshots/{kind}/{id} path");
-      const load = await t.fetch(path, { headers: { Authorization: `Bearer ${SECRET}` } });
+      const load = await t.fetch(PREFIX + path, { headers: { Authorization: `Bearer ${SECRET}` } });
       const loaded = new Uint8Array(await load.arrayBuffer());
       if (ex.loadText === null) {
         if (load.status !== 404) fail(`load after the step: status ${load.status}, expected 404`);

@@ -3,7 +3,7 @@
 import { expect, test } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CODE, CONTRACT_VERSION, REASON, SNAPSHOT_READ_TRIES } from "./contract";
+import { CODE, CONTRACT_VERSION, REASON, SNAPSHOT_READ_TRIES } from "../js/convex/contract";
 
 const RUST = readFileSync(join(process.cwd(), "crates", "core", "src", "contract.rs"), "utf8");
 

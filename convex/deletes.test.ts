@@ -8,10 +8,10 @@ import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 import { afterEach, beforeEach, expect, test, vi } from "vitest";
 import * as Y from "yjs";
-import schema from "./schema";
+import schema, { appTables, documentFields } from "./schema";
 import { modules } from "./test.setup";
 import { internal } from "./_generated/api";
-import { snapshotFields } from "./model";
+import { snapshotFields } from "ykeep/convex";
 import type { Id } from "./_generated/dataModel";
 
 const SECRET = "deletes-secret";
@@ -53,24 +53,24 @@ async function loadBytes(t: ReturnType<typeof convexTest>, path: string): Promis
 
 test("GET /contract names this store: {contract: 1, store: convex}", async () => {
   const t = convexTest(schema, modules);
-  const res = await t.fetch("/contract", { headers: AUTH });
+  const res = await t.fetch("/ykeep/contract", { headers: AUTH });
   expect(res.status).toBe(200);
   expect(await res.json()).toEqual({ contract: 1, store: "convex" });
-  const wrong = await t.fetch("/contract", { headers: { Authorization: "Bearer nope" } });
+  const wrong = await t.fetch("/ykeep/contract", { headers: { Authorization: "Bearer nope" } });
   expect(wrong.status).toBe(401);
   expect(await wrong.json()).toMatchObject({ error: { code: "unauthorized" } });
 });
 
 test("refused saves and deletes delete nothing of the current snapshot", async () => {
   const t = convexTest(schema, modules);
-  const doc = await t.mutation(internal.resources.create, { kind: "document" });
-  const gone = await t.mutation(internal.resources.create, { kind: "document" });
+  const doc = await t.mutation(internal.app.createResource, { kind: "document" });
+  const gone = await t.mutation(internal.app.createResource, { kind: "document" });
   const v1 = state("the current snapshot");
-  const first = await t.fetch(`/snapshots/document/${doc}`, { method: "POST", headers: AUTH, body: v1 });
+  const first = await t.fetch(`/ykeep/snapshots/document/${doc}`, { method: "POST", headers: AUTH, body: v1 });
   expect(first.status).toBe(200);
   const current = ((await first.json()) as { snapshotId: string }).snapshotId;
-  expect((await t.fetch(`/snapshots/document/${gone}`, { method: "POST", headers: AUTH, body: state("x", 3) })).status).toBe(200);
-  expect((await t.fetch(`/snapshots/document/${gone}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
+  expect((await t.fetch(`/ykeep/snapshots/document/${gone}`, { method: "POST", headers: AUTH, body: state("x", 3) })).status).toBe(200);
+  expect((await t.fetch(`/ykeep/snapshots/document/${gone}`, { method: "DELETE", headers: AUTH })).status).toBe(204);
   expect(await storageIds(t)).toEqual([current]);
 
   const superset = extended(v1, " and more");
@@ -88,11 +88,11 @@ test("refused saves and deletes delete nothing of the current snapshot", async (
   ];
   for (const r of refusals) {
     const at = `${r.method} ${r.row === doc ? "doc" : r.row} -> ${r.status} ${r.code}`;
-    const res = await t.fetch(`/snapshots/document/${r.row}`, { method: r.method, headers: { ...AUTH, ...r.headers }, body: r.body });
+    const res = await t.fetch(`/ykeep/snapshots/document/${r.row}`, { method: r.method, headers: { ...AUTH, ...r.headers }, body: r.body });
     expect(res.status, at).toBe(r.status);
     expect(await res.json(), at).toMatchObject({ error: { code: r.code } });
     expect(await storageIds(t), at).toEqual([current]);
-    const loaded = await loadBytes(t, `/snapshots/document/${doc}`);
+    const loaded = await loadBytes(t, `/ykeep/snapshots/document/${doc}`);
     expect(loaded.status, at).toBe(200);
     expect(loaded.etag, at).toBe(`"${current}"`);
     expect(loaded.bytes, at).toEqual(v1);
@@ -105,13 +105,19 @@ test("refused saves and deletes delete nothing of the current snapshot", async (
  */
 function strictSchema(refuse: "yjsSavedAt" | "deletedAt") {
   const fields = { ...snapshotFields, [refuse]: v.optional(v.string()) };
-  return defineSchema({ documents: defineTable(fields), diagrams: defineTable(fields), tasks: defineTable(fields) });
+  return defineSchema({
+    ...appTables,
+    documents: defineTable({ ...documentFields, ...fields }),
+    diagrams: defineTable(fields),
+    tasks: defineTable(fields),
+  });
 }
 
 async function rowWithBlob(t: ReturnType<typeof convexTest>, bytes: Uint8Array<ArrayBuffer>) {
   return t.run(async (ctx) => {
     const blobId = await ctx.storage.store(new Blob([bytes]));
-    const id = await ctx.db.insert("documents", { yjsSnapshotId: blobId });
+    const workspaceId = await ctx.db.insert("workspaces", { name: "w" });
+    const id = await ctx.db.insert("documents", { title: "t", workspaceId, ownerId: "ada", yjsSnapshotId: blobId });
     return { id: id as string, blobId: blobId as string };
   });
 }
@@ -121,7 +127,7 @@ test("a save whose row switch does not commit keeps the current blob", async () 
   const t = convexTest(strictSchema("yjsSavedAt"), modules);
   const v1 = state("v1");
   const { id, blobId } = await rowWithBlob(t, v1);
-  const res = await t.fetch(`/snapshots/document/${id}`, {
+  const res = await t.fetch(`/ykeep/snapshots/document/${id}`, {
     method: "POST",
     headers: { ...AUTH, "If-Match": blobId },
     body: extended(v1, " v2"),
@@ -130,7 +136,7 @@ test("a save whose row switch does not commit keeps the current blob", async () 
   const row = await t.run(async (ctx) => ctx.db.get(id as Id<"documents">));
   expect(row?.yjsSnapshotId).toBe(blobId);
   expect(await t.run(async (ctx) => (await ctx.storage.get(blobId as Id<"_storage">)) !== null)).toBe(true);
-  const loaded = await loadBytes(t, `/snapshots/document/${id}`);
+  const loaded = await loadBytes(t, `/ykeep/snapshots/document/${id}`);
   expect([loaded.status, loaded.etag]).toEqual([200, `"${blobId}"`]);
   expect(loaded.bytes).toEqual(v1);
   // The new blob stays behind, unreferenced (as after a crash of the action: convex/README.md).
@@ -142,10 +148,10 @@ test("a DELETE whose tombstone does not commit keeps the blob", async () => {
   const t = convexTest(strictSchema("deletedAt"), modules);
   const v1 = state("kept");
   const { id, blobId } = await rowWithBlob(t, v1);
-  const res = await t.fetch(`/snapshots/document/${id}`, { method: "DELETE", headers: AUTH });
+  const res = await t.fetch(`/ykeep/snapshots/document/${id}`, { method: "DELETE", headers: AUTH });
   expect(res.status).toBe(500);
   expect(await storageIds(t)).toEqual([blobId]);
-  const loaded = await loadBytes(t, `/snapshots/document/${id}`);
+  const loaded = await loadBytes(t, `/ykeep/snapshots/document/${id}`);
   expect([loaded.status, loaded.etag]).toEqual([200, `"${blobId}"`]);
   expect(loaded.bytes).toEqual(v1);
 });
@@ -158,15 +164,15 @@ test("the replaced blob is deleted in the switch's transaction, not before", asy
   // What the save action does up to the commit, then a commit that is refused: the current
   // blob is untouched and only the staged one is deleted.
   const staged = await t.run(async (ctx) => ctx.storage.store(new Blob([v2])));
-  const { checkUpdate } = await import("./yupdate");
+  const { checkUpdate } = await import("../js/convex/yupdate");
   const marker = checkUpdate(v2).marker.slice().buffer as ArrayBuffer;
   const args = { kind: "document" as const, id, newSnapshotId: staged, marker, keepMarker: true, size: v2.byteLength };
-  const refused = await t.mutation(internal.snapshots.commitSave, { ...args, precondition: { type: "ifMatch", snapshotId: "other" } });
+  const refused = await t.mutation(internal.ykeep.commitSave, { ...args, precondition: { type: "ifMatch", snapshotId: "other" } });
   expect(refused).toEqual({ ok: false, code: "conflict", currentSnapshotId: blobId });
   expect(await storageIds(t)).toEqual([blobId]);
   // A commit that passes switches the row and deletes the replaced blob together.
   const staged2 = await t.run(async (ctx) => ctx.storage.store(new Blob([v2])));
-  const ok = await t.mutation(internal.snapshots.commitSave, {
+  const ok = await t.mutation(internal.ykeep.commitSave, {
     ...args,
     newSnapshotId: staged2,
     precondition: { type: "ifMatch", snapshotId: blobId },
@@ -174,10 +180,10 @@ test("the replaced blob is deleted in the switch's transaction, not before", asy
   expect(ok).toMatchObject({ ok: true, snapshotId: staged2 });
   expect(await storageIds(t)).toEqual([staged2]);
   // On a deleted row the staged blob is deleted and the answer names the tombstone.
-  expect((await t.mutation(internal.snapshots.remove, { kind: "document", id })).ok).toBe(true);
+  expect((await t.mutation(internal.ykeep.remove, { kind: "document", id })).ok).toBe(true);
   const staged3 = await t.run(async (ctx) => ctx.storage.store(new Blob([v2])));
-  const late = await t.mutation(internal.snapshots.commitSave, { ...args, newSnapshotId: staged3, precondition: { type: "none" } });
+  const late = await t.mutation(internal.ykeep.commitSave, { ...args, newSnapshotId: staged3, precondition: { type: "none" } });
   expect(late).toEqual({ ok: false, code: "resource_deleted" });
   expect(await storageIds(t)).toEqual([]);
-  expect(await t.mutation(internal.snapshots.remove, { kind: "document", id })).toEqual({ ok: false, code: "resource_deleted" });
+  expect(await t.mutation(internal.ykeep.remove, { kind: "document", id })).toEqual({ ok: false, code: "resource_deleted" });
 });

@@ -1,27 +1,26 @@
-// Deploy step 1 of removing the legacy `content` fields (see README.md).
-//
-// Convex validates every existing row against the schema on deploy, so a field that
-// rows still carry cannot simply be dropped. Step 1 deploys this schema (the final
-// fields plus `content` as optional), then runs `migrations:clearLegacyContent` until it
-// reports done. Step 2 deploys `schema.ts`, which no longer has `content`.
-//
-// To deploy step 1, make schema.ts `export { default } from "./legacySchema";`.
-// The migration test (migration.test.ts) runs against this schema.
+// Deploy step 1 of removing the legacy `content` fields (README.md): the final schema plus
+// `content` as optional on the tables that had it. Deploy this, run the migration
+// (`ykeep:migrateLegacyContent`) until it reports done with nothing untouched, then deploy
+// schema.ts. To deploy it, make schema.ts `export { default } from "./legacySchema";`.
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
-import { legacyContentTable, snapshotFields } from "./model";
+import { legacyContentTable, snapshotFields } from "ykeep/convex";
+import { appTables, diagramFields, documentFields, taskFields } from "./schema";
 
 export default defineSchema({
+  ...appTables,
   documents: defineTable({
+    ...documentFields,
     ...snapshotFields,
     /** Legacy: ProseMirror JSON. Superseded by the Yjs snapshot. */
     content: v.optional(v.any()),
-  }),
+  }).index("by_workspace", ["workspaceId"]),
   diagrams: defineTable({
+    ...diagramFields,
     ...snapshotFields,
-    /** Legacy: Excalidraw JSON. Superseded by the Yjs snapshot. */
+    /** Legacy: Excalidraw scene JSON. Superseded by the Yjs snapshot. */
     content: v.optional(v.any()),
   }),
-  tasks: defineTable(snapshotFields),
-  ykeepLegacyContent: legacyContentTable,
+  tasks: defineTable({ ...taskFields, ...snapshotFields }),
+  legacyContent: legacyContentTable,
 });

@@ -5,8 +5,8 @@ import * as Y from "yjs";
 import schema from "./schema";
 import { modules } from "./test.setup";
 import { internal } from "./_generated/api";
-import { CODE, SNAPSHOT_READ_TRIES } from "./contract";
-import { readSnapshot } from "./http";
+import { CODE, SNAPSHOT_READ_TRIES } from "../js/convex/contract";
+import { readSnapshot } from "../js/convex/routes";
 
 const SECRET = "snapshots-secret";
 const AUTH = { Authorization: `Bearer ${SECRET}` };
@@ -22,10 +22,11 @@ test("a row whose snapshot has no marker (written by the app): containment is ch
   // The app stored a snapshot itself: blob + yjsSnapshotId, no ykeep marker.
   const { id, blobId } = await t.run(async (ctx) => {
     const blobId = await ctx.storage.store(new Blob([bytes(base)]));
-    const id = await ctx.db.insert("documents", { yjsSnapshotId: blobId });
+    const workspaceId = await ctx.db.insert("workspaces", { name: "w" });
+    const id = await ctx.db.insert("documents", { title: "imported", workspaceId, ownerId: "ada", yjsSnapshotId: blobId });
     return { id, blobId };
   });
-  const path = `/snapshots/document/${id}`;
+  const path = `/ykeep/snapshots/document/${id}`;
 
   const stranger = new Y.Doc();
   stranger.getText("t").insert(0, "does not contain it");
@@ -38,7 +39,7 @@ test("a row whose snapshot has no marker (written by the app): containment is ch
   next.getText("t").insert(0, "edited: ");
   const ok = await t.fetch(path, { method: "POST", headers: AUTH, body: bytes(next) });
   expect(ok.status).toBe(200);
-  const row = await t.query(internal.resources.get, { kind: "document", id });
+  const row = await t.query(internal.app.snapshotOf, { kind: "document", id });
   expect(row?.yjsSnapshotId).not.toBe(blobId);
   expect(await t.run(async (ctx) => ctx.storage.get(blobId))).toBeNull(); // replaced blob deleted
   const marker = await t.run(async (ctx) => (await ctx.db.get(id))?.yjsSnapshotMarker);
@@ -48,8 +49,8 @@ test("a row whose snapshot has no marker (written by the app): containment is ch
 test("a 413 is decided before the body is read when Content-Length is over the limit, and changes nothing", async () => {
   vi.stubEnv("YKEEP_MAX_SNAPSHOT_BYTES", "64");
   const t = convexTest(schema, modules);
-  const id = await t.mutation(internal.resources.create, { kind: "task" });
-  const path = `/snapshots/task/${id}`;
+  const id = await t.mutation(internal.app.createResource, { kind: "task" });
+  const path = `/ykeep/snapshots/task/${id}`;
   const small = new Y.Doc();
   small.getText("t").insert(0, "ok");
   expect((await t.fetch(path, { method: "POST", headers: AUTH, body: bytes(small) })).status).toBe(200);
@@ -67,20 +68,20 @@ test("a 413 is decided before the body is read when Content-Length is over the l
 
 test("precondition headers: both at once, If-None-Match other than *, empty If-Match are 400", async () => {
   const t = convexTest(schema, modules);
-  const id = await t.mutation(internal.resources.create, { kind: "document" });
+  const id = await t.mutation(internal.app.createResource, { kind: "document" });
   const d = new Y.Doc();
   d.getText("t").insert(0, "x");
   const cases: Record<string, string>[] = [{ "If-Match": "a", "If-None-Match": "*" }, { "If-None-Match": "abc" }, { "If-Match": "\"\"" }];
   for (const headers of cases) {
-    const res = await t.fetch(`/snapshots/document/${id}`, { method: "POST", headers: { ...AUTH, ...headers }, body: bytes(d) });
+    const res = await t.fetch(`/ykeep/snapshots/document/${id}`, { method: "POST", headers: { ...AUTH, ...headers }, body: bytes(d) });
     expect(res.status, JSON.stringify(headers)).toBe(400);
     expect(await res.json()).toMatchObject({ error: { code: "bad_request" } });
   }
   // A quoted, weak If-Match naming the current snapshot works.
-  const first = await t.fetch(`/snapshots/document/${id}`, { method: "POST", headers: AUTH, body: bytes(d) });
+  const first = await t.fetch(`/ykeep/snapshots/document/${id}`, { method: "POST", headers: AUTH, body: bytes(d) });
   const { snapshotId } = (await first.json()) as { snapshotId: string };
   d.getText("t").insert(1, "y");
-  const res = await t.fetch(`/snapshots/document/${id}`, {
+  const res = await t.fetch(`/ykeep/snapshots/document/${id}`, {
     method: "POST",
     headers: { ...AUTH, "If-Match": `W/"${snapshotId}"` },
     body: bytes(d),
@@ -88,22 +89,26 @@ test("precondition headers: both at once, If-None-Match other than *, empty If-M
   expect(res.status).toBe(200);
 });
 
-test("an id of another table and unknown routes get JSON 404s", async () => {
+test("an id of another table gets a JSON 404; ykeep answers nothing outside its routes", async () => {
   const t = convexTest(schema, modules);
-  const taskId = await t.mutation(internal.resources.create, { kind: "task" });
+  const taskId = await t.mutation(internal.app.createResource, { kind: "task" });
   const d = new Y.Doc();
-  const wrongTable = await t.fetch(`/snapshots/document/${taskId}`, { method: "POST", headers: AUTH, body: bytes(d) });
+  const wrongTable = await t.fetch(`/ykeep/snapshots/document/${taskId}`, { method: "POST", headers: AUTH, body: bytes(d) });
   expect(wrongTable.status).toBe(404);
   expect(await wrongTable.json()).toMatchObject({ error: { code: "not_found" } });
-  const unknown = await t.fetch(`/resources/document`, { method: "POST", headers: AUTH, body: "{}" });
-  expect(unknown.status).toBe(404);
-  expect(await unknown.json()).toMatchObject({ error: { code: "not_found" } });
+  // No catch-all: a path outside ykeep's routes (under the prefix or not) is the app's router's
+  // own 404, not a ykeep answer.
+  for (const path of ["/resources/document", "/ykeep/resources/document", `/snapshots/document/${taskId}`]) {
+    const unknown = await t.fetch(path, { method: "POST", headers: AUTH, body: "{}" });
+    expect(unknown.status, path).toBe(404);
+    expect(unknown.headers.get("Access-Control-Allow-Origin"), path).toBeNull();
+  }
 });
 
 test("a load whose blob is gone on every read is 503 snapshot_unavailable, and the row keeps its snapshot", async () => {
   const t = convexTest(schema, modules);
-  const id = await t.mutation(internal.resources.create, { kind: "document" });
-  const path = `/snapshots/document/${id}`;
+  const id = await t.mutation(internal.app.createResource, { kind: "document" });
+  const path = `/ykeep/snapshots/document/${id}`;
   const doc = new Y.Doc();
   doc.getText("t").insert(0, "kept");
   const saved = await t.fetch(path, { method: "POST", headers: AUTH, body: bytes(doc) });
@@ -114,7 +119,7 @@ test("a load whose blob is gone on every read is 503 snapshot_unavailable, and t
   const res = await t.fetch(path, { headers: AUTH });
   expect(res.status).toBe(503);
   expect(await res.json()).toMatchObject({ error: { code: CODE.snapshotUnavailable } });
-  const row = await t.query(internal.resources.get, { kind: "document", id });
+  const row = await t.query(internal.app.snapshotOf, { kind: "document", id });
   expect(row?.yjsSnapshotId).toBe(snapshotId); // nothing was deleted
 });
 

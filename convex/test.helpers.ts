@@ -1,5 +1,8 @@
 // Test helpers (two dots in the name: Convex does not deploy this file).
 
+/** Where the example app mounts ykeep's routes (convex/http.ts). */
+export const PREFIX = "/ykeep";
+
 /**
  * Runs `t.fetch` calls one at a time. convex-test 0.0.60 cannot run an action's
  * `ctx.storage.store` while another request's query or mutation is open: the write lands

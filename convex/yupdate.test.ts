@@ -1,6 +1,6 @@
 import { expect, test } from "vitest";
 import * as Y from "yjs";
-import { BadUpdate, base64url, checkUpdate, fromBase64url, snapshotContains } from "./yupdate";
+import { BadUpdate, base64url, checkUpdate, fromBase64url, snapshotContains } from "../js/convex/yupdate";
 
 function docWith(text: string, client = 1): Y.Doc {
   const d = new Y.Doc();

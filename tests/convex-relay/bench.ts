@@ -11,7 +11,7 @@ import * as Y from "yjs";
 import schema from "../../convex/schema";
 import { modules } from "../../convex/test.setup";
 import { internal } from "../../convex/_generated/api";
-import { checkUpdate } from "../../convex/yupdate";
+import { checkUpdate } from "../../js/convex/yupdate";
 
 const argv = process.argv.slice(2).filter((a) => a !== "--");
 const opt = (name: string, dflt: string) => {
@@ -60,8 +60,8 @@ const heapDoc = process.memoryUsage().heapUsed - heapBefore;
 
 process.env.YKEEP_SECRET = "bench";
 const t = convexTest(schema, modules);
-const id = await t.mutation(internal.resources.create, { kind: "document" });
-const path = `/snapshots/document/${id}`;
+const id = await t.mutation(internal.app.createResource, { kind: "document" });
+const path = `/ykeep/snapshots/document/${id}`;
 const saves: number[] = [];
 const loads: number[] = [];
 const started = performance.now();

@@ -4,16 +4,17 @@
 //   YKEEP_SECRET=S YKEEP_TOKEN_KEY=K npx vite-node tests/convex-relay/dev-server.ts -- \
 //       [--port 0] [--create document] [--create task ...]
 //
-// Prints "convex-test store listening on http://127.0.0.1:PORT" and one line
-// "created <kind> <_id>" per --create. Every route of convex/http.ts is served as is,
-// `GET /contract` (the relay's start-up check) included. Then point a relay at it:
-//   ykeep-relay relay --store-url http://127.0.0.1:PORT --secret S --token-key K ...
+// Prints "convex-test store listening on http://127.0.0.1:PORT/ykeep" (the example app mounts
+// ykeep under /ykeep) and one line "created <kind> <_id>" per --create. Every route of
+// convex/http.ts is served as is, `GET /ykeep/contract` (the relay's start-up check) included.
+// Then point a relay at it:
+//   ykeep-relay relay --store-url http://127.0.0.1:PORT/ykeep --secret S --token-key K ...
 // State lives in memory and is gone when the process exits. Stop with Ctrl-C.
 import { convexTest } from "convex-test";
 import schema from "../../convex/schema";
 import { modules } from "../../convex/test.setup";
 import { internal } from "../../convex/_generated/api";
-import { serialFetch } from "../../convex/test.helpers";
+import { PREFIX, serialFetch } from "../../convex/test.helpers";
 import { startForwardingServer } from "./forward";
 
 const argv = process.argv.slice(2).filter((a) => a !== "--");
@@ -31,8 +32,8 @@ if (!process.env.YKEEP_SECRET) console.error("warning: YKEEP_SECRET is not set; 
 
 const t = convexTest(schema, modules);
 const server = await startForwardingServer(serialFetch(t), port);
-console.log(`convex-test store listening on ${server.url}`);
-for (const kind of creates) console.log(`created ${kind} ${await t.mutation(internal.resources.create, { kind })}`);
+console.log(`convex-test store listening on ${server.url}${PREFIX}`);
+for (const kind of creates) console.log(`created ${kind} ${await t.mutation(internal.app.createResource, { kind })}`);
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   process.on(sig, () => {
     void server.close().then(() => process.exit(0));

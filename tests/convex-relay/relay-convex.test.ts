@@ -18,7 +18,7 @@ import { join } from "node:path";
 import schema from "../../convex/schema";
 import { modules } from "../../convex/test.setup";
 import { internal } from "../../convex/_generated/api";
-import { serialFetch } from "../../convex/test.helpers";
+import { PREFIX, serialFetch } from "../../convex/test.helpers";
 import { startForwardingServer } from "./forward";
 
 const SECRET = "relay-convex-secret";
@@ -37,14 +37,14 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-function startRelay(storeUrl: string, dataDir: string): Promise<Relay> {
+function startRelay(storeUrl: string, dataDir: string, { checkTokens = false } = {}): Promise<Relay> {
   const args = [
     "relay",
     "--store-url", storeUrl,
     "--listen", "127.0.0.1:0",
     "--data-dir", dataDir,
     "--secret", SECRET,
-    "--dev-allow-all",
+    ...(checkTokens ? [] : ["--dev-allow-all"]),
     "--save-debounce-ms", "300",
   ];
   const proc = spawn(RELAY_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info" } });
@@ -123,15 +123,15 @@ test("relay saves a left room to Convex and a fresh relay cold-starts from it", 
   }
   const t = convexTest(schema, modules);
   const fetchConvex = serialFetch(t);
-  const id = await t.mutation(internal.resources.create, { kind: "document", title: "e2e" });
+  const id = await t.mutation(internal.app.createResource, { kind: "document", title: "e2e" });
   const store = await startForwardingServer(fetchConvex);
   cleanups.push(() => store.close());
   const dirs = [mkdtempSync(join(tmpdir(), "ykeep-convex-relay-")), mkdtempSync(join(tmpdir(), "ykeep-convex-relay-"))];
   cleanups.push(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-  const row = () => t.query(internal.resources.get, { kind: "document", id });
+  const row = () => t.query(internal.app.snapshotOf, { kind: "document", id });
 
   // 1. Edit through the first relay, make sure the relay holds the edit, leave.
-  const relay1 = await startRelay(store.url, dirs[0]);
+  const relay1 = await startRelay(`${store.url}${PREFIX}`, dirs[0]);
   const doc1 = new Y.Doc();
   const provider1 = await connect(relay1.url, id, doc1);
   doc1.getText("t").insert(0, "hello from node");
@@ -150,7 +150,7 @@ test("relay saves a left room to Convex and a fresh relay cold-starts from it", 
     return r?.yjsSnapshotId ? r : null;
   });
   const saveDelayMs = Date.now() - left;
-  const load1 = await fetchConvex(`/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+  const load1 = await fetchConvex(`/ykeep/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
   expect(load1.status).toBe(200);
   expect(load1.headers.get("etag")).toBe(`"${saved.yjsSnapshotId}"`);
   expect(textOf(new Uint8Array(await load1.arrayBuffer()))).toBe("hello from node");
@@ -164,7 +164,7 @@ test("relay saves a left room to Convex and a fresh relay cold-starts from it", 
   await relay1.stop();
 
   // 3. A fresh relay with an empty data dir: the room cold-starts from the Convex snapshot.
-  const relay2 = await startRelay(store.url, dirs[1]);
+  const relay2 = await startRelay(`${store.url}${PREFIX}`, dirs[1]);
   const doc2 = new Y.Doc();
   const provider2 = await connect(relay2.url, id, doc2);
   expect(doc2.getText("t").toString()).toBe("hello from node");
@@ -184,7 +184,7 @@ test("relay saves a left room to Convex and a fresh relay cold-starts from it", 
     const r = await row();
     return r?.yjsSnapshotId && r.yjsSnapshotId !== saved.yjsSnapshotId ? r : null;
   });
-  const load2 = await fetchConvex(`/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+  const load2 = await fetchConvex(`/ykeep/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
   expect(load2.headers.get("etag")).toBe(`"${resaved.yjsSnapshotId}"`);
   expect(textOf(new Uint8Array(await load2.arrayBuffer()))).toBe(expected);
   const blobs = await t.run(async (ctx) => (await ctx.db.system.query("_storage").collect()).map((b) => b._id));
@@ -202,12 +202,12 @@ test("two relays saving the same room to Convex: the conflict is merged, both ed
   }
   const t = convexTest(schema, modules);
   const fetchConvex = serialFetch(t);
-  const id = await t.mutation(internal.resources.create, { kind: "document" });
+  const id = await t.mutation(internal.app.createResource, { kind: "document" });
   const store = await startForwardingServer(fetchConvex);
   cleanups.push(() => store.close());
   const dirs = [mkdtempSync(join(tmpdir(), "ykeep-convex-relay-")), mkdtempSync(join(tmpdir(), "ykeep-convex-relay-"))];
   cleanups.push(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-  const [relayA, relayB] = await Promise.all([startRelay(store.url, dirs[0]), startRelay(store.url, dirs[1])]);
+  const [relayA, relayB] = await Promise.all([startRelay(`${store.url}${PREFIX}`, dirs[0]), startRelay(`${store.url}${PREFIX}`, dirs[1])]);
 
   // Each relay holds the room with a different edit; neither sees the other's.
   const docA = new Y.Doc();
@@ -227,7 +227,7 @@ test("two relays saving the same room to Convex: the conflict is merged, both ed
   providerB.destroy();
 
   const final = await until("a snapshot holding both edits", 20_000, async () => {
-    const r = await fetchConvex(`/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+    const r = await fetchConvex(`/ykeep/snapshots/document/${id}`, { headers: { Authorization: `Bearer ${SECRET}` } });
     if (r.status !== 200) return null;
     const text = textOf(new Uint8Array(await r.arrayBuffer()));
     return text.includes("[from A]") && text.includes("[from B]") ? text : null;
@@ -241,4 +241,41 @@ test("two relays saving the same room to Convex: the conflict is merged, both ed
   expect(blobs).toBe(1);
   await Promise.all([relayA.stop(), relayB.stop()]);
   console.log(`relay-vs-convex, two relays: store requests: ${store.log.join(", ")}`);
+});
+
+test("the relay asks the app's own auth: tokens are checked by /ykeep/collaboration/verify and its authorize hook", { timeout: 60_000 }, async () => {
+  if (!existsSync(RELAY_BIN)) {
+    throw new Error(`relay binary not found at ${RELAY_BIN}, build it with cargo build -p ykeep-relay`);
+  }
+  const t = convexTest(schema, modules);
+  const fetchConvex = serialFetch(t);
+  const ws = await t.mutation(internal.app.createWorkspace, { name: "acme" });
+  await t.mutation(internal.app.addMember, { workspaceId: ws, userId: "ada" });
+  await t.mutation(internal.app.createSession, { userId: "ada", token: "sess_ada", ttlMs: 600_000 });
+  await t.mutation(internal.app.createSession, { userId: "bob", token: "sess_bob", ttlMs: 600_000 });
+  const id = await t.mutation(internal.app.createResource, { kind: "document", workspaceId: ws });
+  const store = await startForwardingServer(fetchConvex);
+  cleanups.push(() => store.close());
+  const dir = mkdtempSync(join(tmpdir(), "ykeep-convex-relay-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const relay = await startRelay(`${store.url}${PREFIX}`, dir, { checkTokens: true });
+
+  const open = (token: string) =>
+    new Promise<{ closed: number | null }>((resolve) => {
+      const socket = new WebSocket(`${relay.url.replace(/^http/, "ws")}/rooms/document/${id}?token=${token}`);
+      const timer = setTimeout(() => {
+        socket.close();
+        resolve({ closed: null }); // still open: admitted
+      }, 1500);
+      socket.once("close", (code) => {
+        clearTimeout(timer);
+        resolve({ closed: code });
+      });
+    });
+  expect(await open("sess_ada")).toEqual({ closed: null }); // a member of the workspace
+  expect(await open("sess_bob")).toEqual({ closed: 1008 }); // not a member: the app's rule says no
+  expect(await open("sess_unknown")).toEqual({ closed: 1008 });
+  expect(store.log.filter((l) => l.startsWith("POST /ykeep/collaboration/verify 200")).length).toBeGreaterThanOrEqual(3);
+  expect(store.log.some((l) => l.startsWith("POST /collaboration/verify"))).toBe(false); // never the app's own route
+  await relay.stop();
 });

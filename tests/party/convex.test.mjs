@@ -49,7 +49,7 @@ function startConvex (creates) {
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`dev-server.ts did not start in 60 s:\n${out}\n${err}`)) }, 60_000)
     proc.stdout.on('data', (c) => {
       out += c
-      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+\S*)/.exec(out)?.[1]
       const ids = [...out.matchAll(/^created (\w+) (\S+)$/gm)].map((m) => m[2])
       if (url && ids.length === creates.length) {
         clearTimeout(timer)
@@ -96,7 +96,8 @@ before(async () => {
   if (skip) return
   dir = tempDir('party-convex')
   convex = await startConvex([KIND, KIND])
-  proxy = await startProxy(convex.url)
+  // The example app mounts ykeep under a prefix (/ykeep): the host's YKEEP_STORE_URL carries it.
+  proxy = await startProxy(new URL(convex.url).origin)
 })
 after(async () => {
   for (const c of cleanups.reverse()) await c()
@@ -107,7 +108,7 @@ after(async () => {
 })
 
 async function party (name, vars = {}) {
-  const p = await startParty({ persist: path.join(dir, name), storeUrl: proxy.url, vars })
+  const p = await startParty({ persist: path.join(dir, name), storeUrl: `${proxy.url}${new URL(convex.url).pathname}`, vars })
   parties.push(p)
   return p
 }
@@ -136,7 +137,7 @@ async function durableOf (host, id) {
 }
 
 const unquote = (etag) => etag.replace(/^W\//, '').replace(/^"|"$/g, '')
-const postsOf = (id) => proxy.log.filter((l) => l.method === 'POST' && l.path === `/snapshots/${KIND}/${id}`)
+const postsOf = (id) => proxy.log.filter((l) => l.method === 'POST' && l.path === `${new URL(convex.url).pathname}/snapshots/${KIND}/${id}`)
 
 test('the periodic save lands in Convex, the next replaces it, the debounced one follows the last leave; a host on empty storage cold-starts from Convex', { skip, timeout: 90_000 }, async () => {
   const id = convex.ids[0]

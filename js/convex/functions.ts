@@ -1,34 +1,54 @@
-// Internal functions behind the snapshot routes in http.ts. The HTTP actions do the
+// The internal functions behind the snapshot routes (routes.ts). The HTTP actions do the
 // file-storage reads and writes (only actions may call ctx.storage.store/get); these
 // queries and mutations hold every row decision, so each is atomic.
 import { v } from "convex/values";
-import { internalMutation, internalQuery } from "./_generated/server";
-import type { MutationCtx, QueryCtx } from "./_generated/server";
-import type { Id } from "./_generated/dataModel";
-import { kindValidator, TABLES } from "./model";
-import type { Kind, TableName } from "./model";
+import { internalMutationGeneric, internalQueryGeneric } from "convex/server";
+import type { GenericDatabaseReader, GenericDataModel, GenericDocument } from "convex/server";
+import type { GenericId } from "convex/values";
+import { kindValidator } from "./schema";
+import type { Kind } from "./schema";
+import type { Ykeep } from "./config";
 import { snapshotContains } from "./yupdate";
 import { CODE } from "./contract";
 import type { Missing } from "./contract";
+
+/** ykeep's fields of a resource row (the app's own fields are not ykeep's to read). */
+export type SnapshotRow = GenericDocument & {
+  _id: GenericId<string>;
+  yjsSnapshotId?: GenericId<"_storage">;
+  yjsSnapshotMarker?: ArrayBuffer;
+  yjsSnapshotSize?: number;
+  yjsSavedAt?: number;
+  deletedAt?: number;
+};
+
+/** The row of `kind` with this id, or null when the id names no row of the kind's table. */
+export async function rowOf(
+  db: GenericDatabaseReader<GenericDataModel>,
+  ykeep: Ykeep,
+  kind: Kind,
+  id: string,
+): Promise<SnapshotRow | null> {
+  const rowId = db.normalizeId(ykeep.tables[kind], id);
+  return rowId === null ? null : ((await db.get(rowId)) as SnapshotRow | null);
+}
 
 /**
  * The live row, or why there is none: `not_found` (no row with this id in the kind's
  * table) or `resource_deleted` (the row carries the tombstone `deletedAt`).
  */
-async function liveRow(ctx: QueryCtx | MutationCtx, kind: Kind, id: string) {
-  const table: TableName = TABLES[kind];
-  const rowId = ctx.db.normalizeId(table, id);
-  const row = rowId === null ? null : await ctx.db.get(rowId);
+async function liveRow(db: GenericDatabaseReader<GenericDataModel>, ykeep: Ykeep, kind: Kind, id: string) {
+  const row = await rowOf(db, ykeep, kind, id);
   if (row === null) return { row: null, missing: CODE.notFound as Missing };
   if (row.deletedAt !== undefined) return { row: null, missing: CODE.resourceDeleted as Missing };
   return { row, missing: null };
 }
 
 /** The row's current snapshot, for loads and for checking a save before storing its blob. */
-export const current = internalQuery({
+const current = (ykeep: Ykeep) => internalQueryGeneric({
   args: { kind: kindValidator, id: v.string() },
   handler: async (ctx, { kind, id }) => {
-    const { row, missing } = await liveRow(ctx, kind, id);
+    const { row, missing } = await liveRow(ctx.db, ykeep, kind, id);
     if (row === null) return { found: false as const, code: missing };
     return {
       found: true as const,
@@ -80,7 +100,7 @@ export function preconditionHolds(
  * one transaction, if the precondition still holds. Otherwise deletes the new blob
  * (nothing is kept) and reports why.
  */
-export const commitSave = internalMutation({
+const commitSave = (ykeep: Ykeep) => internalMutationGeneric({
   args: {
     kind: kindValidator,
     id: v.string(),
@@ -93,7 +113,7 @@ export const commitSave = internalMutation({
     precondition: preconditionValidator,
   },
   handler: async (ctx, args) => {
-    const { row, missing } = await liveRow(ctx, args.kind, args.id);
+    const { row, missing } = await liveRow(ctx.db, ykeep, args.kind, args.id);
     if (row === null) {
       await ctx.storage.delete(args.newSnapshotId);
       return { ok: false as const, code: missing };
@@ -112,7 +132,7 @@ export const commitSave = internalMutation({
     });
     // In the same transaction as the patch: the replaced blob is deleted only if the row
     // switch commits.
-    if (currentId !== null) await ctx.storage.delete(currentId as Id<"_storage">);
+    if (currentId !== null) await ctx.storage.delete(currentId);
     return { ok: true as const, snapshotId: args.newSnapshotId as string, savedAt };
   },
 });
@@ -121,10 +141,10 @@ export const commitSave = internalMutation({
  * The resource is gone: mark the row deleted (the tombstone later requests answer with
  * `resource_deleted`) and delete its blob, in one transaction.
  */
-export const remove = internalMutation({
+const remove = (ykeep: Ykeep) => internalMutationGeneric({
   args: { kind: kindValidator, id: v.string() },
   handler: async (ctx, { kind, id }) => {
-    const { row, missing } = await liveRow(ctx, kind, id);
+    const { row, missing } = await liveRow(ctx.db, ykeep, kind, id);
     if (row === null) return { ok: false as const, code: missing };
     await ctx.db.patch(row._id, {
       yjsSnapshotId: undefined,
@@ -137,3 +157,8 @@ export const remove = internalMutation({
     return { ok: true as const };
   },
 });
+
+/** The store's internal functions, bound to the app's tables. */
+export function snapshotFunctions(ykeep: Ykeep) {
+  return { current: current(ykeep), commitSave: commitSave(ykeep), remove: remove(ykeep) };
+}
