@@ -62,3 +62,12 @@ party_package() {
   cp "$dist"/{index,log,wasm}.{js,d.ts} "$dist"/ykeep_party.{js,d.ts} \
     "$dist"/ykeep_party_bg.wasm "$dist"/ykeep_party_bg.wasm.d.ts "$to"/
 }
+
+# Builds the Convex library (js/convex/, scripts/build-convex.mjs) into $1 (the npm package's
+# subpath ykeep/convex): ES modules and their declarations, in place of the copied sources.
+convex_package() {
+  local to="$1"
+  rm -rf "$to"
+  mkdir -p "$to"
+  node "$ROOT/scripts/build-convex.mjs" "$to"
+}

@@ -7,9 +7,10 @@
 // THIS IS WHERE AN APP PLUGS IN ITS OWN AUTH: replace `verifyToken` (for example with a
 // check of the app's session, or of a Convex auth identity looked up with ctx.runQuery)
 // and keep its result shape; `POST /collaboration/verify` and the load route both use it.
-import { REASON } from "./contract";
-import type { Reason } from "./contract";
-import { fromBase64url } from "./yupdate";
+import { env } from "./env.js";
+import { REASON } from "./contract.js";
+import type { Reason } from "./contract.js";
+import { fromBase64url } from "./yupdate.js";
 
 const encoder = new TextEncoder();
 
@@ -40,7 +41,7 @@ export function bearer(request: Request): string | null {
 
 /** Is this the shared server secret? False when the deployment has no secret set. */
 export async function isServerSecret(credential: string | null): Promise<boolean> {
-  const secret = process.env.YKEEP_SECRET;
+  const secret = env("YKEEP_SECRET");
   if (!secret || credential === null) return false;
   return constantTimeEqual(credential, secret);
 }
@@ -88,7 +89,7 @@ export async function verifyToken(token: unknown, kind: string, id: string, nowM
   const payload = token.slice(0, dot);
   const sig = fromBase64url(token.slice(dot + 1));
   if (sig === null) return refuse(REASON.malformed);
-  const key = process.env.YKEEP_TOKEN_KEY;
+  const key = env("YKEEP_TOKEN_KEY");
   if (!key) return refuse(REASON.badSignature);
   // crypto.subtle.verify compares the MAC in constant time.
   const ok = await crypto.subtle.verify("HMAC", await hmacKey(key), sig, encoder.encode(payload));

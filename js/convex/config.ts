@@ -2,11 +2,11 @@
 // function and route reads.
 import { makeFunctionReference } from "convex/server";
 import type { FunctionReference, FunctionType, GenericActionCtx, GenericDataModel } from "convex/server";
-import { verifyToken } from "./access";
-import type { Verdict } from "./access";
-import type { Converter } from "./convert";
-import { DEFAULT_ARCHIVE_TABLE, DEFAULT_TABLES, KINDS } from "./schema";
-import type { Kind, Tables } from "./schema";
+import { verifyToken } from "./access.js";
+import type { Verdict } from "./access.js";
+import type { Converter } from "./convert.js";
+import { DEFAULT_ARCHIVE_TABLE, DEFAULT_TABLES, KINDS } from "./schema.js";
+import type { Kind, Tables } from "./schema.js";
 
 /** What the `authorize` hook is asked: may the holder of `token` open this resource? */
 export type AuthorizeRequest = {

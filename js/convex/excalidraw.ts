@@ -12,8 +12,8 @@
 //     `getSceneElements()`, which leaves them out).
 //   doc.getMap("assets"): file id → Excalidraw's BinaryFileData ({ id, mimeType, dataURL, … }).
 import * as Y from "yjs";
-import { ConversionError, isRecord, kindOf, parseLegacyJSON } from "./convert";
-import type { Converter } from "./convert";
+import { ConversionError, isRecord, kindOf, parseLegacyJSON } from "./convert.js";
+import type { Converter } from "./convert.js";
 
 /** The root names y-excalidraw's README and demo bind. */
 export const DEFAULT_EXCALIDRAW_ROOT = "elements";

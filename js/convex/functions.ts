@@ -5,12 +5,12 @@ import { v } from "convex/values";
 import { internalMutationGeneric, internalQueryGeneric } from "convex/server";
 import type { GenericDatabaseReader, GenericDataModel, GenericDocument } from "convex/server";
 import type { GenericId } from "convex/values";
-import { kindValidator } from "./schema";
-import type { Kind } from "./schema";
-import type { Ykeep } from "./config";
-import { snapshotContains } from "./yupdate";
-import { CODE } from "./contract";
-import type { Missing } from "./contract";
+import { kindValidator } from "./schema.js";
+import type { Kind } from "./schema.js";
+import type { Ykeep } from "./config.js";
+import { snapshotContains } from "./yupdate.js";
+import { CODE } from "./contract.js";
+import type { Missing } from "./contract.js";
 
 /** ykeep's fields of a resource row (the app's own fields are not ykeep's to read). */
 export type SnapshotRow = GenericDocument & {

@@ -12,25 +12,25 @@
 //   // convex/http.ts: the routes under a prefix of the app's router
 //   ykeep.registerRoutes(http, { prefix: "/ykeep" });
 import type { HttpRouter } from "convex/server";
-import { resolveOptions } from "./config";
-import type { YkeepOptions } from "./config";
-import { snapshotFunctions } from "./functions";
-import { migrationFunctions } from "./migration";
-import { registerRoutes } from "./routes";
+import { resolveOptions } from "./config.js";
+import type { YkeepOptions } from "./config.js";
+import { snapshotFunctions } from "./functions.js";
+import { migrationFunctions } from "./migration.js";
+import { registerRoutes } from "./routes.js";
 
-export type { Authorize, AuthorizeRequest, LegacyOptions, YkeepOptions } from "./config";
-export { YkeepConfigError } from "./config";
-export type { Verdict } from "./access";
-export { bearer, isServerSecret, mintToken, verifyToken } from "./access";
-export type { Converter } from "./convert";
-export { ConversionError, isEmptyDocument } from "./convert";
-export { excalidrawConverter, excalidrawElementsOf } from "./excalidraw";
-export type { MigrationReport, Outcome, Resume, TableReport } from "./migration";
-export { DROP_ARCHIVE_CONFIRMATION } from "./migration";
-export { CODE, CONTRACT_VERSION, REASON, STORE_NAME } from "./contract";
-export type { Reason } from "./contract";
-export { DEFAULT_ARCHIVE_TABLE, DEFAULT_TABLES, KINDS, kindValidator, legacyContentTable, snapshotFields } from "./schema";
-export type { Kind, Tables } from "./schema";
+export type { Authorize, AuthorizeRequest, LegacyOptions, YkeepOptions } from "./config.js";
+export { YkeepConfigError } from "./config.js";
+export type { Verdict } from "./access.js";
+export { bearer, isServerSecret, mintToken, verifyToken } from "./access.js";
+export type { Converter } from "./convert.js";
+export { ConversionError, isEmptyDocument } from "./convert.js";
+export { excalidrawConverter, excalidrawElementsOf } from "./excalidraw.js";
+export type { MigrationReport, Outcome, Resume, TableReport } from "./migration.js";
+export { DROP_ARCHIVE_CONFIRMATION } from "./migration.js";
+export { CODE, CONTRACT_VERSION, REASON, STORE_NAME } from "./contract.js";
+export type { Reason } from "./contract.js";
+export { DEFAULT_ARCHIVE_TABLE, DEFAULT_TABLES, KINDS, kindValidator, legacyContentTable, snapshotFields } from "./schema.js";
+export type { Kind, Tables } from "./schema.js";
 
 /**
  * Binds ykeep to the app: its table names, its `authorize` hook, its legacy converters and the

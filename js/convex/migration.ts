@@ -20,13 +20,13 @@ import { internalActionGeneric, internalMutationGeneric, internalQueryGeneric } 
 import type { GenericActionCtx, GenericDataModel } from "convex/server";
 import type { GenericId } from "convex/values";
 import * as Y from "yjs";
-import type { Ykeep } from "./config";
-import { ConversionError, isEmptyDocument } from "./convert";
-import { rowOf } from "./functions";
-import type { SnapshotRow } from "./functions";
-import { KINDS, kindValidator } from "./schema";
-import type { Kind } from "./schema";
-import { BadUpdate, checkUpdate } from "./yupdate";
+import type { Ykeep } from "./config.js";
+import { ConversionError, isEmptyDocument } from "./convert.js";
+import { rowOf } from "./functions.js";
+import type { SnapshotRow } from "./functions.js";
+import { KINDS, kindValidator } from "./schema.js";
+import type { Kind } from "./schema.js";
+import { BadUpdate, checkUpdate } from "./yupdate.js";
 
 /** Yjs snapshot markers above this are not kept on the row (as in the save route). */
 const MAX_MARKER_BYTES = 512 * 1024;

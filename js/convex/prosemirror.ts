@@ -11,8 +11,8 @@ import { Node } from "prosemirror-model";
 import type { Schema } from "prosemirror-model";
 import { prosemirrorToYXmlFragment, yXmlFragmentToProseMirrorRootNode } from "y-prosemirror";
 import * as Y from "yjs";
-import { ConversionError, isRecord, kindOf, parseLegacyJSON } from "./convert";
-import type { Converter } from "./convert";
+import { ConversionError, isRecord, kindOf, parseLegacyJSON } from "./convert.js";
+import type { Converter } from "./convert.js";
 
 /** The fragment name y-prosemirror uses when none is given (`prosemirrorJSONToYDoc`, `yDocToProsemirrorJSON`). */
 export const DEFAULT_PROSEMIRROR_FRAGMENT = "prosemirror";

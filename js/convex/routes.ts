@@ -17,19 +17,20 @@
 //   YKEEP_TOKEN_KEY           HMAC key of ykeep's user tokens (the default `authorize`)
 //   YKEEP_MAX_SNAPSHOT_BYTES  snapshot size limit, default 64 MiB (Convex itself caps an
 //                             HTTP action's request body at 20 MB)
+import { env } from "./env.js";
 import { httpActionGeneric } from "convex/server";
 import type { GenericActionCtx, GenericDataModel, HttpRouter } from "convex/server";
 import type { GenericId } from "convex/values";
-import type { Ykeep } from "./config";
-import { YkeepConfigError } from "./config";
-import { KINDS } from "./schema";
-import type { Kind } from "./schema";
-import { bearer, isServerSecret } from "./access";
-import { BadUpdate, base64url, checkUpdate, snapshotContains } from "./yupdate";
-import { preconditionHolds } from "./functions";
-import type { Precondition } from "./functions";
-import { CODE, CONTRACT_VERSION, REASON, SNAPSHOT_READ_TRIES, STORE_NAME } from "./contract";
-import type { Missing } from "./contract";
+import type { Ykeep } from "./config.js";
+import { YkeepConfigError } from "./config.js";
+import { KINDS } from "./schema.js";
+import type { Kind } from "./schema.js";
+import { bearer, isServerSecret } from "./access.js";
+import { BadUpdate, base64url, checkUpdate, snapshotContains } from "./yupdate.js";
+import { preconditionHolds } from "./functions.js";
+import type { Precondition } from "./functions.js";
+import { CODE, CONTRACT_VERSION, REASON, SNAPSHOT_READ_TRIES, STORE_NAME } from "./contract.js";
+import type { Missing } from "./contract.js";
 
 type ActionCtx = GenericActionCtx<GenericDataModel>;
 
@@ -98,7 +99,7 @@ function parseResource(request: Request, prefix: string): { kind: Kind; id: stri
 }
 
 function secretMissingWarning() {
-  if (!process.env.YKEEP_SECRET) {
+  if (!env("YKEEP_SECRET")) {
     console.error("ykeep store: YKEEP_SECRET is not set; every request that needs the secret is refused");
   }
 }
@@ -111,7 +112,7 @@ async function requireSecret(request: Request): Promise<void> {
 }
 
 function maxSnapshotBytes(): number {
-  const raw = process.env.YKEEP_MAX_SNAPSHOT_BYTES;
+  const raw = env("YKEEP_MAX_SNAPSHOT_BYTES");
   const n = raw === undefined ? NaN : Number(raw);
   return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_MAX_SNAPSHOT_BYTES;
 }
