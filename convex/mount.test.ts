@@ -122,3 +122,17 @@ test("options that cannot work fail at deploy time, naming the option", () => {
   expect(renamed.tables).toEqual({ document: "pages", diagram: "boards", task: "cards" });
   renamed.registerRoutes(httpRouter(), { prefix: "" });
 });
+
+test("a verdict the hook should not give is a 500, never passed on as an answer", async () => {
+  vi.spyOn(console, "error").mockImplementation(() => {});
+  const broken = defineYkeep({ module: "ykeep", authorize: async () => ({ allowed: "yes" }) as never });
+  const http = httpRouter();
+  broken.registerRoutes(http, { prefix: PREFIX });
+  const t = convexTest(schema, { ...modules, "./http.ts": async () => ({ default: http }) });
+  const doc = await t.mutation(internal.app.createResource, { kind: "document" });
+  const res = await verify(t, { token: "anything", kind: "document", id: doc });
+  expect(res.status).toBe(500);
+  expect(await res.json()).toMatchObject({ error: { code: "internal" } });
+  const load = await t.fetch(`${PREFIX}/snapshots/document/${doc}`, { headers: { Authorization: "Bearer anything" } });
+  expect(load.status).toBe(500);
+});

@@ -21,16 +21,17 @@ import { env } from "./env.js";
 import { httpActionGeneric } from "convex/server";
 import type { GenericActionCtx, GenericDataModel, HttpRouter } from "convex/server";
 import type { GenericId } from "convex/values";
-import type { Ykeep } from "./config.js";
+import type { AuthorizeRequest, Ykeep } from "./config.js";
 import { YkeepConfigError } from "./config.js";
 import { KINDS } from "./schema.js";
 import type { Kind } from "./schema.js";
 import { bearer, isServerSecret } from "./access.js";
+import type { Verdict } from "./access.js";
 import { BadUpdate, base64url, checkUpdate, snapshotContains } from "./yupdate.js";
 import { preconditionHolds } from "./functions.js";
 import type { Precondition } from "./functions.js";
 import { CODE, CONTRACT_VERSION, REASON, SNAPSHOT_READ_TRIES, STORE_NAME } from "./contract.js";
-import type { Missing } from "./contract.js";
+import type { Missing, Reason } from "./contract.js";
 
 type ActionCtx = GenericActionCtx<GenericDataModel>;
 
@@ -79,6 +80,24 @@ function route(handler: (ctx: ActionCtx, request: Request) => Promise<Response>)
       return errorResponse(new HttpError(500, CODE.internal, "internal error"));
     }
   });
+}
+
+/**
+ * The app's `authorize` verdict, checked: anything but `{allowed: true, userId}` or
+ * `{allowed: false, reason}` with a contract reason is the app's bug, answered 500 (and logged),
+ * never passed on to a relay as a verdict.
+ */
+async function authorized(ykeep: Ykeep, ctx: ActionCtx, request: AuthorizeRequest): Promise<Verdict> {
+  const verdict: unknown = await ykeep.authorize(ctx, request);
+  const v = (typeof verdict === "object" && verdict !== null ? verdict : {}) as Record<string, unknown>;
+  if (v.allowed === true && (typeof v.userId === "string" || v.userId === null || v.userId === undefined)) {
+    return { allowed: true, userId: (v.userId as string | undefined) ?? null };
+  }
+  if (v.allowed === false && (Object.values(REASON) as unknown[]).includes(v.reason)) {
+    return { allowed: false, userId: null, reason: v.reason as Reason };
+  }
+  console.error("ykeep store: authorize returned", JSON.stringify(verdict), "; want {allowed: true, userId} or {allowed: false, reason}");
+  throw new HttpError(500, CODE.internal, "internal error");
 }
 
 function isKind(kind: string): kind is Kind {
@@ -271,7 +290,7 @@ const load = (ykeep: Ykeep, prefix: string) => route(async (ctx, request) => {
   const credential = bearer(request);
   if (credential === null) throw new HttpError(401, CODE.unauthorized, "missing or wrong credentials");
   if (!(await isServerSecret(credential))) {
-    const verdict = await ykeep.authorize(ctx, { token: credential, kind, id, table: ykeep.tables[kind] });
+    const verdict = await authorized(ykeep, ctx, { token: credential, kind, id, table: ykeep.tables[kind] });
     if (!verdict.allowed) {
       if (verdict.reason === REASON.wrongResource) {
         throw new HttpError(403, CODE.forbidden, "this token is not for this resource");
@@ -352,7 +371,7 @@ const verify = (ykeep: Ykeep) => route(async (ctx, request) => {
   }
   if (!isKind(kind)) throw new HttpError(400, CODE.badKind, "kind must be one of document, diagram, task");
   if (!ID_RULE.test(id)) throw new HttpError(400, CODE.badId, "id must be 1-128 characters of [A-Za-z0-9_-]");
-  const verdict = await ykeep.authorize(ctx, { token, kind, id, table: ykeep.tables[kind] });
+  const verdict = await authorized(ykeep, ctx, { token, kind, id, table: ykeep.tables[kind] });
   return json(200, verdict);
 });
 
