@@ -61,6 +61,9 @@ party_package() {
   mkdir -p "$to"
   cp "$dist"/{index,log,wasm}.{js,d.ts} "$dist"/ykeep_party.{js,d.ts} \
     "$dist"/ykeep_party_bg.wasm "$dist"/ykeep_party_bg.wasm.d.ts "$to"/
+  # As for the client (scripts/build-wasm): no `[Symbol.dispose]()` declarations, which a
+  # consumer's tsc with lib es2022 refuses.
+  sed -i '/\[Symbol\.dispose\]()/d' "$to/ykeep_party.d.ts"
 }
 
 # Builds the Convex library (js/convex/, scripts/build-convex.mjs) into $1 (the npm package's
