@@ -3,7 +3,7 @@
 // snapshot, compare-and-set) on the automerge-paper trace (../shared/bench-data, CC BY 4.0,
 // Martin Kleppmann).
 //
-//   node --expose-gc node_modules/vite-node/vite-node.mjs tests/convex-relay/bench.ts [-- --trace /work/shared/bench-data/automerge-paper.json.gz] [--rounds 20]
+//   node --expose-gc node_modules/vite-node/vite-node.mjs --config convex/vitest.config.mjs tests/convex-relay/bench.ts [-- --trace /work/shared/bench-data/automerge-paper.json.gz] [--rounds 20]
 import { convexTest } from "convex-test";
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";

@@ -1,7 +1,7 @@
 // The Convex functions served over real HTTP without a Convex deployment: convex-test
 // (in-memory database and file storage) behind the forwarding server, on 127.0.0.1.
 //
-//   YKEEP_SECRET=S YKEEP_TOKEN_KEY=K npx vite-node tests/convex-relay/dev-server.ts -- \
+//   YKEEP_SECRET=S YKEEP_TOKEN_KEY=K npx vite-node --config convex/vitest.config.mjs tests/convex-relay/dev-server.ts -- \
 //       [--port 0] [--create document] [--create task ...]
 //
 // Prints "convex-test store listening on http://127.0.0.1:PORT/ykeep" (the example app mounts

@@ -36,7 +36,8 @@ const cleanups = []
 
 /** tests/convex-relay/dev-server.ts as a child process; resolves with its URL and created ids. */
 function startConvex (creates) {
-  const args = [DEV_SERVER, '--', ...creates.flatMap((k) => ['--create', k])]
+  // The suite's config: the example app imports `ykeep/convex`, which it resolves to js/convex/.
+  const args = ['--config', path.join(ROOT, 'convex/vitest.config.mjs'), DEV_SERVER, '--', ...creates.flatMap((k) => ['--create', k])]
   const proc = spawn(VITE_NODE, args, {
     cwd: ROOT,
     env: { ...process.env, YKEEP_SECRET: SECRET, YKEEP_TOKEN_KEY: TOKEN_KEY },
