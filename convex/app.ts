@@ -5,6 +5,7 @@ import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { kindValidator } from "ykeep/convex";
 import type { Id } from "./_generated/dataModel";
+import { RESOURCE_TABLES } from "./auth";
 
 export const createWorkspace = internalMutation({
   args: { name: v.string() },
@@ -42,8 +43,7 @@ export const createResource = internalMutation({
 export const snapshotOf = internalQuery({
   args: { kind: kindValidator, id: v.string() },
   handler: async (ctx, { kind, id }) => {
-    const table = ({ document: "documents", diagram: "diagrams", task: "tasks" } as const)[kind];
-    const rowId = ctx.db.normalizeId(table, id);
+    const rowId = ctx.db.normalizeId(RESOURCE_TABLES[kind], id);
     const row = rowId === null ? null : await ctx.db.get(rowId);
     if (row === null) return null;
     return {

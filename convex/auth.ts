@@ -10,7 +10,8 @@ import type { Kind, Verdict } from "ykeep/convex";
 /** The app's session tokens start with this; anything else is not a session. */
 export const SESSION_PREFIX = "sess_";
 
-const TABLE = { document: "documents", diagram: "diagrams", task: "tasks" } as const;
+/** Kind → the app's table (the same map ykeep.ts gives `defineYkeep`). */
+export const RESOURCE_TABLES = { document: "documents", diagram: "diagrams", task: "tasks" } as const;
 
 async function verdictOf(ctx: QueryCtx, token: string, kind: Kind, id: string): Promise<Verdict> {
   const session = await ctx.db
@@ -19,7 +20,7 @@ async function verdictOf(ctx: QueryCtx, token: string, kind: Kind, id: string): 
     .unique();
   if (session === null) return { allowed: false, userId: null, reason: "bad_signature" };
   if (session.expiresAt <= Date.now()) return { allowed: false, userId: null, reason: "expired" };
-  const rowId = ctx.db.normalizeId(TABLE[kind], id);
+  const rowId = ctx.db.normalizeId(RESOURCE_TABLES[kind], id);
   const row = rowId === null ? null : await ctx.db.get(rowId);
   if (row === null) return { allowed: false, userId: null, reason: "wrong_resource" };
   const member = await ctx.db

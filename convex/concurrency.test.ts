@@ -189,7 +189,6 @@ test("the compare-and-set window: both saves pre-checked against the same snapsh
             id,
             newSnapshotId: s.blobId,
             marker: s.marker,
-            keepMarker: true,
             size: s.size,
             precondition,
           }),

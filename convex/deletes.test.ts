@@ -166,7 +166,7 @@ test("the replaced blob is deleted in the switch's transaction, not before", asy
   const staged = await t.run(async (ctx) => ctx.storage.store(new Blob([v2])));
   const { checkUpdate } = await import("../js/convex/yupdate");
   const marker = checkUpdate(v2).marker.slice().buffer as ArrayBuffer;
-  const args = { kind: "document" as const, id, newSnapshotId: staged, marker, keepMarker: true, size: v2.byteLength };
+  const args = { kind: "document" as const, id, newSnapshotId: staged, marker, size: v2.byteLength };
   const refused = await t.mutation(internal.ykeep.commitSave, { ...args, precondition: { type: "ifMatch", snapshotId: "other" } });
   expect(refused).toEqual({ ok: false, code: "conflict", currentSnapshotId: blobId });
   expect(await storageIds(t)).toEqual([blobId]);

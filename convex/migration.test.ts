@@ -354,3 +354,36 @@ test("only the explicit command drops the archive, and only with its confirmatio
   });
   expect(await t.run((ctx) => ctx.db.query("legacyContent").collect())).toHaveLength(0);
 });
+
+test("an app's converter that throws or returns bytes that are no update leaves its rows as they are, reported", async () => {
+  const broken = defineYkeep({
+    module: "ykeep",
+    legacy: {
+      converters: {
+        document: { name: "garbage", toUpdate: () => new Uint8Array([9, 9, 9, 9]) },
+        diagram: {
+          name: "throws",
+          toUpdate: () => {
+            throw new TypeError("the app's bug");
+          },
+        },
+      },
+    },
+  }).functions;
+  const t = convexTest(legacySchema, { ...modules, "./ykeep.ts": async () => broken });
+  const doc = await seed(t, "documents", proseMirror);
+  const dia = await seed(t, "diagrams", scene);
+  const report = await migrate(t);
+  expect(report.done).toBe(true);
+  expect(report.tables.documents).toMatchObject({ rows: 1, conversionFailed: 1 });
+  expect(report.tables.diagrams).toMatchObject({ rows: 1, conversionFailed: 1 });
+  expect(report.untouched.map((u) => [u.rowId, u.message?.split(":")[0]])).toEqual([
+    [doc, "garbage"],
+    [dia, "throws"],
+  ]);
+  await expectNothingLost(t, [
+    { table: "documents", rowId: doc, content: proseMirror },
+    { table: "diagrams", rowId: dia, content: scene },
+  ]);
+  expect(await t.run(async (ctx) => (await ctx.db.system.query("_storage").collect()).length)).toBe(0);
+});

@@ -5,7 +5,7 @@ import type { Authorize } from "ykeep/convex";
 import { prosemirrorConverter } from "ykeep/convex/prosemirror";
 import { internal } from "./_generated/api";
 import { editorSchema } from "./editorSchema";
-import { SESSION_PREFIX } from "./auth";
+import { RESOURCE_TABLES, SESSION_PREFIX } from "./auth";
 
 /**
  * The app's own rule decides: a session of a member of the resource's workspace may open it.
@@ -18,7 +18,7 @@ const authorize: Authorize = async (ctx, { token, kind, id }) => {
 
 export const ykeep = defineYkeep({
   module: "ykeep",
-  tables: { document: "documents", diagram: "diagrams", task: "tasks" },
+  tables: RESOURCE_TABLES,
   authorize,
   legacy: {
     archiveTable: "legacyContent",

@@ -44,6 +44,22 @@ async function liveRow(db: GenericDatabaseReader<GenericDataModel>, ykeep: Ykeep
   return { row, missing: null };
 }
 
+/** Yjs snapshot markers above this are not kept on the row (Convex documents max out at 1 MiB). */
+const MAX_MARKER_BYTES = 512 * 1024;
+
+/**
+ * The snapshot fields of a row switched to the blob `blobId` (a save's commit, a migrated row):
+ * its marker kept when it fits in a Convex document, its size, and now as the save time.
+ */
+export function pointAt(blobId: GenericId<"_storage">, marker: ArrayBuffer, size: number) {
+  return {
+    yjsSnapshotId: blobId,
+    yjsSnapshotMarker: marker.byteLength <= MAX_MARKER_BYTES ? marker : undefined,
+    yjsSnapshotSize: size,
+    yjsSavedAt: Date.now(),
+  };
+}
+
 /** The row's current snapshot, for loads and for checking a save before storing its blob. */
 const current = (ykeep: Ykeep) => internalQueryGeneric({
   args: { kind: kindValidator, id: v.string() },
@@ -107,8 +123,6 @@ const commitSave = (ykeep: Ykeep) => internalMutationGeneric({
     newSnapshotId: v.id("_storage"),
     /** Yjs snapshot of the new state (for the "contains" check). */
     marker: v.bytes(),
-    /** Keep `marker` on the row (false when it is too big for a Convex document). */
-    keepMarker: v.boolean(),
     size: v.number(),
     precondition: preconditionValidator,
   },
@@ -123,13 +137,9 @@ const commitSave = (ykeep: Ykeep) => internalMutationGeneric({
       await ctx.storage.delete(args.newSnapshotId);
       return { ok: false as const, code: "conflict" as const, currentSnapshotId: currentId };
     }
-    const savedAt = Date.now();
-    await ctx.db.patch(row._id, {
-      yjsSnapshotId: args.newSnapshotId,
-      yjsSnapshotMarker: args.keepMarker ? args.marker : undefined,
-      yjsSnapshotSize: args.size,
-      yjsSavedAt: savedAt,
-    });
+    const switched = pointAt(args.newSnapshotId, args.marker, args.size);
+    await ctx.db.patch(row._id, switched);
+    const savedAt = switched.yjsSavedAt;
     // In the same transaction as the patch: the replaced blob is deleted only if the row
     // switch commits.
     if (currentId !== null) await ctx.storage.delete(currentId);

@@ -21,15 +21,13 @@ import type { GenericActionCtx, GenericDataModel } from "convex/server";
 import type { GenericId } from "convex/values";
 import * as Y from "yjs";
 import type { Ykeep } from "./config.js";
-import { ConversionError, isEmptyDocument } from "./convert.js";
-import { rowOf } from "./functions.js";
+import { isEmptyDocument } from "./convert.js";
+import { pointAt, rowOf } from "./functions.js";
 import type { SnapshotRow } from "./functions.js";
 import { KINDS, kindValidator } from "./schema.js";
 import type { Kind } from "./schema.js";
-import { BadUpdate, checkUpdate } from "./yupdate.js";
+import { checkUpdate } from "./yupdate.js";
 
-/** Yjs snapshot markers above this are not kept on the row (as in the save route). */
-const MAX_MARKER_BYTES = 512 * 1024;
 const DEFAULT_BATCH_SIZE = 25;
 /** A run stops after this long and reports where to resume (an action may run 10 minutes). */
 const DEFAULT_TIME_BUDGET_MS = 5 * 60 * 1000;
@@ -169,14 +167,11 @@ const commitLegacy = (ykeep: Ykeep) =>
         outcome: args.outcome,
         archivedAt: Date.now(),
       });
-      const patch: Record<string, unknown> = { [ykeep.legacy.contentField]: undefined };
-      if (args.snapshot !== undefined) {
-        patch.yjsSnapshotId = args.snapshot.blobId;
-        patch.yjsSnapshotMarker = args.snapshot.marker.byteLength <= MAX_MARKER_BYTES ? args.snapshot.marker : undefined;
-        patch.yjsSnapshotSize = args.snapshot.size;
-        patch.yjsSavedAt = Date.now();
-      }
-      await ctx.db.patch(row._id, patch);
+      const { blobId, marker, size } = args.snapshot ?? {};
+      await ctx.db.patch(row._id, {
+        [ykeep.legacy.contentField]: undefined,
+        ...(blobId === undefined ? {} : pointAt(blobId, marker!, size!)),
+      });
       // The merged snapshot contains the empty one it replaces; delete that only now that the
       // row no longer names it, in this transaction.
       if (args.outcome === "merged" && args.snapshotId !== null) {
@@ -191,7 +186,8 @@ type Row = { rowId: string; snapshotId: string | null; deleted: boolean; content
 type Plan =
   | { outcome: "none" | "noConverter" | "snapshotUnreadable" | "archived" }
   | { outcome: "conversionFailed"; message: string }
-  | { outcome: "converted" | "merged"; update: Uint8Array };
+  /** `update` is the new snapshot, checked as the save route checks one; `marker` its Yjs snapshot. */
+  | { outcome: "converted" | "merged"; update: Uint8Array; marker: Uint8Array };
 
 /** What to do with one row, without writing anything. */
 async function plan(ctx: GenericActionCtx<GenericDataModel>, ykeep: Ykeep, kind: Kind, row: Row): Promise<Plan> {
@@ -210,18 +206,15 @@ async function plan(ctx: GenericActionCtx<GenericDataModel>, ykeep: Ykeep, kind:
   }
   const converter = ykeep.legacy.converters[kind];
   if (converter === undefined) return { outcome: "noConverter" };
-  let converted: Uint8Array;
   try {
-    converted = converter.toUpdate(row.content);
-    checkUpdate(converted);
+    const converted = converter.toUpdate(row.content);
+    const update = current === null ? converted : Y.mergeUpdates([current, converted]);
+    return { outcome: current === null ? "converted" : "merged", update, marker: checkUpdate(update).marker };
   } catch (e) {
-    if (e instanceof ConversionError || e instanceof BadUpdate) {
-      return { outcome: "conversionFailed", message: `${converter.name}: ${e.message}` };
-    }
-    throw e;
+    // Whatever fails here (the converter refusing the content, an app's converter throwing, its
+    // output not decoding), this row cannot be converted: it stays as it is, reported.
+    return { outcome: "conversionFailed", message: `${converter.name}: ${e instanceof Error ? e.message : String(e)}` };
   }
-  if (current === null) return { outcome: "converted", update: converted };
-  return { outcome: "merged", update: Y.mergeUpdates([current, converted]) };
 }
 
 /** The migration: one run reads pages until every table is done or the time budget is spent. */
@@ -290,7 +283,7 @@ async function migrateRow(
   if (!dryRun && (p.outcome === "archived" || p.outcome === "converted" || p.outcome === "merged")) {
     let snapshot: { blobId: GenericId<"_storage">; marker: ArrayBuffer; size: number } | undefined;
     if (p.outcome === "converted" || p.outcome === "merged") {
-      const { marker } = checkUpdate(p.update);
+      const { marker } = p;
       const blobId = await ctx.storage.store(new Blob([p.update as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" }));
       snapshot = { blobId, marker: marker.slice().buffer as ArrayBuffer, size: p.update.byteLength };
     }

@@ -36,8 +36,6 @@ import type { Missing, Reason } from "./contract.js";
 type ActionCtx = GenericActionCtx<GenericDataModel>;
 
 const DEFAULT_MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
-/** Yjs snapshot markers above this are not kept on the row (Convex documents max out at 1 MiB). */
-const MAX_MARKER_BYTES = 512 * 1024;
 const ID_RULE = /^[A-Za-z0-9_-]{1,128}$/;
 
 const CORS_HEADERS: Record<string, string> = {
@@ -265,7 +263,6 @@ const save = (ykeep: Ykeep, prefix: string) => route(async (ctx, request) => {
     id,
     newSnapshotId,
     marker,
-    keepMarker: marker.byteLength <= MAX_MARKER_BYTES,
     size: body.byteLength,
     precondition: effective,
   });
