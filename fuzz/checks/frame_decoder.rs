@@ -82,6 +82,14 @@ pub fn run(data: &[u8]) {
                 }
                 let _ = AwarenessUpdate::decode_v1(&frame[payload]);
             }
+            Frame::Ykeep => {
+                // Never panics; a message that decodes round-trips through its encoding.
+                if let Ok(decoded @ ykeep_core::acks::Decoded::Message(m)) =
+                    ykeep_core::acks::decode(frame)
+                {
+                    assert_eq!(ykeep_core::acks::decode(&m.encode()), Ok(decoded));
+                }
+            }
             Frame::AwarenessQuery | Frame::Auth | Frame::Unknown(_) => {}
         }
     }

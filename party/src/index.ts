@@ -60,7 +60,12 @@ interface ConnState {
   n: number;
   /** The awareness client ids it announced, with their clocks: `[id, clock, ...]`. */
   aw: number[];
+  /** Present once it opted in to acknowledgements: what it is owed, `[seq, mark, ...]`. */
+  ak?: number[];
 }
+
+/** The first byte of a ykeep message (`ykeep_core::acks::MESSAGE_TYPE`). */
+const YKEEP_MESSAGE = 107;
 
 const CORS: Record<string, string> = {
   "access-control-allow-origin": "*",
@@ -149,11 +154,11 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
 
   /** Woken from hibernation with sockets still open: rebuild the room for them. */
   onStart(): void {
-    const kept: [number, number[]][] = [];
+    const kept: ([number, number[]] | [number, number[], number[]])[] = [];
     for (const conn of this.getConnections<ConnState>()) {
       const state = conn.state;
       if (!state) continue;
-      kept.push([state.n, [...state.aw]]);
+      kept.push(state.ak ? [state.n, [...state.aw], [...state.ak]] : [state.n, [...state.aw]]);
       this.#conns.set(state.n, conn);
       this.#nextConn = Math.max(this.#nextConn, state.n + 1);
     }
@@ -173,12 +178,13 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     return super.fetch(request);
   }
 
-  async onConnect(connection: Connection<ConnState>, _ctx: ConnectionContext): Promise<void> {
+  async onConnect(connection: Connection<ConnState>, ctx: ConnectionContext): Promise<void> {
     const room = await this.#open();
     const n = this.#nextConn++;
     connection.setState({ n, aw: [] });
     this.#conns.set(n, connection);
     room.join(n, Date.now());
+    if (new URL(ctx.request.url).searchParams.get("ykeep") === "acks") room.optIn(n, Date.now());
     this.#perform(room, room.flush(Date.now()));
   }
 
@@ -194,7 +200,7 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     } catch (e) {
       return this.#trapped(room, state.n, e);
     }
-    if (owned) connection.setState({ n: state.n, aw: Array.from(owned) });
+    if (owned) connection.setState({ n: state.n, aw: Array.from(owned), ak: state.ak && [...state.ak] });
     this.#flushSoon(room);
   }
 
@@ -337,7 +343,19 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
         }
       }
     }
-    for (const effect of effects) this.#apply(room, effect);
+    const acked = new Set<number>();
+    for (const effect of effects) {
+      this.#apply(room, effect);
+      if (effect.t === "send" && effect.to !== undefined && effect.data[0] === YKEEP_MESSAGE) acked.add(effect.to);
+    }
+    // What an opted-in connection is owed changed: it is kept with the socket, so that a room
+    // rebuilt after hibernation still sends the Saved it owes.
+    for (const n of acked) {
+      const conn = this.#conns.get(n);
+      const owed = room.owedOf(n);
+      const state = conn?.state;
+      if (conn && state && owed) conn.setState({ n: state.n, aw: [...state.aw], ak: Array.from(owed) });
+    }
     if (this.#room === room) this.#arm(room);
   }
 

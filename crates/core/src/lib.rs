@@ -3,6 +3,7 @@
 //! No I/O lives here: no sockets, no files, no clocks. Functions take bytes and return bytes;
 //! policies take events and a `now` and return actions. Everything is tested natively.
 
+pub mod acks;
 pub mod b64;
 pub mod client_ids;
 pub mod compaction;

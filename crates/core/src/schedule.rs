@@ -55,6 +55,11 @@ pub enum Event {
     Idle,
     /// Time passed; `now` is in the call.
     Tick,
+    /// The host lost its memory while its clients stayed connected (a Durable Object woken
+    /// from hibernation) and rebuilt the room: the periodic deadline it had armed is lost, and
+    /// re-arming a whole interval at each wake would put the save off for as long as the
+    /// clients stay idle. A dirty room saves now.
+    Resumed,
     /// The save that captured `seq` succeeded.
     SaveOk { seq: u64 },
     /// The save in flight failed (logged by the caller); the room stays dirty.
@@ -179,6 +184,11 @@ impl SaveSchedule {
                 }
             }
             Event::Tick => {}
+            Event::Resumed => {
+                if self.connections > 0 && self.is_dirty() {
+                    self.periodic_due = Some(now);
+                }
+            }
             Event::SaveOk { seq } => {
                 self.in_flight = None;
                 self.saved_seq = self.saved_seq.max(seq.min(self.latest_seq));
@@ -262,6 +272,24 @@ mod tests {
 
     fn fresh() -> SaveSchedule {
         SaveSchedule::new(P, 0, 0)
+    }
+
+    #[test]
+    fn a_room_resumed_with_its_clients_saves_an_unsaved_log_at_once() {
+        // The log is past its last save; the host lost the deadline it had armed.
+        let mut s = SaveSchedule::new(P, 4, 2);
+        assert_eq!(s.handle(Event::Connected, 100), None);
+        assert_eq!(s.next_deadline(), Some(100 + P.save_interval_ms));
+        assert_eq!(
+            s.handle(Event::Resumed, 100),
+            Some(Action::SaveNow { seq: 4 })
+        );
+        // Clean, or with no client: nothing to do at once.
+        let mut clean = SaveSchedule::new(P, 4, 4);
+        clean.handle(Event::Connected, 100);
+        assert_eq!(clean.handle(Event::Resumed, 100), None);
+        let mut alone = SaveSchedule::new(P, 4, 2);
+        assert_eq!(alone.handle(Event::Resumed, 100), None);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use ykeep_core::{RoomName, b64};
 use ykeep_room::access::{self, Precheck};
 use ykeep_room::store_http::{self, Answer, Request};
 use ykeep_room::{
-    Close, DurableInfo, Effect, Event, LogRecord, OutFrame, Purpose, Reply, Room, RoomRecords,
-    StoreError, StoredSnapshot, Target, protocol,
+    Close, DurableInfo, Effect, Event, KeptConn, LogRecord, OutFrame, Owed, Purpose, Reply, Room,
+    RoomRecords, StoreError, StoredSnapshot, Target, protocol,
 };
 
 use crate::config::Settings;
@@ -207,7 +207,9 @@ impl Host {
     }
 
     /// A room rebuilt from its log for connections that stayed open while the object slept
-    /// (hibernation): `conns` is `[[conn, [clientId, clock, ...]], ...]`, what each kept.
+    /// (hibernation): `conns` is `[[conn, [clientId, clock, ...], owed?], ...]`, what each
+    /// kept: its awareness and, when it opted in to acknowledgements, `owed` as
+    /// [`PartyRoom::owed_of`] gave it.
     pub fn resume(
         &self,
         room: &str,
@@ -224,11 +226,27 @@ impl Host {
                 .iter()
                 .filter_map(|v| v.as_f64())
                 .collect();
-            let owned = flat
+            let awareness = flat
                 .chunks_exact(2)
                 .map(|p| (p[0] as u64, p[1] as u32))
                 .collect();
-            kept.push((conn, owned));
+            let owed = entry.get(2);
+            let owed = (!owed.is_undefined() && !owed.is_null()).then(|| {
+                let flat: Vec<f64> = Array::from(&owed)
+                    .iter()
+                    .filter_map(|v| v.as_f64())
+                    .collect();
+                Owed::of_unsaved(
+                    flat.chunks_exact(2)
+                        .map(|p| (p[0] as u64, p[1] as u64))
+                        .collect(),
+                )
+            });
+            kept.push(KeptConn {
+                conn,
+                awareness,
+                owed,
+            });
         }
         let room = Room::resume(name, self.settings.room, log.0, &kept, now as u64);
         Ok(self.party_room(room))
@@ -427,6 +445,13 @@ impl PartyRoom {
             .handle(Event::Join { conn: conn as u64 }, now as u64);
     }
 
+    /// The connection asked for acknowledgements in its URL (`?ykeep=acks`).
+    #[wasm_bindgen(js_name = optIn)]
+    pub fn opt_in(&mut self, conn: f64, now: f64) {
+        self.room
+            .handle(Event::OptIn { conn: conn as u64 }, now as u64);
+    }
+
     pub fn leave(&mut self, conn: f64, now: f64) {
         self.room
             .handle(Event::Leave { conn: conn as u64 }, now as u64);
@@ -564,6 +589,19 @@ impl PartyRoom {
             .into_iter()
             .flat_map(|(client, clock)| [client as f64, clock as f64])
             .collect()
+    }
+
+    /// What `conn` is owed in acknowledgements, `[seq, mark, ...]` (undefined: it did not
+    /// opt in): the host keeps it with the connection across hibernation.
+    #[wasm_bindgen(js_name = owedOf)]
+    pub fn owed_of(&self, conn: f64) -> Option<Vec<f64>> {
+        let owed = self.room.owed(conn as u64)?;
+        Some(
+            owed.unsaved()
+                .iter()
+                .flat_map(|(seq, mark)| [*seq as f64, *mark as f64])
+                .collect(),
+        )
     }
 
     /// The log holds records no save has covered yet.

@@ -34,6 +34,7 @@ impl Room {
         if !self.conns.remove(&conn) {
             return;
         }
+        self.acks.leave(conn);
         if let Some(removal) = self.awareness.remove_conn(conn) {
             self.deliver(Target::All, other(protocol::encode_awareness(&removal)));
         }
@@ -103,11 +104,12 @@ impl Room {
                     self.deliver(Target::One(conn), other(protocol::encode_awareness(&aw)));
                 }
             }
+            Frame::Ykeep => self.ykeep_message(conn, &data, now),
             Frame::Auth | Frame::Unknown(_) => {}
         }
     }
 
-    fn refuse(&mut self, conn: ConnId, reason: &str, now: u64) {
+    pub(crate) fn refuse(&mut self, conn: ConnId, reason: &str, now: u64) {
         tracing::warn!(room = %self.name, conn, reason, "refusing a client message; closing it");
         self.batch.tally.refused_frames += 1;
         let close = Close {

@@ -20,6 +20,7 @@
 //! No async runtime, no sockets, no SQLite: this crate compiles natively and to `wasm32`.
 
 pub mod access;
+pub mod acks;
 pub mod awareness;
 pub mod backlog;
 mod frames;
@@ -34,10 +35,12 @@ mod tests;
 
 use bytes::Bytes;
 
+pub use acks::Owed;
 pub use backlog::Backlog;
 pub use records::{Append, LogRecord, RoomRecords, SavedRecord, apply_records, record_format};
 pub use room::{
-    DurableInfo, Effect, Event, Purpose, Reply, Room, RoomConfig, SleepingRoom, Step, Tally,
+    DurableInfo, Effect, Event, KeptConn, Purpose, Reply, Room, RoomConfig, SleepingRoom, Step,
+    Tally,
 };
 pub use store::{Refusal, StoreError, StoredSnapshot, body_head};
 

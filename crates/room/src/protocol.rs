@@ -34,6 +34,8 @@ pub enum Frame {
     },
     AwarenessQuery,
     Auth,
+    /// A ykeep extension message (`ykeep_core::acks`), decoded by the room.
+    Ykeep,
     /// A message type this relay does not handle (ignored, as y-websocket does).
     Unknown(u64),
 }
@@ -65,6 +67,7 @@ pub fn parse(frame: &[u8]) -> Result<Frame, ProtocolError> {
         }),
         2 => Ok(Frame::Auth),
         3 => Ok(Frame::AwarenessQuery),
+        t if t == u64::from(ykeep_core::acks::MESSAGE_TYPE) => Ok(Frame::Ykeep),
         other => Ok(Frame::Unknown(other)),
     }
 }

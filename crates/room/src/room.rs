@@ -12,6 +12,7 @@ use ykeep_core::{DurabilityMarker, MergeError, RoomName, SaveAction, SaveEvent, 
 use ykeep_core::{SchedulePolicy, b64, wire::DurableBody};
 use yrs::{Doc, ReadTxn, Transact};
 
+use crate::acks::{Acks, Owed};
 use crate::awareness::AwarenessTable;
 use crate::records::{Append, RoomRecords, SavedRecord, apply_records, record_format};
 use crate::saving::{StoreLink, StoreTask};
@@ -44,6 +45,11 @@ pub enum Event {
         conn: ConnId,
     },
     Leave {
+        conn: ConnId,
+    },
+    /// The connection asked for acknowledgements when it connected (`?ykeep=acks`); the
+    /// in-band `OptIn` message does the same.
+    OptIn {
         conn: ConnId,
     },
     /// One WebSocket message from a connection.
@@ -239,6 +245,7 @@ pub struct Room {
     pub(crate) doc: Doc,
     pub(crate) conns: HashSet<ConnId>,
     pub(crate) awareness: AwarenessTable,
+    pub(crate) acks: Acks,
     pub(crate) schedule: SaveSchedule,
     /// Sequence number of the last record this room produced.
     pub(crate) seq: u64,
@@ -248,6 +255,16 @@ pub struct Room {
     /// compaction keeps them.
     pub(crate) unreadable: Vec<i64>,
     pub(crate) batch: Batch,
+}
+
+/// What a host kept of one connection across a loss of memory (see [`Room::resume`]).
+#[derive(Debug, Clone, Default)]
+pub struct KeptConn {
+    pub conn: ConnId,
+    /// The awareness client ids it announced, with their clocks ([`Room::awareness_of`]).
+    pub awareness: Vec<(u64, u32)>,
+    /// What it is owed in acknowledgements ([`Room::owed`]).
+    pub owed: Option<Owed>,
 }
 
 /// A room whose doc was dropped while idle; [`SleepingRoom::wake`] rebuilds it from the log.
@@ -281,23 +298,29 @@ impl Room {
     /// Durable Object woken from hibernation): the log as at a cold start, and each connection
     /// with the awareness client ids it had announced ([`Room::awareness_of`]). The store is not
     /// asked: the log records the snapshot the room last held, so the next save fetches and
-    /// merges the store's snapshot before it replaces it. A log past its saved sequence arms
-    /// the save schedule again. Nothing is sent to the connections: they are in sync.
+    /// merges the store's snapshot before it replaces it. A log past its saved sequence is
+    /// saved at once: the deadline the lost room had armed is gone with it. Nothing is sent to
+    /// the connections: they are in sync.
     pub fn resume(
         name: RoomName,
         config: RoomConfig,
         records: RoomRecords,
-        conns: &[(ConnId, Vec<(u64, u32)>)],
+        conns: &[KeptConn],
         now: u64,
     ) -> Room {
         let mut room = Room::of_log(name, config, records, now);
-        for (conn, owned) in conns {
-            room.conns.insert(*conn);
-            room.awareness.adopt(*conn, owned);
+        for kept in conns {
+            room.conns.insert(kept.conn);
+            room.awareness.adopt(kept.conn, &kept.awareness);
+            if let Some(owed) = &kept.owed {
+                room.acks.adopt(kept.conn, owed.clone());
+            }
             room.schedule_event(SaveEvent::Connected, now);
         }
         if conns.is_empty() {
             room.schedule_event(SaveEvent::Idle, now);
+        } else {
+            room.schedule_event(SaveEvent::Resumed, now);
         }
         room
     }
@@ -325,6 +348,7 @@ impl Room {
             doc,
             conns: HashSet::new(),
             awareness: AwarenessTable::default(),
+            acks: Acks::default(),
             life: Life::Open,
             unreadable,
             batch: Batch::default(),
@@ -347,6 +371,12 @@ impl Room {
     /// The awareness client ids `conn` announced, with their clocks (see [`Room::resume`]).
     pub fn awareness_of(&self, conn: ConnId) -> Vec<(u64, u32)> {
         self.awareness.owned_by(conn)
+    }
+
+    /// What `conn` is owed in acknowledgements (None: it did not opt in); a host that may lose
+    /// its memory keeps it with the connection (see [`Room::resume`]).
+    pub fn owed(&self, conn: ConnId) -> Option<&Owed> {
+        self.acks.owed(conn)
     }
 
     /// When to flush again if no event comes first.
@@ -377,6 +407,7 @@ impl Room {
         match event {
             Event::Join { conn } => self.join(conn, now),
             Event::Leave { conn } => self.drop_conn(conn, now),
+            Event::OptIn { conn } => self.opt_in(conn),
             Event::Frame { conn, data } => self.handle_frame(conn, data, now),
             Event::StateQuery { query, sv } => self.batch.queries.push((query, Query::State(sv))),
             Event::DurableQuery { query } => self.batch.queries.push((query, Query::Durable)),
@@ -410,6 +441,9 @@ impl Room {
             } else {
                 self.schedule_event(SaveEvent::StoreMerged { seq }, now);
             }
+        }
+        if !matches!(self.life, Life::Ended(_)) {
+            self.commit_marks();
         }
         let mut unload = false;
         if !matches!(self.life, Life::Ended(_)) {
@@ -457,6 +491,7 @@ impl Room {
     /// reconnect) and the room must be dropped.
     pub fn log_failed(&mut self) -> Vec<Effect> {
         self.batch = Batch::default();
+        self.acks.forget_batch();
         self.end(Ending::LogFailed);
         let mut effects = std::mem::take(&mut self.batch.first);
         effects.push(Effect::Unload);
@@ -524,6 +559,7 @@ impl Room {
             self.batch.first.push(Effect::Close { conn, close });
         }
         self.batch.actions.clear();
+        self.acks.clear();
         self.life = Life::Ended(close);
     }
 

@@ -155,6 +155,14 @@ impl Room {
         }
     }
 
+    /// The sequence number the save in flight captured.
+    pub(crate) fn saving_seq(&self) -> Option<u64> {
+        match &self.store.task {
+            StoreTask::Saving(save) => Some(save.seq),
+            _ => None,
+        }
+    }
+
     /// The schedule says save what `seq` covers.
     pub(crate) fn start_save(&mut self, seq: u64, now: u64) {
         match &mut self.store.task {
@@ -340,6 +348,7 @@ impl Room {
             compacted: state.to_vec(),
             keep: self.unreadable.clone(),
         });
+        self.acknowledge_save(save.seq);
         self.schedule_event(SaveEvent::SaveOk { seq: save.seq }, now);
     }
 

@@ -854,8 +854,14 @@ fn a_resumed_room_serves_its_connections_from_the_log_and_saves_what_was_unsaved
     );
     let step = room.flush(1);
     let append = step.append.clone().expect("the edit is logged");
-    let kept = vec![(1, room.awareness_of(1)), (2, room.awareness_of(2))];
-    assert_eq!(kept[0].1, vec![(10, 3)]);
+    let kept: Vec<KeptConn> = [1, 2]
+        .map(|conn| KeptConn {
+            conn,
+            awareness: room.awareness_of(conn),
+            owed: room.owed(conn).cloned(),
+        })
+        .into();
+    assert_eq!(kept[0].awareness, vec![(10, 3)]);
     drop(room); // the host lost its memory; the connections stay open
 
     let records = RoomRecords {
@@ -866,17 +872,17 @@ fn a_resumed_room_serves_its_connections_from_the_log_and_saves_what_was_unsaved
     let mut room = Room::resume(name(), config(), records, &kept, 5_000);
     let first = room.flush(5_000);
     assert!(first.append.is_none());
+    let effects = first.durable();
     assert!(
-        deliveries(&first.durable()).is_empty(),
+        deliveries(&effects).is_empty(),
         "a resumed room greets no one: its connections are in sync"
     );
+    // The unsaved log is saved at once (the deadline the lost room had armed is gone), and the
+    // save fetches the store first: the resumed room has not heard from it.
+    assert!(effects.iter().any(|e| matches!(e, Effect::Fetch)));
+    assert!(save_request(&effects).is_none());
     assert_eq!(room.connections(), 2);
     assert_eq!(text_of(&state_of(&mut room, 5_000)), "kept");
-    assert!(
-        room.next_deadline()
-            .is_some_and(|d| d <= 5_000 + SAVE_EVERY),
-        "the unsaved log arms the save schedule again"
-    );
 
     // A frame from a resumed connection is served like any other.
     room.handle(
@@ -898,9 +904,217 @@ fn a_resumed_room_serves_its_connections_from_the_log_and_saves_what_was_unsaved
     };
     let removal = AwarenessUpdate::decode_v1(&out[0].1.bytes()[payload]).unwrap();
     assert_eq!(removal.clients[&ClientID::new(10)].clock, 4);
+}
 
-    // The save fetches the store first: the resumed room has not heard from it.
-    let effects = room.flush(5_000 + SAVE_EVERY).durable();
-    assert!(effects.iter().any(|e| matches!(e, Effect::Fetch)));
-    assert!(save_request(&effects).is_none());
+/// The ykeep messages among `effects`, with their targets.
+fn acks_of(effects: &[Effect]) -> Vec<(Target, ykeep_core::acks::Message)> {
+    use ykeep_core::acks::{Decoded, decode};
+    deliveries(effects)
+        .into_iter()
+        .filter_map(|(to, frame)| match decode(frame.bytes()) {
+            Ok(Decoded::Message(m)) => Some((to, m)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ykeep(message: ykeep_core::acks::Message) -> Bytes {
+    frame(message.encode())
+}
+
+fn closes_of(effects: &[Effect]) -> Vec<(ConnId, u16)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Close { conn, close } => Some((*conn, close.code)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_opted_in_connection_hears_each_mark_committed_then_saved() {
+    use ykeep_core::acks::Message::*;
+    let mut room = room_with_two();
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: ykeep(OptIn),
+        },
+        1,
+    );
+    room.handle(Event::Join { conn: 3 }, 1);
+    room.handle(Event::OptIn { conn: 3 }, 1);
+    let step = room.flush(1);
+    assert!(step.append.is_none());
+    let welcomed = acks_of(&step.durable());
+    assert_eq!(
+        welcomed,
+        [(Target::One(1), Welcome), (Target::One(3), Welcome)]
+    );
+
+    // An update, then its mark: Committed comes with the step whose append holds the update.
+    let update = |room: &mut Room, conn, text: &str, mark, now| {
+        let data = frame(protocol::encode_update(&edit(10 + conn, text)));
+        room.handle(Event::Frame { conn, data }, now);
+        room.handle(
+            Event::Frame {
+                conn,
+                data: ykeep(Mark(mark)),
+            },
+            now,
+        );
+    };
+    update(&mut room, 1, "a", 1, 2);
+    room.handle(
+        Event::Frame {
+            conn: 2,
+            data: ykeep(Mark(9)),
+        },
+        2,
+    );
+    let step = room.flush(2);
+    assert_eq!(step.append.as_ref().map(|a| a.seq), Some(1));
+    let effects = step.durable();
+    assert_eq!(
+        acks_of(&effects),
+        [(Target::One(1), Committed(1))],
+        "2 never opted in"
+    );
+    let order: Vec<_> = deliveries(&effects).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(
+        order,
+        [Target::AllBut(1), Target::One(1)],
+        "the forward, then the ack"
+    );
+
+    // A mark whose batch fails its append is never acknowledged.
+    update(&mut room, 1, "lost", 2, 3);
+    drop(room.flush(3));
+    let mut failed = room;
+    assert!(acks_of(&failed.log_failed()).is_empty());
+    failed.flush(4);
+
+    // Saves: a mark committed while a save is in flight waits for the next save.
+    let mut room = room_with_two();
+    room.handle(Event::OptIn { conn: 1 }, 0);
+    update(&mut room, 1, "a", 1, 0);
+    assert_eq!(
+        acks_of(&room.flush(0).durable())[1],
+        (Target::One(1), Committed(1))
+    );
+    let due = room.flush(SAVE_EVERY).durable();
+    assert!(save_request(&due).is_some(), "a save is due");
+    update(&mut room, 1, "b", 2, SAVE_EVERY + 1);
+    assert_eq!(
+        acks_of(&room.flush(SAVE_EVERY + 1).durable()),
+        [(Target::One(1), Committed(2))]
+    );
+    room.handle(Event::Saved(Ok(receipt("s1"))), SAVE_EVERY + 2);
+    let saved = room.flush(SAVE_EVERY + 2).durable();
+    assert_eq!(
+        acks_of(&saved),
+        [(Target::One(1), Saved(1))],
+        "the save covers mark 1 only"
+    );
+
+    // A store that fails keeps the mark at Committed.
+    let due = room.flush(2 * SAVE_EVERY + 2).durable();
+    assert!(save_request(&due).is_some(), "the next save is due");
+    room.handle(
+        Event::Saved(Err(StoreError::Unreachable("down".into()))),
+        2 * SAVE_EVERY + 3,
+    );
+    assert!(acks_of(&room.flush(2 * SAVE_EVERY + 3).durable()).is_empty());
+    let owed = room.owed(1).expect("conn 1 opted in");
+    assert_eq!(owed.unsaved(), [(2, 2)], "mark 2 is still owed its Saved");
+}
+
+#[test]
+fn bad_ykeep_messages_close_their_sender_and_unknown_kinds_are_ignored() {
+    use ykeep_core::acks::{MESSAGE_TYPE, Message::*};
+    let mut room = room_with_two();
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(vec![MESSAGE_TYPE, 9, 1]),
+        },
+        1,
+    );
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: ykeep(Mark(3)),
+        },
+        1,
+    );
+    let effects = room.flush(1).durable();
+    assert!(
+        effects.is_empty(),
+        "an unknown kind, and a mark before OptIn: {effects:?}"
+    );
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: ykeep(Committed(3)),
+        },
+        2,
+    );
+    room.handle(
+        Event::Frame {
+            conn: 2,
+            data: frame(vec![MESSAGE_TYPE, 1]),
+        },
+        2,
+    );
+    let effects = room.flush(2).durable();
+    assert_eq!(closes_of(&effects), [(1, 1008), (2, 1008)]);
+    assert_eq!(room.connections(), 0);
+}
+
+#[test]
+fn a_resumed_room_still_owes_its_connections_their_saves() {
+    use ykeep_core::acks::Message::*;
+    let mut room = room_with_two();
+    room.handle(Event::OptIn { conn: 1 }, 0);
+    let data = frame(protocol::encode_update(&edit(5, "kept")));
+    room.handle(Event::Frame { conn: 1, data }, 0);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: ykeep(Mark(4)),
+        },
+        0,
+    );
+    let step = room.flush(0);
+    let append = step.append.clone().unwrap();
+    assert_eq!(acks_of(&step.durable())[1], (Target::One(1), Committed(4)));
+    let kept: Vec<KeptConn> = [1, 2]
+        .map(|conn| KeptConn {
+            conn,
+            awareness: room.awareness_of(conn),
+            owed: room.owed(conn).cloned(),
+        })
+        .into();
+    assert!(kept[1].owed.is_none());
+    drop(room);
+
+    let records = RoomRecords {
+        seq: append.seq,
+        records: vec![record(&append, 1)],
+        ..RoomRecords::default()
+    };
+    let mut room = Room::resume(name(), config(), records, &kept, 1_000);
+    let effects = room.flush(1_000).durable();
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Fetch)),
+        "saved at once"
+    );
+    room.handle(Event::Fetched(Ok(None)), 1_000 + SAVE_EVERY);
+    assert!(save_request(&room.flush(1_000 + SAVE_EVERY).durable()).is_some());
+    room.handle(Event::Saved(Ok(receipt("s1"))), 1_001 + SAVE_EVERY);
+    assert_eq!(
+        acks_of(&room.flush(1_001 + SAVE_EVERY).durable()),
+        [(Target::One(1), Saved(4))]
+    );
 }

@@ -19,6 +19,24 @@ use crate::room::{Registry, RoomMsg};
 #[derive(Deserialize)]
 pub struct WsQuery {
     token: Option<String>,
+    /// `ykeep=acks`: acknowledgements by tier from the first message (`ykeep_core::acks`).
+    ykeep: Option<String>,
+}
+
+impl WsQuery {
+    fn acks(&self) -> Acks {
+        match self.ykeep.as_deref() {
+            Some(ykeep_core::acks::QUERY_VALUE) => Acks::OptedIn,
+            _ => Acks::Off,
+        }
+    }
+}
+
+/// Whether the connection asked for acknowledgements in its URL (it may still ask in-band).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acks {
+    Off,
+    OptedIn,
 }
 
 /// `/rooms/{kind}/{id}` (y-websocket: `serverUrl` = `ws://host/rooms/{kind}`, room = id).
@@ -28,7 +46,8 @@ pub async fn rooms(
     Query(q): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(shared, RoomName::from_parts(&kind, &id), q.token, ws)
+    let acks = q.acks();
+    upgrade(shared, RoomName::from_parts(&kind, &id), q.token, acks, ws)
 }
 
 /// `/parties/{kind}/{id}` and `/parties/main/{kind}:{id}` (y-partykit).
@@ -43,13 +62,15 @@ pub async fn parties(
     } else {
         RoomName::from_parts(&party, &room)
     };
-    upgrade(shared, name, q.token, ws)
+    let acks = q.acks();
+    upgrade(shared, name, q.token, acks, ws)
 }
 
 fn upgrade(
     shared: Arc<Shared>,
     room: Result<RoomName, AddressError>,
     token: Option<String>,
+    acks: Acks,
     ws: WebSocketUpgrade,
 ) -> Response {
     // Let tungstenite accept a little more than the limit so that the relay itself sees the
@@ -74,7 +95,7 @@ fn upgrade(
                 let refusal = e.close();
                 return close(&mut socket, refusal.code, &refusal.reason).await;
             }
-            connection(shared, room, socket).await
+            connection(shared, room, acks, socket).await
         })
 }
 
@@ -95,7 +116,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
-async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
+async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: WebSocket) {
     let conn = shared.next_conn_id();
     let outbox = Arc::new(Outbox::new(shared.config.max_backlog_bytes));
     let join = RoomMsg::Join {
@@ -106,6 +127,11 @@ async fn connection(shared: Arc<Shared>, room: RoomName, socket: WebSocket) {
         let mut socket = socket;
         return close(&mut socket, 1011, "the room is not available; reconnect").await;
     };
+    // Right behind the Join on the room's channel: before any frame of the connection.
+    if acks == Acks::OptedIn && tx.send(RoomMsg::OptIn { conn }).await.is_err() {
+        let mut socket = socket;
+        return close(&mut socket, 1011, "the room is not available; reconnect").await;
+    }
     Metrics::inc(&shared.metrics.connections);
     let (mut sink, mut stream) = socket.split();
     let writer_outbox = outbox.clone();

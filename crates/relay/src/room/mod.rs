@@ -41,6 +41,10 @@ pub enum RoomMsg {
     Leave {
         conn: ConnId,
     },
+    /// The connection asked for acknowledgements in its URL (`?ykeep=acks`).
+    OptIn {
+        conn: ConnId,
+    },
     State {
         sv: Option<Vec<u8>>,
         reply: oneshot::Sender<Result<Vec<u8>, MergeError>>,
@@ -199,6 +203,7 @@ impl Driver {
                 Event::Join { conn }
             }
             RoomMsg::Frame { conn, data } => Event::Frame { conn, data },
+            RoomMsg::OptIn { conn } => Event::OptIn { conn },
             RoomMsg::Leave { conn } => {
                 self.conns.remove(&conn);
                 Event::Leave { conn }

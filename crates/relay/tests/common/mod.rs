@@ -105,6 +105,10 @@ pub struct Client {
     pub doc: Doc,
     pub synced: bool,
     pub closed: Option<(u16, String)>,
+    /// The ykeep messages the relay sent (`ykeep_core::acks`), in order.
+    pub acks: Vec<ykeep_core::acks::Message>,
+    /// Frames of a type y-websocket does not know (0-3): a stock client must never get one.
+    pub unknown_frames: usize,
 }
 
 impl Client {
@@ -116,6 +120,8 @@ impl Client {
             doc,
             synced: false,
             closed: None,
+            acks: Vec::new(),
+            unknown_frames: 0,
         };
         let sv = c.doc.transact().state_vector().encode_v1();
         c.send_raw(protocol::encode_step1(&sv)).await;
@@ -189,6 +195,14 @@ impl Client {
                 self.synced = true;
             }
             Frame::Update { update, .. } => self.apply(&data[update]),
+            Frame::Ykeep => {
+                self.unknown_frames += 1;
+                match ykeep_core::acks::decode(data) {
+                    Ok(ykeep_core::acks::Decoded::Message(m)) => self.acks.push(m),
+                    other => panic!("relay sent a bad ykeep message: {other:?}"),
+                }
+            }
+            Frame::Unknown(_) => self.unknown_frames += 1,
             _ => {}
         }
     }
@@ -227,6 +241,22 @@ impl Client {
         tokio::time::timeout(Duration::from_secs(30), fut)
             .await
             .expect("hang guard: wait_synced");
+    }
+
+    /// Pumps until the relay has sent the ykeep message `ack`.
+    pub async fn wait_ack(&mut self, ack: ykeep_core::acks::Message) {
+        let fut = async {
+            while !self.acks.contains(&ack) {
+                assert!(
+                    self.pump().await,
+                    "socket ended before {ack} (got {:?})",
+                    self.acks
+                );
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), fut)
+            .await
+            .expect("hang guard: wait_ack");
     }
 
     /// Pumps until the relay closes the socket; returns the close code and reason.
