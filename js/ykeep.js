@@ -141,7 +141,7 @@ export class YKeep {
   /** Resolves once every update so far is in IndexedDB. */
   flush() { return this.core.flush() }
 
-  /** Folds the update log into the compacted record (Web Lock held, one transaction). */
+  /** Folds the update log into the compacted record (one IndexedDB transaction). */
   compact() { return this.core.compact() }
 
   /** What is saved locally / on the relay / in the store, compared as Yjs snapshots. */

@@ -1,17 +1,17 @@
 //! The client engine (wasm32 only): runs the load chain over `fetch` and IndexedDB, writes the
-//! page's updates to the cache log, compacts under a Web Lock, reads the relay's durability
-//! markers. Plain Rust: the `#[wasm_bindgen]` surface is in `bindings/`.
+//! page's updates to the cache log, compacts it in one IndexedDB transaction and tells the
+//! room's other tabs, reads the relay's durability markers. Plain Rust: the `#[wasm_bindgen]`
+//! surface is in `bindings/`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use futures_util::future::{Either, join, select};
 use gloo_timers::future::TimeoutFuture;
-use js_sys::{Function, Promise, Reflect, Uint8Array};
+use js_sys::{Reflect, Uint8Array};
 use rexie::Rexie;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, BroadcastChannel, MessageEvent};
 use ykeep_core::DurabilityMarker;
 use ykeep_core::compaction::CompactionPolicy;
@@ -82,44 +82,6 @@ fn describe(e: &JsValue) -> String {
         .map(|e| String::from(e.message()))
         .or_else(|| e.as_string())
         .unwrap_or_else(|| format!("{e:?}"))
-}
-
-/// Runs `work` while holding the Web Lock `name` (navigator.locks, called through js-sys);
-/// without Web Locks (old browsers, Node) it just runs.
-async fn with_web_lock<T>(name: &str, work: impl std::future::Future<Output = T>) -> T {
-    let global = js_sys::global();
-    let locks = Reflect::get(&global, &JsValue::from_str("navigator"))
-        .ok()
-        .filter(|n| !n.is_undefined())
-        .and_then(|n| Reflect::get(&n, &JsValue::from_str("locks")).ok())
-        .filter(|l| !l.is_undefined() && !l.is_null());
-    let request = locks
-        .as_ref()
-        .and_then(|l| Reflect::get(l, &JsValue::from_str("request")).ok())
-        .and_then(|f| f.dyn_into::<Function>().ok());
-    let (Some(locks), Some(request)) = (locks, request) else {
-        return work.await;
-    };
-    let mut release: Option<Function> = None;
-    let held_until = Promise::new(&mut |resolve, _| release = Some(resolve));
-    let mut acquired: Option<Function> = None;
-    let acquired_p = Promise::new(&mut |resolve, _| acquired = Some(resolve));
-    let acquired = acquired.expect("Promise executor runs synchronously");
-    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
-        let _ = acquired.call0(&JsValue::NULL);
-        held_until.into()
-    });
-    let done = request.call2(&locks, &JsValue::from_str(name), &callback);
-    let Ok(done) = done.and_then(|d| d.dyn_into::<Promise>().map_err(JsValue::from)) else {
-        return work.await;
-    };
-    let _ = JsFuture::from(acquired_p).await;
-    let out = work.await;
-    if let Some(release) = release {
-        let _ = release.call0(&JsValue::NULL);
-    }
-    let _ = JsFuture::from(done).await;
-    out
 }
 
 impl Engine {
@@ -273,6 +235,15 @@ impl Engine {
         });
     }
 
+    /// Listens for other tabs' compaction notices (channel `ykeep:<dbName>`). They are not
+    /// about safety: `idb::compact` (read, fold, write, delete the keys read) and `idb::append`
+    /// are each one read-write transaction, their scopes overlap (`log`), and IndexedDB runs
+    /// such transactions one at a time across every tab of the origin, so tabs appending and
+    /// compacting at once lose no entry without any lock. The notice keeps the compaction
+    /// policy's count right: another tab's compaction folds this tab's log entries too, and the
+    /// notice resets `log_bytes` (and takes the new `state_bytes`); without it this tab keeps
+    /// counting entries that are gone and rewrites the full state long before its log is due.
+    /// Both are shown in tests/e2e/tabs.test.mjs.
     fn listen_to_other_tabs(&self) {
         if self.inner.channel.borrow().is_some() || self.inner.destroyed.get() {
             return;
@@ -543,8 +514,7 @@ impl Engine {
         let Some(db) = self.ensure_db().await else {
             return Ok(None);
         };
-        let lock = format!("ykeep:{}:{}", self.inner.opts.db_name, self.inner.room);
-        let compacted = with_web_lock(&lock, idb::compact(&db, &self.inner.room)).await;
+        let compacted = idb::compact(&db, &self.inner.room).await;
         drop(db);
         let Some(compacted) = self.unless_foreign(compacted)? else {
             return Ok(None);
@@ -560,7 +530,7 @@ impl Engine {
         Ok(Some(compacted))
     }
 
-    /// Flushes, then folds the log into the compacted record (Web Lock held, one transaction).
+    /// Flushes, then folds the log into the compacted record (one read-write transaction).
     pub async fn compact(&self) -> Result<Option<Compacted>, KeepError> {
         self.flush().await;
         self.compact_now().await
