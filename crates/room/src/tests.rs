@@ -138,6 +138,17 @@ fn save_request(effects: &[Effect]) -> Option<(Bytes, Precondition)> {
     })
 }
 
+/// What a host keeps of `conns` when it loses its memory (see `Room::resume`).
+fn kept_of(room: &Room, conns: [ConnId; 2]) -> Vec<KeptConn> {
+    conns
+        .map(|conn| KeptConn {
+            conn,
+            awareness: room.awareness_of(conn),
+            owed: room.owed(conn).cloned(),
+        })
+        .into()
+}
+
 /// Two clients joined; their join replies are drained.
 fn room_with_two() -> Room {
     let mut room = fresh();
@@ -854,13 +865,7 @@ fn a_resumed_room_serves_its_connections_from_the_log_and_saves_what_was_unsaved
     );
     let step = room.flush(1);
     let append = step.append.clone().expect("the edit is logged");
-    let kept: Vec<KeptConn> = [1, 2]
-        .map(|conn| KeptConn {
-            conn,
-            awareness: room.awareness_of(conn),
-            owed: room.owed(conn).cloned(),
-        })
-        .into();
+    let kept = kept_of(&room, [1, 2]);
     assert_eq!(kept[0].awareness, vec![(10, 3)]);
     drop(room); // the host lost its memory; the connections stay open
 
@@ -1089,13 +1094,7 @@ fn a_resumed_room_still_owes_its_connections_their_saves() {
     let step = room.flush(0);
     let append = step.append.clone().unwrap();
     assert_eq!(acks_of(&step.durable())[1], (Target::One(1), Committed(4)));
-    let kept: Vec<KeptConn> = [1, 2]
-        .map(|conn| KeptConn {
-            conn,
-            awareness: room.awareness_of(conn),
-            owed: room.owed(conn).cloned(),
-        })
-        .into();
+    let kept = kept_of(&room, [1, 2]);
     assert!(kept[1].owed.is_none());
     drop(room);
 
