@@ -120,13 +120,6 @@ impl Acks {
         out
     }
 
-    /// The batch's record will not be durable (the log failed): its marks are not committed.
-    pub fn forget_batch(&mut self) {
-        for owed in self.conns.values_mut() {
-            owed.batch = None;
-        }
-    }
-
     /// A save that captured `saved_seq` succeeded: each mark it covers gets its Saved.
     pub fn saved(&mut self, saved_seq: u64) -> Vec<(ConnId, Message)> {
         let mut out = Vec::new();
@@ -232,8 +225,5 @@ mod tests {
         );
         assert_eq!(acks.saved(7), []);
         assert_eq!(acks.saved(8), [(1, Message::Saved(7))]);
-        acks.mark(2, 2);
-        acks.forget_batch();
-        assert_eq!(acks.commit(9, None), []);
     }
 }

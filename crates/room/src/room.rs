@@ -491,7 +491,6 @@ impl Room {
     /// reconnect) and the room must be dropped.
     pub fn log_failed(&mut self) -> Vec<Effect> {
         self.batch = Batch::default();
-        self.acks.forget_batch();
         self.end(Ending::LogFailed);
         let mut effects = std::mem::take(&mut self.batch.first);
         effects.push(Effect::Unload);
