@@ -169,8 +169,18 @@ impl Room {
     /// already durable when the batch appends nothing).
     pub(crate) fn commit_marks(&mut self) {
         let boundary = self.saving_seq();
-        for (conn, ack) in self.acks.commit(self.seq, boundary) {
+        let committed = self.acks.commit(self.seq, boundary);
+        if committed.is_empty() {
+            return;
+        }
+        for (conn, ack) in committed {
             self.send_ack(conn, ack);
+        }
+        // A mark on a record a save already covers (a page that only loaded, or reconnected, in
+        // a room with nothing unsaved) is saved too: no later save would come to say so.
+        let saved = self.schedule.saved_seq();
+        if saved >= self.seq {
+            self.acknowledge_save(saved);
         }
     }
 

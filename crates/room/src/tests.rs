@@ -1036,6 +1036,53 @@ fn an_opted_in_connection_hears_each_mark_committed_then_saved() {
 }
 
 #[test]
+fn a_mark_on_what_a_save_already_covers_is_saved_at_once() {
+    use ykeep_core::acks::Message::*;
+    let mark = |room: &mut Room, conn, n, now| {
+        room.handle(
+            Event::Frame {
+                conn,
+                data: ykeep(Mark(n)),
+            },
+            now,
+        );
+    };
+    let mut room = room_with_two();
+    room.handle(Event::OptIn { conn: 1 }, 0);
+    let data = frame(protocol::encode_update(&edit(11, "a")));
+    room.handle(Event::Frame { conn: 1, data }, 0);
+    mark(&mut room, 1, 1, 0);
+    drop(room.flush(0));
+    assert!(save_request(&room.flush(SAVE_EVERY).durable()).is_some());
+    room.handle(Event::Saved(Ok(receipt("s1"))), SAVE_EVERY + 1);
+    assert_eq!(
+        acks_of(&room.flush(SAVE_EVERY + 1).durable()),
+        [(Target::One(1), Saved(1))]
+    );
+
+    // A page that only loaded, or reconnected, marks what it holds: the store has all of it, and
+    // no later save would come to say so.
+    mark(&mut room, 1, 7, SAVE_EVERY + 2);
+    let step = room.flush(SAVE_EVERY + 2);
+    assert!(step.append.is_none());
+    assert_eq!(
+        acks_of(&step.durable()),
+        [(Target::One(1), Committed(7)), (Target::One(1), Saved(7))]
+    );
+    assert_eq!(room.owed(1).map(Owed::unsaved), Some(&[][..]));
+
+    // With an update of another connection not saved yet, the mark waits for the save.
+    let data = frame(protocol::encode_update(&edit(12, "b")));
+    room.handle(Event::Frame { conn: 2, data }, SAVE_EVERY + 3);
+    drop(room.flush(SAVE_EVERY + 3));
+    mark(&mut room, 1, 8, SAVE_EVERY + 4);
+    assert_eq!(
+        acks_of(&room.flush(SAVE_EVERY + 4).durable()),
+        [(Target::One(1), Committed(8))]
+    );
+}
+
+#[test]
 fn bad_ykeep_messages_close_their_sender_and_unknown_kinds_are_ignored() {
     use ykeep_core::acks::{MESSAGE_TYPE, Message::*};
     let mut room = room_with_two();
