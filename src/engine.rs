@@ -8,8 +8,7 @@ use std::rc::{Rc, Weak};
 
 use futures_util::future::{Either, join, select};
 use gloo_timers::future::TimeoutFuture;
-use js_sys::{Reflect, Uint8Array};
-use rexie::Rexie;
+use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortController, BroadcastChannel, MessageEvent};
@@ -22,9 +21,10 @@ use crate::cache::{self, ForeignRecord};
 use crate::durability::{DurabilityView, best_marker, parse_durable};
 use crate::error::KeepError;
 use crate::http::{BrowserFetch, Fetch, Reply};
-use crate::idb::{self, Compacted, StoredBytes};
+use crate::idb::{self, Compacted, Db, StoredBytes, VersionChange, VersionWatch};
 use crate::load::{Fetched, Merged, Source, merge_sources};
 use crate::options::Options;
+use crate::tiers::{Origin, Out, Report, Tier, Tiers};
 
 /// What the engine tells the page (the bindings forward these as `status` / `durability` events).
 #[derive(Debug, Clone)]
@@ -35,7 +35,9 @@ pub enum Event {
         state_bytes: u64,
         by_other_tab: bool,
     },
-    Durability(DurabilityView),
+    /// The durability report changed: the tier of the page's latest edit, or the unsaved tiers
+    /// (`crate::tiers`).
+    Durability(Report),
 }
 
 /// What [`Engine::load_for_page`] resolves to.
@@ -57,11 +59,19 @@ struct Inner {
     room: String,
     fetch: Rc<dyn Fetch>,
     policy: CompactionPolicy,
-    db: RefCell<Option<Rc<Rexie>>>,
+    db: RefCell<Option<Rc<Db>>>,
+    /// Hears another tab's version change of the database (`idb::watch_versions`).
+    versions: RefCell<Option<VersionWatch>>,
     cache_off: RefCell<Option<String>>,
     /// The record of another format version that turned the cache off, once one was met.
     foreign: RefCell<Option<ForeignRecord>>,
-    queue: RefCell<Vec<Vec<u8>>>,
+    /// Updates waiting for IndexedDB, with their sequence numbers in `tiers`.
+    queue: RefCell<Vec<(u64, Vec<u8>)>>,
+    tiers: RefCell<Tiers>,
+    /// Sends a ykeep message on the page's provider socket (`KeepCore.attach`).
+    sender: RefCell<Option<Function>>,
+    /// `whenSaved` promises: resolve, reject.
+    waits: RefCell<Vec<(u64, Function, Function)>>,
     writing: Cell<bool>,
     state_bytes: Cell<u64>,
     log_bytes: Cell<u64>,
@@ -102,7 +112,11 @@ impl Engine {
             db: RefCell::new(None),
             cache_off: RefCell::new(None),
             foreign: RefCell::new(None),
+            versions: RefCell::new(None),
             queue: RefCell::new(Vec::new()),
+            tiers: RefCell::new(Tiers::new(None)),
+            sender: RefCell::new(None),
+            waits: RefCell::new(Vec::new()),
             writing: Cell::new(false),
             state_bytes: Cell::new(0),
             log_bytes: Cell::new(0),
@@ -137,12 +151,12 @@ impl Engine {
         self.inner.cache_off.borrow().clone()
     }
 
-    fn db(&self) -> Option<Rc<Rexie>> {
+    fn db(&self) -> Option<Rc<Db>> {
         self.inner.db.borrow().clone()
     }
 
     /// Opens IndexedDB (once); on failure warns and turns the cache off.
-    async fn ensure_db(&self) -> Option<Rc<Rexie>> {
+    async fn ensure_db(&self) -> Option<Rc<Db>> {
         if let Some(db) = self.db() {
             return Some(db);
         }
@@ -151,6 +165,7 @@ impl Engine {
         }
         if !self.inner.opts.indexeddb {
             *self.inner.cache_off.borrow_mut() = Some("disabled by options".into());
+            self.lose_browser_tier("disabled by options".into());
             return None;
         }
         let has_idb = Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
@@ -167,12 +182,14 @@ impl Engine {
             Ok(db) => {
                 let db = Rc::new(db);
                 *self.inner.db.borrow_mut() = Some(db.clone());
+                self.watch_versions();
                 self.listen_to_other_tabs_soon();
                 Some(db)
             }
             Err(e) => {
                 *self.inner.cache_off.borrow_mut() = Some(e.to_string());
                 self.warn(format!("working without a local cache ({e})"));
+                self.lose_browser_tier(e.to_string());
                 None
             }
         }
@@ -186,13 +203,45 @@ impl Engine {
         }
         let message = KeepError::from(found.clone()).to_string();
         *self.inner.foreign.borrow_mut() = Some(found);
-        *self.inner.cache_off.borrow_mut() = Some(message.clone());
-        if let Some(db) = self.inner.db.borrow_mut().take() {
-            if let Ok(db) = Rc::try_unwrap(db) {
-                db.close();
-            }
+        self.close_cache(message);
+    }
+
+    /// Another tab opens the database at a later version (a newer cache format) or deletes it:
+    /// the connection is closed (idb closes it, so that tab's open is not blocked), and nothing
+    /// more is written, even through a later open. What this page wrote stays for the newer
+    /// format to read; edits from now on reach the relay only, and the page is told at once.
+    fn close_for_other_tab(&self, change: VersionChange) {
+        if self.inner.cache_off.borrow().is_none() {
+            self.close_cache(change.to_string());
         }
+    }
+
+    /// Turns the cache off for good: drops the connection (it closes once the transactions in
+    /// flight let go of it), and the browser tier becomes unavailable.
+    fn close_cache(&self, message: String) {
+        *self.inner.cache_off.borrow_mut() = Some(message.clone());
+        self.inner.db.borrow_mut().take();
+        self.inner.versions.borrow_mut().take();
+        self.lose_browser_tier(message.clone());
         self.warn(message);
+    }
+
+    fn watch_versions(&self) {
+        if self.inner.versions.borrow().is_some() {
+            return;
+        }
+        let weak: Weak<Inner> = Rc::downgrade(&self.inner);
+        let watch = idb::watch_versions(&self.inner.opts.db_name, move |change| {
+            if let Some(inner) = weak.upgrade() {
+                Engine { inner }.close_for_other_tab(change);
+            }
+        });
+        match watch {
+            Ok(w) => *self.inner.versions.borrow_mut() = Some(w),
+            Err(e) => self.warn(format!(
+                "cannot hear other tabs' cache upgrades ({e}); a newer tab waits for this one to close"
+            )),
+        }
     }
 
     /// Passes `result` on; a record of another format version in it turns the cache off
@@ -210,12 +259,8 @@ impl Engine {
 
     /// Drops the handle and opens the database again (after an unexpected close, or a
     /// version change from another tab made a transaction fail).
-    async fn reopen(&self) -> Option<Rc<Rexie>> {
-        if let Some(db) = self.inner.db.borrow_mut().take() {
-            if let Ok(db) = Rc::try_unwrap(db) {
-                db.close();
-            }
-        }
+    async fn reopen(&self) -> Option<Rc<Db>> {
+        self.inner.db.borrow_mut().take();
         self.ensure_db().await
     }
 
@@ -438,10 +483,11 @@ impl Engine {
         Ok(Loaded { merged, held })
     }
 
-    /// Appends entries to the log (reopening once if the database went away).
-    async fn append_now(&self, entries: Vec<cache::LogEntry>) {
+    /// Appends entries to the log (reopening once if the database went away). False when they
+    /// are not in the cache.
+    async fn append_now(&self, entries: Vec<cache::LogEntry>) -> bool {
         let Some(db) = self.ensure_db().await else {
-            return;
+            return false;
         };
         let bytes: u64 = entries.iter().map(|e| e.update.len() as u64).sum();
         let mut result = idb::append(&db, &self.inner.room, &entries).await;
@@ -452,20 +498,29 @@ impl Engine {
             }
         }
         match result {
-            Ok(()) => self.inner.log_bytes.set(self.inner.log_bytes.get() + bytes),
-            Err(e) => self.warn(format!("could not write to the cache: {e}")),
+            Ok(()) => {
+                self.inner.log_bytes.set(self.inner.log_bytes.get() + bytes);
+                true
+            }
+            Err(e) => {
+                self.warn(format!("could not write to the cache: {e}"));
+                // Those updates are not in the cache and never will be: the tier is lost, not
+                // "reached" by a later write.
+                self.lose_browser_tier(format!("a write failed: {e}"));
+                false
+            }
         }
     }
 
     /// Queues an update the page made; a background writer appends queued updates to the log
     /// (one merged entry per batch, or one entry per update when they do not merge; one
     /// transaction) and compacts by bytes.
-    pub fn store_update(&self, update: Vec<u8>) -> Result<(), KeepError> {
+    pub fn store_update(&self, update: Vec<u8>, seq: u64) -> Result<(), KeepError> {
         if self.inner.destroyed.get() {
             return Err(KeepError::Destroyed);
         }
         Update::decode_v1(&update).map_err(|e| ykeep_core::MergeError::Decode(e.to_string()))?;
-        self.inner.queue.borrow_mut().push(update);
+        self.inner.queue.borrow_mut().push((seq, update));
         self.spawn_writer();
         Ok(())
     }
@@ -477,10 +532,12 @@ impl Engine {
         let engine = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             loop {
-                let batch: Vec<Vec<u8>> = std::mem::take(&mut *engine.inner.queue.borrow_mut());
-                if batch.is_empty() {
+                let queued: Vec<(u64, Vec<u8>)> =
+                    std::mem::take(&mut *engine.inner.queue.borrow_mut());
+                if queued.is_empty() {
                     break;
                 }
+                let (seqs, batch): (Vec<u64>, Vec<Vec<u8>>) = queued.into_iter().unzip();
                 let count = batch.len();
                 let (entries, merge_error) = cache::local_entries(batch);
                 if let Some(e) = merge_error {
@@ -488,7 +545,10 @@ impl Engine {
                         "could not merge {count} queued updates, storing them one by one: {e}"
                     ));
                 }
-                engine.append_now(entries).await;
+                if engine.append_now(entries).await {
+                    engine.inner.tiers.borrow_mut().written(&seqs);
+                    engine.settle_tiers();
+                }
                 let (state, log) = (engine.inner.state_bytes.get(), engine.inner.log_bytes.get());
                 if engine.inner.policy.should_compact(state, log) {
                     if let Err(e) = engine.compact_now().await {
@@ -539,6 +599,7 @@ impl Engine {
     /// Asks the relay what is durable and compares it with `local_state` (the page's full
     /// state); a marker newer than the cached one is stored, shrinking the outbox.
     pub async fn durability(&self, local_state: &[u8]) -> Result<DurabilityView, KeepError> {
+        let held = self.inner.tiers.borrow().held();
         self.flush().await;
         let local_marker = DurabilityMarker::of_update(local_state)?;
         let db = self.db();
@@ -582,7 +643,14 @@ impl Engine {
                 None => view.local = false,
             }
         }
-        self.emit(Event::Durability(view.clone()));
+        let mut tiers = self.inner.tiers.borrow_mut();
+        if view.store == Some(true) {
+            tiers.confirmed(Tier::Store, held);
+        } else if view.relay == Some(true) {
+            tiers.confirmed(Tier::Relay, held);
+        }
+        drop(tiers);
+        self.settle_tiers();
         Ok(view)
     }
 
@@ -590,7 +658,7 @@ impl Engine {
     /// bytes)`, or None when the room's cache turned out to hold another format version.
     async fn settle_and_count(
         &self,
-        db: &Rexie,
+        db: &Db,
         marker: Option<&DurabilityMarker>,
     ) -> Result<Option<(usize, usize)>, KeepError> {
         let record = match marker {
@@ -674,15 +742,122 @@ impl Engine {
         }
         self.flush().await;
         self.inner.destroyed.set(true);
+        self.inner.tiers.borrow_mut().abandon("ykeep: destroyed");
+        self.settle_tiers();
+        self.inner.sender.borrow_mut().take();
         if let Some((channel, _)) = self.inner.channel.borrow_mut().take() {
             channel.close();
         }
-        if let Some(db) = self.inner.db.borrow_mut().take() {
-            if let Ok(db) = Rc::try_unwrap(db) {
-                db.close();
+        self.inner.db.borrow_mut().take();
+        self.inner.versions.borrow_mut().take();
+        self.inner.listener.borrow_mut().take();
+    }
+
+    /// The browser tier cannot be reached any more (no cache, a failed write, another format).
+    fn lose_browser_tier(&self, why: String) {
+        self.inner.tiers.borrow_mut().browser_lost(why);
+        self.settle_tiers();
+    }
+
+    /// Performs what the tiers decided: messages to the relay, settled waits, the report.
+    fn settle_tiers(&self) {
+        let out = self.inner.tiers.borrow_mut().drain();
+        for o in out {
+            match o {
+                Out::Send(bytes) => {
+                    if let Some(send) = self.inner.sender.borrow().as_ref() {
+                        let _ = send.call1(&JsValue::NULL, &Uint8Array::from(bytes.as_slice()));
+                    }
+                }
+                Out::Resolve(id) => {
+                    if let Some((resolve, _)) = self.take_wait(id) {
+                        let _ = resolve.call0(&JsValue::NULL);
+                    }
+                }
+                Out::Reject(id, why) => {
+                    if let Some((_, reject)) = self.take_wait(id) {
+                        let error = js_sys::Error::new(&why);
+                        let _ = reject.call1(&JsValue::NULL, &error);
+                    }
+                }
+                Out::Durability(report) => self.emit(Event::Durability(report)),
             }
         }
-        self.inner.listener.borrow_mut().take();
+    }
+
+    /// The resolve and reject functions of the `whenSaved` promise `id`.
+    fn take_wait(&self, id: u64) -> Option<(Function, Function)> {
+        let mut waits = self.inner.waits.borrow_mut();
+        let at = waits.iter().position(|(w, _, _)| *w == id)?;
+        let (_, resolve, reject) = waits.swap_remove(at);
+        Some((resolve, reject))
+    }
+
+    /// The doc took an update; returns its sequence number.
+    pub fn note_update(&self, origin: Origin) -> u64 {
+        let seq = self.inner.tiers.borrow_mut().update(origin);
+        self.settle_tiers();
+        seq
+    }
+
+    /// Sends a ykeep message on the page's provider socket from now on (None: detached).
+    pub fn set_sender(&self, send: Option<Function>) {
+        *self.inner.sender.borrow_mut() = send;
+    }
+
+    /// The provider's socket opened (true) or closed (false).
+    pub fn link(&self, open: bool) {
+        let mut tiers = self.inner.tiers.borrow_mut();
+        if open {
+            tiers.opened();
+        } else {
+            tiers.closed();
+        }
+        drop(tiers);
+        self.settle_tiers();
+    }
+
+    /// A ykeep message the page's provider received.
+    pub fn ack_message(&self, frame: &[u8]) -> Result<(), KeepError> {
+        let result = self.inner.tiers.borrow_mut().message(frame);
+        self.settle_tiers();
+        result.map_err(|e| KeepError::Source {
+            source_name: "relay",
+            message: e.to_string(),
+        })
+    }
+
+    /// Marks what the provider has sent (call after the doc's update handlers ran).
+    pub fn mark(&self) {
+        self.inner.tiers.borrow_mut().mark();
+        self.settle_tiers();
+    }
+
+    /// Whether the relay acknowledges on the socket now open.
+    pub fn acknowledged(&self) -> bool {
+        self.inner.tiers.borrow().acknowledged()
+    }
+
+    pub fn unsaved(&self) -> Vec<Tier> {
+        self.inner.tiers.borrow().unsaved()
+    }
+
+    /// Resolves once `tier` holds everything the page holds now; rejects on destroy, or at once
+    /// (and later) when the tier is unavailable.
+    pub fn when_saved(&self, tier: Tier) -> Promise {
+        if self.inner.destroyed.get() {
+            return Promise::reject(&js_sys::Error::new("ykeep: destroyed").into());
+        }
+        let wait = self.inner.tiers.borrow_mut().when_saved(tier);
+        let promise = match wait {
+            Ok(None) => Promise::resolve(&JsValue::UNDEFINED),
+            Err(why) => Promise::reject(&js_sys::Error::new(&why).into()),
+            Ok(Some(id)) => Promise::new(&mut |resolve, reject| {
+                self.inner.waits.borrow_mut().push((id, resolve, reject));
+            }),
+        };
+        self.settle_tiers();
+        promise
     }
 
     /// Simulates a crash for tests: forget the handles without flushing or closing anything.

@@ -6,10 +6,15 @@
 //! version is never overwritten or deleted here. Compaction and `clear` delete exactly the
 //! keys they read.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
 use futures_util::future::{join, join3, try_join_all};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
+use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{IdbDatabase, IdbFactory, IdbVersionChangeEvent};
 
 use crate::cache::{self, FORMAT_VERSION, ForeignRecord, LogEntry, RoomRecord, Stored};
 use crate::error::KeepError;
@@ -23,14 +28,164 @@ fn err(e: impl std::fmt::Debug) -> KeepError {
     KeepError::Cache(format!("{e:?}"))
 }
 
-pub async fn open(name: &str) -> Result<Rexie, KeepError> {
+/// An open database that closes when its last handle goes. rexie's `close` takes the database by
+/// value, which a handle shared with transactions in flight cannot give; a connection left open
+/// until garbage collection blocks another tab's version change or delete meanwhile.
+#[derive(Debug)]
+pub struct Db(Option<Rexie>);
+
+impl std::ops::Deref for Db {
+    type Target = Rexie;
+
+    fn deref(&self) -> &Rexie {
+        self.0
+            .as_ref()
+            .expect("a Db holds its connection until dropped")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            db.close();
+        }
+    }
+}
+
+pub async fn open(name: &str) -> Result<Db, KeepError> {
     Rexie::builder(name)
         .version(DB_VERSION)
         .add_object_store(ObjectStore::new(ROOMS))
         .add_object_store(ObjectStore::new(LOG))
         .build()
         .await
+        .map(|db| Db(Some(db)))
         .map_err(err)
+}
+
+/// Why another tab asked every connection to the database to close.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VersionChange {
+    /// It opens the database at a later version: a newer cache format.
+    Upgrade(f64),
+    /// It deletes the database.
+    Delete,
+}
+
+impl std::fmt::Display for VersionChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionChange::Upgrade(v) => write!(
+                f,
+                "another tab opened this cache at version {v} (this page reads and writes \
+                 version {DB_VERSION}): the page closed it and writes nothing more to it"
+            ),
+            VersionChange::Delete => write!(
+                f,
+                "another tab is deleting this cache: the page closed it and writes nothing \
+                 more to it"
+            ),
+        }
+    }
+}
+
+/// Hears `versionchange` on a second connection that does nothing else, and closes it at once.
+/// A tab with a newer cache format opens the database at a later version, and its open waits
+/// until every connection of every other tab has closed. The page's own connection closes
+/// itself (idb's `DatabaseBuilder` registers that handler) but tells no one, and rexie exposes
+/// none of its events: without this, the page would learn of it only when its next write failed.
+/// The owner drops its own handle in `on_change`. An upgrade between the page's open and this
+/// watcher's is still learnt at the next write (which fails, and turns the cache off).
+pub struct VersionWatch {
+    db: Rc<RefCell<Option<IdbDatabase>>>,
+    dropped: Rc<Cell<bool>>,
+    on_open: Option<Closure<dyn FnMut(web_sys::Event)>>,
+    _on_upgrade: Closure<dyn FnMut(web_sys::Event)>,
+    _on_change: Closure<dyn FnMut(IdbVersionChangeEvent)>,
+}
+
+pub fn watch_versions(
+    name: &str,
+    on_change: impl FnOnce(VersionChange) + 'static,
+) -> Result<VersionWatch, KeepError> {
+    let factory: IdbFactory = Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
+        .map_err(err)?
+        .dyn_into()
+        .map_err(err)?;
+    // No version: the one the page's own connection opened (or a later one).
+    let request = factory.open(name).map_err(err)?;
+    let db: Rc<RefCell<Option<IdbDatabase>>> = Rc::default();
+    let dropped = Rc::new(Cell::new(false));
+    let mut on_change = Some(on_change);
+    let change = {
+        let db = db.clone();
+        Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |ev: IdbVersionChangeEvent| {
+            if let Some(d) = db.borrow_mut().take() {
+                d.close();
+            }
+            let change = ev
+                .new_version()
+                .map_or(VersionChange::Delete, VersionChange::Upgrade);
+            if let Some(f) = on_change.take() {
+                f(change);
+            }
+        })
+    };
+    let on_open = {
+        let (db, dropped, request) = (db.clone(), dropped.clone(), request.clone());
+        let handler: JsValue = change.as_ref().clone();
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            let Some(d) = request
+                .result()
+                .ok()
+                .and_then(|r| r.dyn_into::<IdbDatabase>().ok())
+            else {
+                return;
+            };
+            if dropped.get() {
+                d.close();
+            } else {
+                d.set_onversionchange(Some(handler.unchecked_ref()));
+                *db.borrow_mut() = Some(d);
+            }
+        })
+    };
+    // The database is gone (deleted meanwhile): create nothing.
+    let on_upgrade = {
+        let request = request.clone();
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if let Some(tx) = request.transaction() {
+                let _ = tx.abort();
+            }
+        })
+    };
+    request.set_onsuccess(Some(on_open.as_ref().unchecked_ref()));
+    request.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+    Ok(VersionWatch {
+        db,
+        dropped,
+        on_open: Some(on_open),
+        _on_upgrade: on_upgrade,
+        _on_change: change,
+    })
+}
+
+impl Drop for VersionWatch {
+    fn drop(&mut self) {
+        self.dropped.set(true);
+        match self.db.borrow_mut().take() {
+            Some(d) => {
+                d.set_onversionchange(None);
+                d.close();
+            }
+            // Still opening: the success handler must outlive this to close what it opens.
+            None => {
+                if let Some(on_open) = self.on_open.take() {
+                    on_open.forget();
+                }
+            }
+        }
+    }
 }
 
 pub async fn delete_database(name: &str) -> Result<(), KeepError> {

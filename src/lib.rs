@@ -19,6 +19,7 @@ pub mod durability;
 pub mod error;
 pub mod load;
 pub mod options;
+pub mod tiers;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;

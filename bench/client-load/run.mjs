@@ -18,7 +18,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as Y from 'yjs'
 import { build } from 'esbuild'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '../chromium.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')
@@ -87,12 +87,7 @@ const base = `http://127.0.0.1:${server.address().port}/`
 
 // 3. Chromium, fresh profile.
 const profile = mkdtempSync(join(work, 'profile-'))
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.YKEEP_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
-})
+const context = await launchChromium(profile)
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 const fmt = (x) => x.toFixed(1)
 const ratio = (a, b) => Math.round((a / b) * 1000) / 1000

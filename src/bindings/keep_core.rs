@@ -3,12 +3,14 @@
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use serde::Serialize;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{serde_error, to_js};
 use crate::engine::{Engine, Event};
 use crate::options::{Options, RawOptions};
+use crate::tiers::{Origin, Tier};
 use ykeep_core::DurabilityMarker;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -43,7 +45,17 @@ export interface CompactResult { logBytesBefore: number; logEntriesBefore: numbe
 export type KeepEvent =
   | { type: 'warning'; message: string }
   | { type: 'compacted'; logBytesBefore: number; stateBytes: number; byOtherTab: boolean }
-  | { type: 'durability'; view: DurabilityView };
+  | { type: 'durability'; report: DurabilityReport };
+export type Tier = 'browser' | 'relay' | 'store';
+export interface DurabilityReport {
+  /** The furthest tier the page's latest edit has reached, with every available tier before
+   * it (null: not even the browser yet, or no edit). */
+  tier: Tier | null;
+  /** The tiers that do not hold everything the page holds. */
+  unsaved: Tier[];
+  /** Why the browser tier is unavailable (no cache, a failed write, another tab's format). */
+  browser?: string;
+}
 "#;
 
 fn to_value<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
@@ -53,6 +65,12 @@ fn to_value<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
 
 fn set(o: &Object, k: &str, v: &JsValue) {
     let _ = Reflect::set(o, &JsValue::from_str(k), v);
+}
+
+/// The first byte of a ykeep message (`ykeep_core::acks::MESSAGE_TYPE`).
+#[wasm_bindgen(js_name = ykeepMessageType)]
+pub fn ykeep_message_type() -> u8 {
+    ykeep_core::acks::MESSAGE_TYPE
 }
 
 /// The client engine for one room. Low level: apps use `YKeep`.
@@ -106,10 +124,86 @@ impl KeepCore {
         })
     }
 
-    /// Queues an update (Yjs v1) for the cache; throws `RangeError` if it does not decode.
+    /// Queues an update (Yjs v1) for the cache under the sequence number `noteUpdate` gave it;
+    /// throws `RangeError` if it does not decode.
     #[wasm_bindgen(js_name = storeUpdate)]
-    pub fn store_update(&self, update: &[u8]) -> Result<(), JsValue> {
-        self.engine.store_update(update.to_vec()).map_err(to_js)
+    pub fn store_update(&self, update: &[u8], seq: f64) -> Result<(), JsValue> {
+        self.engine
+            .store_update(update.to_vec(), seq as u64)
+            .map_err(to_js)
+    }
+
+    /// The doc took an update: `'own'` (the page's edit), `'provider'` (applied by the page's
+    /// provider), `'loaded'` (the load's merged state). Returns its sequence number.
+    #[wasm_bindgen(js_name = noteUpdate)]
+    pub fn note_update(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "'own' | 'provider' | 'loaded'")] origin: &str,
+    ) -> Result<f64, JsValue> {
+        let origin = match origin {
+            "own" => Origin::Own,
+            "provider" => Origin::Provider,
+            "loaded" => Origin::Loaded,
+            other => {
+                let message = format!("ykeep: unknown update origin {other:?}");
+                return Err(js_sys::RangeError::new(&message).into());
+            }
+        };
+        Ok(self.engine.note_update(origin) as f64)
+    }
+
+    /// Sends ykeep messages through `send(bytes)` (the page's provider socket); `null` detaches.
+    #[wasm_bindgen(js_name = setSender)]
+    pub fn set_sender(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "((bytes: Uint8Array) => void) | null")]
+        send: JsValue,
+    ) {
+        self.engine.set_sender(send.dyn_into::<Function>().ok());
+    }
+
+    /// The provider's socket opened (`true`: ykeep asks for acknowledgements) or closed.
+    pub fn link(&self, open: bool) {
+        self.engine.link(open);
+    }
+
+    /// A ykeep message (type 107) the provider received.
+    #[wasm_bindgen(js_name = ackMessage)]
+    pub fn ack_message(&self, frame: &[u8]) -> Result<(), JsValue> {
+        self.engine.ack_message(frame).map_err(to_js)
+    }
+
+    /// Sends a mark covering what the provider has sent so far (call after the doc's update
+    /// handlers ran: `YKeep` does, in a microtask).
+    pub fn mark(&self) {
+        self.engine.mark();
+    }
+
+    /// Whether the relay acknowledges on the provider's socket now open.
+    #[wasm_bindgen(getter)]
+    pub fn acknowledged(&self) -> bool {
+        self.engine.acknowledged()
+    }
+
+    /// The tiers that do not hold everything the page holds.
+    #[wasm_bindgen(unchecked_return_type = "Tier[]")]
+    pub fn unsaved(&self) -> Result<JsValue, JsValue> {
+        to_value(&self.engine.unsaved())
+    }
+
+    /// Resolves once `tier` holds everything the page holds now; rejects on destroy, and when
+    /// the tier is unavailable (the browser tier without a cache).
+    #[wasm_bindgen(js_name = whenSaved, unchecked_return_type = "Promise<void>")]
+    pub fn when_saved(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Tier")] tier: &str,
+    ) -> Result<Promise, JsValue> {
+        let tier = Tier::parse(tier).ok_or_else(|| {
+            let message =
+                format!("ykeep: whenSaved takes 'browser', 'relay' or 'store', got {tier:?}");
+            JsValue::from(js_sys::RangeError::new(&message))
+        })?;
+        Ok(self.engine.when_saved(tier))
     }
 
     /// Resolves once every queued update is in IndexedDB.
@@ -247,9 +341,9 @@ impl KeepCore {
                     set(&o, "stateBytes", &JsValue::from_f64(state_bytes as f64));
                     set(&o, "byOtherTab", &JsValue::from_bool(by_other_tab));
                 }
-                Event::Durability(view) => {
+                Event::Durability(report) => {
                     set(&o, "type", &"durability".into());
-                    set(&o, "view", &to_value(&view).unwrap_or(JsValue::NULL));
+                    set(&o, "report", &to_value(&report).unwrap_or(JsValue::NULL));
                 }
             }
             let _ = f.call1(&JsValue::NULL, &o);

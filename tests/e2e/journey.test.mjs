@@ -4,6 +4,9 @@
 // a cached tab reloads from IndexedDB and edits offline, and the edits reach the relay and the
 // store when they come back. The durability badges are checked at each step, every step is
 // screenshotted under test-output/e2e/, and any console error or uncaught error fails the test.
+// The badges come from the client's pushed 'durability' reports (keep.attach(provider)): a last
+// step makes one edit per pane and checks its badge went none > browser > relay > store, and
+// no page asks the relay's /durable while the relay acknowledges (steps 1, 2 and 6).
 //
 // Processes: a static server for www/dist (so the page outlives relay and store), the store
 // (`ykeep-relay store`) and the relay (`ykeep-relay relay --store-url`) as separate processes.
@@ -66,7 +69,11 @@ function shapeIds (doc) {
   return [...doc.getMap('shapes').keys()].sort()
 }
 
+/** The step running now (requests are filed under it). */
+let currentStep = ''
+
 function step (t, name) {
+  currentStep = name
   const start = Date.now()
   return {
     done: () => t.diagnostic(`${name}: ${Date.now() - start} ms`),
@@ -88,6 +95,13 @@ test('demo: two users, relay restart from the store, offline edits from IndexedD
     assert.deepEqual(errors, [], `console errors ${what}`)
   }
   let browser
+  // Every request to the relay's /durable, with the step it came in (the page polls nothing
+  // with the client; the client itself asks /durable only while no socket acknowledges).
+  const durableAsks = []
+  const watchRequests = (ctx, label) => ctx.on('request', (req) => {
+    if (/\/durable(\?|$)/.test(new URL(req.url()).pathname)) durableAsks.push({ step: currentStep, label, url: req.url() })
+  })
+  const asksIn = (...steps) => durableAsks.filter((r) => steps.includes(r.step))
   try {
     const web = await staticServer(DIST)
     cleanup.push(() => web.close())
@@ -102,6 +116,8 @@ test('demo: two users, relay restart from the store, offline edits from IndexedD
     let s = step(t, '1 two users')
     const ctxA = await browser.newContext({ viewport: { width: 1300, height: 900 } })
     const ctxB = await browser.newContext({ viewport: { width: 1300, height: 900 } })
+    watchRequests(ctxA, 'A')
+    watchRequests(ctxB, 'B')
     const a = await ctxA.newPage()
     const b = await ctxB.newPage()
     watchers.push(watchConsole(a, 'A', policy), watchConsole(b, 'B', policy))
@@ -166,6 +182,7 @@ test('demo: two users, relay restart from the store, offline edits from IndexedD
     relay = await startRelay(relay2Data, store.url, relayPort)
     assert.equal(existsSync(join(dir, 'relay-1')), true)
     const ctxC = await browser.newContext({ viewport: { width: 1300, height: 900 } })
+    watchRequests(ctxC, 'C')
     const c = await ctxC.newPage()
     watchers.push(watchConsole(c, 'C', policy))
     await gotoDemo(c, url)
@@ -184,6 +201,8 @@ test('demo: two users, relay restart from the store, offline edits from IndexedD
       const d = await relayDoc(relay.url, 'document', set)
       return d && d.getText('content').toString() === docText
     })
+    // C made no edit: its badges say how far what it loaded has got (its mark on Welcome is
+    // answered Saved at once, the room having nothing unsaved).
     await waitBadges(c, 'store', 'C after cold start')
     await screenshot(c, '2-cold-start-from-store')
     check('after the cold start')
@@ -252,7 +271,28 @@ test('demo: two users, relay restart from the store, offline edits from IndexedD
       assert.ok(iBrowser >= 0 && iRelay > iBrowser && iStore > iRelay, `${k} badge went browser > relay > store: ${h.join(' > ')}`)
     }
     await screenshot(c, '5-offline-edits-in-store')
+    check('with relay and store back')
+
+    // ---- 6. one edit per pane, all up: its badge goes browser > relay > store, pushed ---------
+    s.done()
+    s = step(t, '6 one edit')
+    const edits = {
+      document: () => typeText(c, 'document', '!'),
+      task: () => c.check('#pane-task [data-role=done]'),
+      diagram: () => addShape(c, 'rect')
+    }
+    for (const k of KINDS) {
+      await until(`C's ${k} badge at "store" before the edit`, async () => (await badges(c))[k] === 'store')
+      const from = (await levelHistory(c, k)).length
+      await edits[k]()
+      await until(`C's ${k} badge at "store" after one edit`, async () => (await badges(c))[k] === 'store')
+      const seen = (await levelHistory(c, k)).slice(from)
+      assert.deepEqual(seen, ['none', 'browser', 'relay', 'store'], `${k}: the badge after one edit went ${seen.join(' > ')}`)
+    }
     check('at the end')
+    const online = asksIn('1 two users', '2 cold start', '6 one edit')
+    assert.deepEqual(online, [], 'requests to /durable while the relay acknowledges on the pages\' sockets')
+    t.diagnostic(`/durable requests while the relay or the store was down (the client's own fallback while no socket acknowledges): ${durableAsks.length}${durableAsks.length ? ` (${[...new Set(durableAsks.map((r) => r.step))].join(', ')})` : ''}`)
     const tolerated = watchers.flatMap((w) => w.tolerated)
     t.diagnostic(`tolerated network log lines (documented 404s, refused connections while down): ${tolerated.length}, listed in ${writeLines('journey-tolerated-console.txt', tolerated)}`)
     await ctxC.close()

@@ -2,7 +2,7 @@
 // built demo page), headless Chromium through playwright-core, console checks, polling waits.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, extname, join, normalize, resolve } from 'node:path'
@@ -186,4 +186,45 @@ export function writeLines (name, lines) {
   const path = join(OUT, name)
   writeFileSync(path, lines.join('\n') + '\n')
   return path
+}
+
+const CLIENT_WASM = join(ROOT, 'pkg', 'ykeep_wasm_bg.wasm')
+
+/** Why the client-only pages cannot run here (false when they can). */
+export function clientUnavailable () {
+  if (!existsSync(CLIENT_WASM)) return 'pkg/ (the ykeep client) is not built: scripts/build-wasm'
+  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (scripts/setup installs Debian's chromium)`
+  return false
+}
+
+/**
+ * A page with only the built client: yjs and pkg/ bundled into one module (window.Y,
+ * window.YKeep, window.tabReady), the wasm beside it, served from a temp dir on 127.0.0.1 (no
+ * relay, no store). Returns `{ url, close }`.
+ */
+export async function clientPageServer (prefix) {
+  const { build } = await import('esbuild')
+  const dir = tempDir(prefix)
+  await build({
+    stdin: {
+      contents: "import * as Y from 'yjs'\nimport { YKeep } from './pkg/ykeep.js'\nwindow.Y = Y\nwindow.YKeep = YKeep\nwindow.tabReady = true\n",
+      resolveDir: ROOT,
+      loader: 'js'
+    },
+    bundle: true,
+    format: 'esm',
+    target: 'es2022',
+    outfile: join(dir, 'bundle.js'),
+    logLevel: 'error'
+  })
+  copyFileSync(CLIENT_WASM, join(dir, 'ykeep_wasm_bg.wasm'))
+  writeFileSync(join(dir, 'index.html'), `<!doctype html><meta charset=utf-8><title>ykeep ${prefix}</title><link rel=icon href="data:,"><script type=module src=bundle.js></script>\n`)
+  const server = await staticServer(dir)
+  return {
+    url: server.url,
+    async close () {
+      await server.close()
+      if (process.env.YKEEP_E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true })
+    }
+  }
 }

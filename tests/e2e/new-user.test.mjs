@@ -2,12 +2,14 @@
 // page as its static dir (relay + embedded store + page on one port). The page opens on the
 // default room set, loads with no console error, two windows edit together, and the badges
 // reach "in the snapshot store". The screenshot is test-output/e2e/new-user.png.
+// The badges come from the client's pushed reports; a pane where the window made no edit says
+// how far what it loaded (or received) has got.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { DIST, RELAY_BIN, buildPage, launchBrowser, missing, randomName, startServer, tempDir, until, watchConsole } from './lib.mjs'
-import { KINDS, addShape, answered, editorText, gotoDemo, screenshot, shapes, typeText, waitBadges } from './page.mjs'
+import { KINDS, addShape, answered, badges, editorText, gotoDemo, screenshot, shapes, typeText, waitBadges } from './page.mjs'
 
 test('serve --demo: the page a new user opens', { skip: missing(), timeout: 300_000 }, async (t) => {
   buildPage()
@@ -45,12 +47,17 @@ test('serve --demo: the page a new user opens', { skip: missing(), timeout: 300_
     await gotoDemo(other, `${server.url}/#${set}`)
     await until('the second window sees the text', async () => (await editorText(other, 'document')).includes('Hello from a new user.'))
     await until('the second window sees the shape', async () => (await shapes(other)).length === 1)
+    await waitBadges(other, 'store', 'second window, before its edit')
+    await typeText(other, 'document', 'And a second window. ')
+    await until('the first window sees the second window\'s text', async () => (await editorText(page, 'document')).includes('And a second window.'))
+    await until('the second window\'s document badge at "store"', async () => (await badges(other)).document === 'store')
     await waitBadges(other, 'store', 'second window')
     await page.reload()
     await page.waitForSelector('body[data-ready=true]', { timeout: 90_000 })
     // The second window keeps the rooms live, so the reload is answered by the relay.
     for (const k of KINDS) assert.equal(await answered(page, k), 'relay', `${k} reloads from the live relay room`)
     await until('the first window, reloaded, shows the text', async () => (await editorText(page, 'document')).includes('Hello from a new user.'))
+    await until('the first window, reloaded, shows the second window\'s text', async () => (await editorText(page, 'document')).includes('And a second window.'))
     await waitBadges(page, 'store', 'new user after reload')
     const shot = await screenshot(page, 'new-user')
     t.diagnostic(`screenshot: ${shot}`)

@@ -23,49 +23,22 @@
 //   it fails when `note_other_tabs` posts nothing.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { build } from 'esbuild'
-import { CHROMIUM, ROOT, launchBrowser, randomName, staticServer, tempDir, until, watchConsole } from './lib.mjs'
+import { clientPageServer, clientUnavailable, launchBrowser, randomName, until, watchConsole } from './lib.mjs'
 
-const WASM = join(ROOT, 'pkg', 'ykeep_wasm_bg.wasm')
+const unavailable = clientUnavailable
 
-function unavailable () {
-  if (!existsSync(WASM)) return 'pkg/ (the ykeep client) is not built: scripts/build-wasm'
-  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (scripts/setup installs Debian's chromium)`
-  return false
-}
-
-let dir
 let server
 let browser
 
 before(async () => {
   if (unavailable()) return
-  dir = tempDir('tabs')
-  // The page: yjs and the built client bundled into one module, the wasm beside it.
-  await build({
-    stdin: {
-      contents: "import * as Y from 'yjs'\nimport { YKeep } from './pkg/ykeep.js'\nwindow.Y = Y\nwindow.YKeep = YKeep\nwindow.tabReady = true\n",
-      resolveDir: ROOT,
-      loader: 'js'
-    },
-    bundle: true,
-    format: 'esm',
-    target: 'es2022',
-    outfile: join(dir, 'bundle.js'),
-    logLevel: 'error'
-  })
-  copyFileSync(WASM, join(dir, 'ykeep_wasm_bg.wasm'))
-  writeFileSync(join(dir, 'index.html'), '<!doctype html><meta charset=utf-8><title>ykeep tabs</title><link rel=icon href="data:,"><script type=module src=bundle.js></script>\n')
-  server = await staticServer(dir)
+  server = await clientPageServer('tabs')
   browser = await launchBrowser()
 })
 
 after(async () => {
   if (browser) await browser.close().catch(() => {})
   if (server) await server.close()
-  if (dir && process.env.YKEEP_E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true })
 })
 
 /**
@@ -168,6 +141,92 @@ test('a compaction in one tab resets the other tab\'s log count (no needless com
     const [ca, cb] = [await counts(a.page), await counts(b.page)]
     assert.deepEqual({ a: ca, b: cb }, { a: { own: 1, others: 0 }, b: { own: 0, others: 1 } })
     assert.deepEqual([...a.watch.errors, ...b.watch.errors], [], 'console errors')
+  } finally {
+    await context.close()
+  }
+})
+
+/** Every key of `dbName`'s `rooms` and `log` stores, read on a connection of its own, closed after. */
+const keysOf = (page, dbName) => page.evaluate((dbName) => new Promise((resolve, reject) => {
+  const open = indexedDB.open(dbName)
+  open.onerror = () => reject(open.error)
+  open.onsuccess = () => {
+    const db = open.result
+    const tx = db.transaction(['rooms', 'log'], 'readonly')
+    const rooms = tx.objectStore('rooms').getAllKeys()
+    const log = tx.objectStore('log').getAllKeys()
+    tx.oncomplete = () => { db.close(); resolve({ rooms: rooms.result.map(String), log: log.result.map(String) }) }
+    tx.onerror = () => reject(tx.error)
+  }
+}), dbName)
+
+test('a tab with a newer cache format: the older tab closes the database, writes nothing more, reports the browser tier unavailable', { skip: unavailable(), timeout: 60_000 }, async () => {
+  const context = await browser.newContext()
+  try {
+    const options = { id: randomName('tabs'), dbName: randomName('ykeep-tabs') }
+    const a = await openTab(context, 'tab a', options)
+    await a.page.evaluate(async () => {
+      window.reports = []
+      window.warnings = []
+      window.keep.on('durability', (r) => window.reports.push(r))
+      window.keep.on('warning', (e) => window.warnings.push(e.message))
+      const text = window.doc.getText('t')
+      for (let i = 0; i < 20; i++) text.insert(text.length, `[before:${i}]`)
+      await window.keep.whenSaved('browser')
+    })
+    const before = await keysOf(a.page, options.dbName)
+    assert.ok(before.log.length > 0, 'tab A wrote its edits to the log')
+
+    // Tab B: a later client, whose cache format is version 2. Its upgrade writes a record of that
+    // format; its open waits until every connection of tab A is closed.
+    const b = await context.newPage()
+    await b.goto(`${server.url}/`)
+    const upgrade = await b.evaluate(({ dbName, room }) => new Promise((resolve) => {
+      const started = performance.now()
+      let blocked = false
+      const open = indexedDB.open(dbName, 2)
+      open.onblocked = () => { blocked = true }
+      open.onupgradeneeded = () => {
+        open.transaction.objectStore('rooms').put({ v: 2, format: 'newer' }, `${room}#v2`)
+      }
+      open.onsuccess = () => { open.result.close(); resolve({ ok: true, blocked, ms: performance.now() - started }) }
+      open.onerror = () => resolve({ ok: false, error: String(open.error) })
+      setTimeout(() => resolve({ ok: false, error: `still waiting after 10 s (blocked: ${blocked})` }), 10_000)
+    }), { dbName: options.dbName, room: `document/${options.id}` })
+    assert.ok(upgrade.ok, `tab B's upgrade to version 2 went through: ${JSON.stringify(upgrade)}`)
+
+    // Tab A hears of it at once, not at its next write: its browser tier is unavailable, and
+    // says why (a page learning it from a failed write would say so only after its next edit).
+    const told = await until('tab A reports its browser tier unavailable', () => a.page.evaluate(() => window.reports.at(-1)?.browser), 5_000).catch(() => null)
+    assert.match(told ?? '', /another tab opened this cache at version 2/, `reports: ${JSON.stringify(await a.page.evaluate(() => window.reports))}`)
+    // Its later edits stay in memory (and go to a relay, when there is one) and are not written.
+    const seen = await a.page.evaluate(async () => {
+      const text = window.doc.getText('t')
+      for (let i = 0; i < 20; i++) text.insert(text.length, `[after:${i}]`)
+      await window.keep.flush()
+      const browser = await window.keep.whenSaved('browser').then(() => 'resolved', (e) => e.message)
+      return { last: window.reports.at(-1), unsaved: window.keep.unsaved(), browser, text: text.toString(), warnings: window.warnings }
+    })
+    assert.match(seen.last?.browser ?? '', /another tab opened this cache at version 2/, JSON.stringify(seen.last))
+    assert.ok(seen.unsaved.includes('browser'), `unsaved: ${seen.unsaved}`)
+    assert.match(seen.browser, /browser tier is unavailable/)
+    assert.equal(seen.text.match(/\[after:\d+\]/g)?.length, 20, 'the edits after the upgrade are in the doc')
+    assert.ok(seen.warnings.some((w) => /another tab opened this cache at version 2/.test(w)), `a warning says why: ${seen.warnings}`)
+
+    // Nothing deleted or overwritten, nothing written after the upgrade: the stores hold A's
+    // keys from before, plus B's record.
+    const now = await keysOf(b, options.dbName)
+    assert.deepEqual(now.log, before.log, 'the log holds exactly what tab A wrote before the upgrade')
+    assert.deepEqual(now.rooms.filter((k) => !k.endsWith('#v2')), before.rooms)
+    const record = await b.evaluate(({ dbName, room }) => new Promise((resolve) => {
+      const open = indexedDB.open(dbName)
+      open.onsuccess = () => {
+        const get = open.result.transaction('rooms').objectStore('rooms').get(`${room}#v2`)
+        get.onsuccess = () => { open.result.close(); resolve(get.result) }
+      }
+    }), { dbName: options.dbName, room: `document/${options.id}` })
+    assert.deepEqual(record, { v: 2, format: 'newer' }, 'the newer record is as tab B wrote it')
+    assert.deepEqual(a.watch.errors, [], 'console errors')
   } finally {
     await context.close()
   }

@@ -7,13 +7,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { createServer } from 'node:http'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { startFakeStore } from './fake-store.mjs'
 import YPartyKitProvider from 'y-partykit/provider'
 import WebSocket from 'ws'
 
@@ -23,45 +23,6 @@ const skip = existsSync(relayBin) && existsSync(clientBin)
   ? false
   : `relay binaries not built (${relayBin}, ${clientBin}): cargo build -p ykeep-relay --bins`
 const SECRET = 'interop-secret'
-
-// A minimal store speaking the snapshot contract's load/save, in memory.
-function startFakeStore () {
-  const snapshots = new Map()
-  let n = 0
-  const saves = []
-  const server = createServer((req, res) => {
-    const chunks = []
-    req.on('data', (c) => chunks.push(c))
-    req.on('end', () => {
-      const json = (status, body) => {
-        res.writeHead(status, { 'content-type': 'application/json' })
-        res.end(JSON.stringify(body))
-      }
-      if (req.headers.authorization !== `Bearer ${SECRET}`) return json(401, { error: { code: 'unauthorized', message: 'no' } })
-      if (req.method === 'GET' && req.url === '/contract') return json(200, { contract: 1, store: 'interop-fake' })
-      const m = req.url.match(/^\/snapshots\/(\w+)\/([\w-]+)$/)
-      if (!m) return json(404, { error: { code: 'not_found', message: req.url } })
-      const key = `${m[1]}/${m[2]}`
-      const cur = snapshots.get(key)
-      if (req.method === 'GET') {
-        if (!cur) return json(404, { error: { code: 'no_snapshot', message: 'none' } })
-        res.writeHead(200, { etag: `"${cur.id}"`, 'content-type': 'application/octet-stream' })
-        return res.end(cur.bytes)
-      }
-      const ifMatch = req.headers['if-match']?.replaceAll('"', '')
-      const ok = ifMatch ? cur?.id === ifMatch : !cur
-      if (!ok) return json(409, { error: { code: 'conflict', message: 'changed', currentSnapshotId: cur?.id ?? null } })
-      const bytes = Buffer.concat(chunks)
-      const id = `s${++n}`
-      snapshots.set(key, { id, bytes })
-      saves.push(key)
-      json(200, { snapshotId: id, size: bytes.length, stateVector: '', savedAt: Date.now() })
-    })
-  })
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    resolve({ url: `http://127.0.0.1:${server.address().port}`, snapshots, saves, close: () => server.close(), closeAll: () => server.closeAllConnections() })
-  }))
-}
 
 function startRelay (storeUrl, dataDir) {
   const child = spawn(relayBin, [
@@ -97,7 +58,7 @@ async function until (what, fn, timeoutMs = 30_000) {
 }
 
 test('y-websocket, y-partykit and a Rust client converge in one relay room', { skip, timeout: 90_000 }, async () => {
-  const store = await startFakeStore()
+  const store = await startFakeStore(SECRET)
   const dataDir = mkdtempSync(join(tmpdir(), 'ykeep-interop-'))
   const relay = await startRelay(store.url, dataDir)
   const opts = { WebSocketPolyfill: WebSocket, disableBc: true }

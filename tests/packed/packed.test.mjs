@@ -8,7 +8,8 @@
 //   dom, types []) over consumer files that import every export of every subpath: the test lists
 //   the exports with the compiler API, so a new export or subpath that no consumer imports fails;
 // - `vite build` of the app, loaded in headless Chromium against the real relay + store: it
-//   loads a room, edits it, the store holds the edit after the save, and a fresh browser loads it.
+//   loads a room, edits it, hears the edit reach browser, relay and store in that order (through
+//   `keep.attach(provider)`), the store holds it, and a fresh browser loads it.
 // Needs pkg/ (scripts/build-wasm; scripts/build-party adds ykeep/party) and the relay binary.
 // YKEEP_KEEP_PACKED=1 keeps the temp dir (its path is printed).
 import { after, before, test } from 'node:test'
@@ -254,7 +255,8 @@ test('the installed client in a Vite build, in Chromium against the real relay: 
     const first = await open(text)
     assert.equal(first.result.before, '')
     assert.equal(first.result.after, text)
-    await first.context.close() // the last user leaves: the relay saves after the debounce
+    assert.deepEqual(first.result.tiers, ['browser', 'relay', 'store'], 'the edit\'s tiers, in order, as the page heard them')
+    await first.context.close()
 
     // Read back through the store's HTTP API.
     const deadline = Date.now() + 20_000

@@ -1,10 +1,18 @@
 // Acknowledgements by tier on the party host (docs/relay-api.md "Acknowledgements"): a
 // connection that opts in with `?ykeep=acks` hears Committed for each mark once its updates are
 // in the object's log and Saved once a store save covers them; a stock client in the same room
-// never gets a ykeep message; and what a connection is owed survives hibernation.
+// never gets a ykeep message; what a connection is owed survives hibernation; and the client
+// (pkg/, fake-indexeddb) attached to y-partyserver's and y-partykit's providers hears its edits
+// reach browser, relay and store, in that order.
+import 'fake-indexeddb/auto'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import * as Y from 'yjs'
+import WebSocket from 'ws'
+import YPartyKitProvider from 'y-partykit/provider'
+import YProvider from 'y-partyserver/provider'
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { SyncClient } from '../reliability/lib/client.mjs'
@@ -12,6 +20,9 @@ import { createResource, loadSnapshot, waitFor, sleep } from '../reliability/lib
 import { startPartyStack, skipReason } from './lib.mjs'
 
 const skip = skipReason()
+const PKG = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../pkg/ykeep.js')
+const noClient = skip || (fs.existsSync(PKG) ? false : `client module not built (${PKG}): run scripts/build-wasm`)
+const { YKeep } = noClient ? {} : await import(PKG)
 const YKEEP = 107
 const KINDS = ['optIn', 'mark', 'welcome', 'committed', 'saved']
 const WOKEN = /woken with (\d+) open connections/
@@ -97,6 +108,40 @@ test('a room rebuilt after hibernation still sends the saved it owes', { skip, t
     assert.ok(stack.party.logs.some((l) => WOKEN.test(l)), 'the object was evicted and woken')
     assert.equal(textOf(await loadSnapshot(stack.store.url, 'document', 'hib-acks')), 'kept')
     page.close()
+  } finally {
+    await stack.stop()
+  }
+})
+
+test('the client attached to y-partyserver\'s and y-partykit\'s providers hears browser, relay, store', { skip: noClient, timeout: 90_000 }, async () => {
+  const stack = await startPartyStack({ vars: { YKEEP_SAVE_INTERVAL_MS: '800', YKEEP_STORE_POLL_MS: '0' } })
+  const host = new URL(stack.party.url).host
+  const opts = { WebSocketPolyfill: WebSocket, disableBc: true }
+  const providers = {
+    'y-partyserver': (id, doc) => new YProvider(host, id, doc, { ...opts, party: 'document' }),
+    'y-partykit': (id, doc) => new YPartyKitProvider(host, id, doc, { ...opts, party: 'document' })
+  }
+  try {
+    for (const [name, make] of Object.entries(providers)) {
+      const id = `attach-${name}`
+      await createResource(stack.store.url, 'document', id)
+      const doc = new Y.Doc()
+      const keep = new YKeep(doc, { kind: 'document', id, relayUrl: stack.party.url, dbName: `party-acks-${process.pid}-${name}` })
+      await keep.whenSynced
+      const provider = make(id, doc)
+      keep.attach(provider)
+      await waitFor(`${name}: acknowledged`, () => provider.synced && keep.core.acknowledged)
+      const tiers = []
+      keep.on('durability', ({ tier }) => { if (tier) tiers.push(tier) })
+      doc.getText('t').insert(0, `by ${name}`)
+      await keep.whenSaved('store')
+      assert.deepEqual(tiers, ['browser', 'relay', 'store'], `${name}: the edit's tiers in order`)
+      assert.deepEqual(keep.unsaved(), [])
+      assert.equal(textOf(await loadSnapshot(stack.store.url, 'document', id)), `by ${name}`)
+      await keep.destroy()
+      provider.destroy()
+      provider.awareness.destroy()
+    }
   } finally {
     await stack.stop()
   }
