@@ -16,6 +16,7 @@ use ykeep::engine::{Engine, Event};
 use ykeep::http::{Fetch, LocalFuture, Reply};
 use ykeep::idb;
 use ykeep::options::{Options, RawOptions};
+use ykeep::tiers::Origin;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
@@ -113,6 +114,12 @@ fn full(doc: &Doc) -> Vec<u8> {
 }
 
 /// Types `words` into `doc` one transaction each; returns the updates.
+/// Queues `update` as the page's own edit (what `YKeep` does: a sequence number, then the write).
+fn store(engine: &Engine, update: Vec<u8>) -> Result<(), ykeep::KeepError> {
+    let seq = engine.note_update(Origin::Own);
+    engine.store_update(update, seq)
+}
+
 fn type_words(doc: &Doc, words: &[&str]) -> Vec<Vec<u8>> {
     let t = doc.get_or_insert_text("t");
     words
@@ -135,7 +142,7 @@ async fn cache_round_trip() {
     assert!(a.load().await.unwrap().update.is_empty());
     let doc = Doc::with_client_id(1);
     for u in type_words(&doc, &["hello ", "from ", "IndexedDB"]) {
-        a.store_update(u).unwrap();
+        store(&a, u).unwrap();
     }
     a.destroy().await;
 
@@ -158,7 +165,7 @@ async fn compacted_cache_alone_is_handed_over_as_read() {
     a.load().await.unwrap();
     let doc = Doc::with_client_id(7);
     for u in type_words(&doc, &["held ", "as ", "read"]) {
-        a.store_update(u).unwrap();
+        store(&a, u).unwrap();
     }
     a.compact().await.unwrap();
     a.destroy().await;
@@ -195,7 +202,7 @@ async fn reopen_after_a_drop_without_flush_keeps_every_stored_update() {
     let words: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
     for (i, u) in type_words(&doc, &refs).into_iter().enumerate() {
-        a.store_update(u).unwrap();
+        store(&a, u).unwrap();
         if i % 7 == 0 {
             // Wait for the writer now and then, so the log holds several entries.
             a.flush().await;
@@ -232,7 +239,7 @@ async fn compaction_keeps_content_identical_and_shrinks_the_log() {
             }
             txn.encode_update_v1()
         };
-        a.store_update(u).unwrap();
+        store(&a, u).unwrap();
         a.flush().await;
     }
     let before = a.stored_bytes().await.unwrap();
@@ -273,8 +280,7 @@ async fn compaction_by_bytes_runs_by_itself() {
     a.load().await.unwrap();
     let doc = Doc::with_client_id(4);
     for i in 0..400 {
-        a.store_update(type_words(&doc, &[&format!("{i:04}")]).remove(0))
-            .unwrap();
+        store(&a, type_words(&doc, &[&format!("{i:04}")]).remove(0)).unwrap();
         a.flush().await;
     }
     let s = a.stored_bytes().await.unwrap();
@@ -311,7 +317,7 @@ async fn merges_three_sources_that_each_hold_edits_the_others_lack() {
 
     let seed = engine(db, &net);
     seed.load().await.unwrap();
-    seed.store_update(full(&cache_doc)).unwrap();
+    store(&seed, full(&cache_doc)).unwrap();
     seed.destroy().await;
 
     *net.relay.borrow_mut() = Fake::Reply(200, full(&relay_doc));
@@ -379,7 +385,7 @@ async fn each_source_down_or_corrupt_in_turn() {
         type_words(&cache_doc, &["C"]);
         let seed = engine(&db, &net);
         seed.load().await.unwrap();
-        seed.store_update(full(&cache_doc)).unwrap();
+        store(&seed, full(&cache_doc)).unwrap();
         seed.destroy().await;
         *net.relay.borrow_mut() = Fake::Reply(200, full(&relay_doc));
         *net.store.borrow_mut() = Fake::Reply(200, full(&store_doc));
@@ -415,7 +421,7 @@ async fn each_source_down_or_corrupt_in_turn() {
                 )
                 .await
                 .unwrap();
-                handle.close();
+                drop(handle);
             }
         }
         let a = Engine::with_fetch(o, net.clone());
@@ -445,7 +451,7 @@ async fn opening_a_stored_room_twice_more_adds_zero_bytes() {
     let a = engine(db, &net);
     a.load().await.unwrap();
     for u in type_words(&doc, &["some ", "stored ", "edits"]) {
-        a.store_update(u).unwrap();
+        store(&a, u).unwrap();
     }
     a.destroy().await;
     // The relay and the store now serve the same state (no live diff, full snapshot).
@@ -472,7 +478,7 @@ async fn a_delete_only_edit_stays_in_the_outbox_until_a_marker_covers_it() {
     let a = engine(db, &net);
     a.load().await.unwrap();
     for u in type_words(&doc, &["abcdef"]) {
-        a.store_update(u).unwrap();
+        store(&a, u).unwrap();
     }
     let after_insert = DurabilityMarker::of_txn(&doc.transact());
     let durable = |relay: &DurabilityMarker| {
@@ -496,7 +502,7 @@ async fn a_delete_only_edit_stays_in_the_outbox_until_a_marker_covers_it() {
         t.remove_range(&mut txn, 1, 3);
         txn.encode_update_v1()
     };
-    a.store_update(delete.clone()).unwrap();
+    store(&a, delete.clone()).unwrap();
     assert_eq!(a.outbox().await.unwrap(), vec![delete.clone()]);
     // Same state vector, but the relay's snapshot lacks the deletion: not covered.
     let view = a.durability(&full(&doc)).await.unwrap();
@@ -558,7 +564,7 @@ async fn dump(db: &str) -> Vec<Row> {
         }
     }
     drop(tx);
-    handle.close();
+    drop(handle);
     rows
 }
 
@@ -604,7 +610,7 @@ async fn write_raw(db: &str, room: &str, raws: &[Raw], client: u64) {
         tx.store(store).unwrap().put(&o, Some(&key)).await.unwrap();
     }
     tx.done().await.unwrap();
-    handle.close();
+    drop(handle);
 }
 
 fn warnings_of(e: &Engine) -> Rc<RefCell<Vec<String>>> {
@@ -639,8 +645,7 @@ async fn records_of_our_format_version_round_trip_through_compaction() {
     let net = FakeNet::new();
     let a = engine(db, &net);
     a.load().await.unwrap();
-    a.store_update(type_words(&Doc::with_client_id(50), &["v1"]).remove(0))
-        .unwrap();
+    store(&a, type_words(&Doc::with_client_id(50), &["v1"]).remove(0)).unwrap();
     a.compact().await.unwrap().expect("cache in use");
     a.destroy().await;
     assert!(dump(db).await.iter().all(|r| r.v == Some(1.0)));
@@ -671,17 +676,17 @@ async fn a_tab_that_loads_a_room_with_another_format_version_writes_nothing_ther
         let doc = Doc::with_client_id(60);
         let own = engine(&db, &net);
         own.load().await.unwrap();
-        own.store_update(type_words(&doc, &["own "]).remove(0))
-            .unwrap();
+        store(&own, type_words(&doc, &["own "]).remove(0)).unwrap();
         own.compact().await.unwrap().expect("cache in use");
-        own.store_update(type_words(&doc, &["edits"]).remove(0))
-            .unwrap();
+        store(&own, type_words(&doc, &["edits"]).remove(0)).unwrap();
         own.destroy().await;
         let other_room = Engine::with_fetch(opts(&db, "other"), net.clone());
         other_room.load().await.unwrap();
-        other_room
-            .store_update(type_words(&Doc::with_client_id(61), &["other room"]).remove(0))
-            .unwrap();
+        store(
+            &other_room,
+            type_words(&Doc::with_client_id(61), &["other room"]).remove(0),
+        )
+        .unwrap();
         other_room.destroy().await;
         write_raw(&db, "document/room1", raws, 70).await;
         let before = dump(&db).await;
@@ -698,7 +703,7 @@ async fn a_tab_that_loads_a_room_with_another_format_version_writes_nothing_ther
         assert_eq!(*warnings.borrow(), [error.clone()], "{case}: warned once");
         // Every write path of the tab: edits, flush, compaction, a durability marker, clearData.
         for u in type_words(&Doc::with_client_id(62), &["new ", "edits"]) {
-            b.store_update(u).unwrap();
+            store(&b, u).unwrap();
         }
         b.flush().await;
         assert!(b.compact().await.unwrap().is_none(), "{case}");
@@ -763,7 +768,7 @@ async fn a_running_tab_leaves_records_of_another_format_version_alone() {
         a.load().await.unwrap();
         let doc = Doc::with_client_id(80);
         for u in type_words(&doc, &["written ", "before"]) {
-            a.store_update(u).unwrap();
+            store(&a, u).unwrap();
             a.flush().await;
         }
         assert!(a.cache_disabled_reason().is_none(), "{op}");
@@ -777,8 +782,7 @@ async fn a_running_tab_leaves_records_of_another_format_version_alone() {
             "compact" => assert!(a.compact().await.unwrap().is_none()),
             "compact-by-bytes" => {
                 let long = "x".repeat(4_000);
-                a.store_update(type_words(&doc, &[&long]).remove(0))
-                    .unwrap();
+                store(&a, type_words(&doc, &[&long]).remove(0)).unwrap();
                 a.flush().await;
             }
             "durability" => {
@@ -808,7 +812,7 @@ async fn a_running_tab_leaves_records_of_another_format_version_alone() {
 
         // From now on the tab writes nothing to this room.
         for u in type_words(&doc, &[" and after"]) {
-            a.store_update(u).unwrap();
+            store(&a, u).unwrap();
         }
         a.flush().await;
         assert!(a.compact().await.unwrap().is_none(), "{op}");
@@ -831,11 +835,14 @@ async fn clear_data_deletes_only_its_own_room() {
         let e = Engine::with_fetch(opts(db, id), net.clone());
         e.load().await.unwrap();
         let doc = Doc::with_client_id(100 + i as u64);
-        e.store_update(type_words(&doc, &[&format!("{id} compacted ")]).remove(0))
-            .unwrap();
+        store(
+            &e,
+            type_words(&doc, &[&format!("{id} compacted ")]).remove(0),
+        )
+        .unwrap();
         e.compact().await.unwrap().expect("cache in use");
         for u in type_words(&doc, &["and ", "logged"]) {
-            e.store_update(u).unwrap();
+            store(&e, u).unwrap();
             e.flush().await;
         }
         e.destroy().await;
@@ -884,11 +891,10 @@ async fn a_compaction_that_fails_leaves_the_cache_as_it_was() {
     let a = engine(db, &net);
     a.load().await.unwrap();
     let doc = Doc::with_client_id(110);
-    a.store_update(type_words(&doc, &["compacted "]).remove(0))
-        .unwrap();
+    store(&a, type_words(&doc, &["compacted "]).remove(0)).unwrap();
     a.compact().await.unwrap().expect("cache in use");
     for u in type_words(&doc, &["and ", "logged"]) {
-        a.store_update(u).unwrap();
+        store(&a, u).unwrap();
         a.flush().await;
     }
     let handle = idb::open(db).await.unwrap();
@@ -902,7 +908,7 @@ async fn a_compaction_that_fails_leaves_the_cache_as_it_was() {
     )
     .await
     .unwrap();
-    handle.close();
+    drop(handle);
     let before = dump(db).await;
     assert!(a.compact().await.is_err());
     assert_eq!(dump(db).await, before);
