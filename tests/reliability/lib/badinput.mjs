@@ -71,19 +71,30 @@ export function regressionFrames () {
   return out
 }
 
+// The barrier behind what rawWs sends: ykeep's OptIn and a mark (docs/relay-api.md, type 107).
+// Both hosts answer the mark with `Committed 99` only after everything before it on the socket
+// was handled, so that answer proves the connection was left open, however slow the host.
+const BARRIER = [Uint8Array.of(107, 0), Uint8Array.of(107, 1, 99)]
+const isBarrierReply = (m) => m[0] === 107 && ((m.length === 2 && m[1] === 2) || (m.length === 3 && m[1] === 3 && m[2] === 99))
+
 /**
  * Opens a raw WebSocket to `url`, sends `send`, and resolves with how it ended: refused over
- * HTTP ({status, body}), closed ({code, reason}), or still open after `waitMs` ({open: true});
- * `got` is every message it received. A close is taken from the close frame itself, not from
- * the end of the TCP connection.
+ * HTTP ({status, body}), closed ({code, reason}), or left open ({open: true}); `got` is every
+ * message it received. A close is taken from the close frame itself, not from the end of the TCP
+ * connection.
+ *
+ * "Left open" is not a guess from a quiet moment: behind `send` goes a barrier (an OptIn and a
+ * mark) whose answer comes only once the host has handled every frame before it, so a slow
+ * refusal on a loaded machine is still seen as a refusal. With nothing to send, or with
+ * `barrier: false`, it is still open after `waitMs`. The barrier's answers are not in `got`.
  */
-export function rawWs (url, { send = [], text = false, waitMs = 3000 } = {}) {
+export function rawWs (url, { send = [], text = false, waitMs = 3000, barrier = send.length > 0 } = {}) {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { maxPayload: 1 << 30 })
     const got = []
     let done = false
     const finish = (r) => { if (!done) { done = true; clearTimeout(timer); clearInterval(poll); try { ws.terminate() } catch {} resolve({ ...r, got }) } }
-    const timer = setTimeout(() => finish({ open: true }), waitMs + 30_000)
+    const timer = setTimeout(() => finish(barrier ? { barrierTimedOut: true, code: 0, reason: 'no answer to the barrier' } : { open: true }), waitMs + 30_000)
     // (ws emits 'close' once the TCP connection ends; its close frame is known before.)
     const poll = setInterval(() => { if (ws._closeFrameReceived) finish({ code: ws._closeCode, reason: String(ws._closeMessage) }) }, 5)
     ws.on('unexpected-response', (req, res) => {
@@ -93,9 +104,13 @@ export function rawWs (url, { send = [], text = false, waitMs = 3000 } = {}) {
     })
     ws.on('open', () => {
       for (const f of send) ws.send(f, { binary: !text })
-      setTimeout(() => finish({ open: true }), waitMs)
+      if (barrier) for (const f of BARRIER) ws.send(f, { binary: true })
+      else setTimeout(() => finish({ open: true }), waitMs)
     })
-    ws.on('message', (m) => got.push(m))
+    ws.on('message', (m) => {
+      if (barrier && isBarrierReply(m)) { if (m[1] === 3) setImmediate(() => finish({ open: true })); return }
+      got.push(m)
+    })
     ws.on('close', (code, reason) => finish({ code, reason: reason.toString() }))
     ws.on('error', () => {})
   })
