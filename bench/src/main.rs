@@ -5,6 +5,7 @@
 //!   ykeep-bench save    [--runs 7] [--sizes 1,10]
 //!   ykeep-bench scaling [--runs 7] [--sizes 1,2,5,10,20]
 //!   ykeep-bench cpu     [--runs 7]
+//!   ykeep-bench storm   [--runs 3] [--clients 100] [--size 10] [--servers ykeep,y-websocket,hocuspocus]
 
 mod cpu;
 mod proto;
@@ -14,6 +15,7 @@ mod report;
 mod save;
 mod servers;
 mod stats;
+mod storm;
 mod trace;
 
 use std::collections::BTreeMap;
@@ -65,9 +67,11 @@ async fn main() {
         "save" => save_cmd(&args, "save", "1,10").await,
         "scaling" => save_cmd(&args, "scaling", "1,2,5,10,20").await,
         "cpu" => cpu::run(&args),
-        _ => {
-            Err("usage: ykeep-bench relay|save|scaling|cpu [options] (see bench/README.md)".into())
-        }
+        "storm" => storm::run(&args).await,
+        _ => Err(
+            "usage: ykeep-bench relay|save|scaling|cpu|storm [options] (see bench/README.md)"
+                .into(),
+        ),
     };
     if let Err(e) = r {
         eprintln!("ykeep-bench: {e}");

@@ -56,10 +56,11 @@ impl Room {
                     "state vector declares more entries than it holds",
                     now,
                 ),
-            Frame::SyncStep1 { sv } => match StateVector::decode_v1(&data[sv]) {
+            Frame::SyncStep1 { sv: range } => match StateVector::decode_v1(&data[range.clone()]) {
                 Ok(sv) => {
-                    let update = self.doc.transact().encode_state_as_update_v1(&sv);
-                    self.deliver(Target::One(conn), other(protocol::encode_step2(&update)));
+                    // Shared by every joiner with this state vector while the doc is unchanged.
+                    let reply = self.doc.step2(&data[range], &sv);
+                    self.deliver(Target::One(conn), OutFrame::Other(reply));
                 }
                 Err(e) => self.refuse(conn, &format!("bad state vector: {e}"), now),
             },

@@ -27,6 +27,7 @@ mod frames;
 pub mod protocol;
 pub mod records;
 mod room;
+mod room_doc;
 mod saving;
 pub mod store;
 pub mod store_http;

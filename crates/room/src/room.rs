@@ -10,11 +10,12 @@ use bytes::Bytes;
 use ykeep_core::wire::{Precondition, SaveReceipt};
 use ykeep_core::{DurabilityMarker, MergeError, RoomName, SaveAction, SaveEvent, SaveSchedule};
 use ykeep_core::{SchedulePolicy, b64, wire::DurableBody};
-use yrs::{Doc, ReadTxn, Transact};
+use yrs::{ReadTxn, Transact};
 
 use crate::acks::{Acks, Owed};
 use crate::awareness::AwarenessTable;
 use crate::records::{Append, RoomRecords, SavedRecord, apply_records, record_format};
+use crate::room_doc::RoomDoc;
 use crate::saving::{StoreLink, StoreTask};
 use crate::store::{Held, StoreError, StoreView, StoredSnapshot};
 use crate::{Close, ConnId, OutFrame, QueryId, Target, close_code};
@@ -242,7 +243,7 @@ pub(crate) struct Batch {
 pub struct Room {
     pub(crate) name: RoomName,
     pub(crate) config: RoomConfig,
-    pub(crate) doc: Doc,
+    pub(crate) doc: RoomDoc,
     pub(crate) conns: HashSet<ConnId>,
     pub(crate) awareness: AwarenessTable,
     pub(crate) acks: Acks,
@@ -327,7 +328,7 @@ impl Room {
 
     /// The doc rebuilt from the log; the store unheard of since.
     fn of_log(name: RoomName, config: RoomConfig, records: RoomRecords, now: u64) -> Room {
-        let doc = Doc::new();
+        let doc = RoomDoc::new();
         let unreadable = apply_records(&doc, &records.records, &name);
         if !unreadable.is_empty() {
             tracing::error!(room = %name, records = unreadable.len(),
@@ -425,6 +426,7 @@ impl Room {
 
     /// Ends the batch at time `now` (also the tick: call it at [`Room::next_deadline`]).
     pub fn flush(&mut self, now: u64) -> Step {
+        self.doc.forget_stale();
         let mut append = None;
         if !self.batch.log.is_empty() {
             self.seq += 1;
@@ -524,7 +526,7 @@ impl Room {
             return Err(self);
         }
         let mut room = self;
-        room.doc = Doc::new();
+        room.doc = RoomDoc::new();
         room.unreadable.clear();
         Ok(SleepingRoom(room))
     }
