@@ -11,6 +11,8 @@ pub struct RawWs {
     sock: TcpStream,
     buf: Vec<u8>,
     start: usize,
+    /// A fragmented message so far (RFC 6455 5.4: the relay sends large ones in fragments).
+    partial: Option<Vec<u8>>,
 }
 
 impl RawWs {
@@ -45,6 +47,7 @@ impl RawWs {
                     sock,
                     buf,
                     start: 0,
+                    partial: None,
                 });
             }
         }
@@ -115,8 +118,19 @@ impl RawWs {
             if op == 8 {
                 return Ok(false);
             }
-            if op == 1 || op == 2 || op == 0 {
-                f(&b[at..at + plen], now);
+            let fin = b[0] & 0x80 != 0;
+            let payload = &b[at..at + plen];
+            if (op == 1 || op == 2) && fin {
+                f(payload, now);
+            } else if op == 1 || op == 2 {
+                self.partial = Some(payload.to_vec());
+            } else if op == 0 {
+                let whole = self.partial.get_or_insert_with(Vec::new);
+                whole.extend_from_slice(payload);
+                if fin {
+                    let whole = self.partial.take().unwrap_or_default();
+                    f(&whole, now);
+                }
             } else if op == 9 {
                 pings.push(b[at..at + plen].to_vec());
             }

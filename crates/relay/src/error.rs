@@ -7,6 +7,7 @@ use ykeep_core::contract::code;
 use ykeep_core::{AddressError, ErrorBody};
 
 use crate::auth::AuthError;
+use crate::http::upgrade::NotWebSocket;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -18,6 +19,8 @@ pub enum ApiError {
     NotLive,
     #[error("bad state vector: {0}")]
     BadStateVector(String),
+    #[error(transparent)]
+    NotWebSocket(#[from] NotWebSocket),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -37,6 +40,7 @@ impl IntoResponse for ApiError {
                 code::BAD_STATE_VECTOR,
                 self.to_string(),
             ),
+            ApiError::NotWebSocket(e) => (e.status(), code::BAD_REQUEST, e.to_string()),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

@@ -289,3 +289,69 @@ async fn a_reader_over_its_backlog_limit_is_closed_1013_and_resyncs_on_reconnect
     again.wait_synced().await;
     assert_eq!(again.text().len(), 200 * 60_000);
 }
+
+/// A SyncStep2 over 64 KiB goes out in WebSocket fragments, shared by every joiner with the same
+/// state vector: each joiner (a stock tungstenite client, which reassembles them) gets the whole
+/// document, and a joiner after an edit gets the edit too (the shared reply is not stale).
+#[tokio::test]
+async fn a_large_document_reaches_every_joiner_whole_and_a_later_joiner_sees_the_latest_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(config(dir.path()), Arc::new(MemoryStore::new())).await;
+    let url = relay.ws_url("/rooms/document/large");
+    let mut writer = Client::connect(&url, 1).await;
+    writer.wait_synced().await;
+    let text: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    writer.insert(0, &text).await;
+    let mut joiners = Vec::new();
+    for id in 10..14 {
+        joiners.push(Client::connect(&url, id).await);
+    }
+    for j in &mut joiners {
+        j.wait_text(&text).await;
+    }
+    writer.insert(0, "new ").await;
+    let mut late = Client::connect(&url, 20).await;
+    late.wait_text(&format!("new {text}")).await;
+    for j in &mut joiners {
+        j.wait_text(&format!("new {text}")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_to_a_room_that_is_not_a_websocket_upgrade_gets_the_json_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(config(dir.path()), Arc::new(MemoryStore::new())).await;
+    let http = reqwest::Client::new();
+    let plain = http
+        .get(relay.http_url("/rooms/document/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 426);
+    let body: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WebSocket"),
+        "{body}"
+    );
+    let old_version = http
+        .get(relay.http_url("/parties/main/document:x"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_version.status(), 400);
+    let body: serde_json::Value = old_version.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("13"),
+        "{body}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The relay's routes: WebSocket rooms, room state, durability markers, health and metrics.
 
 mod routes;
+pub(crate) mod upgrade;
 mod ws;
 
 use std::sync::Arc;

@@ -4,14 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use ykeep_core::{AddressError, RoomName};
 
 use crate::Shared;
+use crate::http::upgrade::{Socket, WsUpgrade};
 use crate::metrics::Metrics;
 use crate::room::outbox::{Drained, OutFrame, Outbox};
 use crate::room::{Registry, RoomMsg};
@@ -44,7 +48,7 @@ pub async fn rooms(
     State(shared): State<Arc<Shared>>,
     Path((kind, id)): Path<(String, String)>,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: WsUpgrade,
 ) -> Response {
     let acks = q.acks();
     upgrade(shared, RoomName::from_parts(&kind, &id), q.token, acks, ws)
@@ -55,7 +59,7 @@ pub async fn parties(
     State(shared): State<Arc<Shared>>,
     Path((party, room)): Path<(String, String)>,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: WsUpgrade,
 ) -> Response {
     let name = if party == "main" {
         RoomName::parse(&room)
@@ -71,37 +75,38 @@ fn upgrade(
     room: Result<RoomName, AddressError>,
     token: Option<String>,
     acks: Acks,
-    ws: WebSocketUpgrade,
+    ws: WsUpgrade,
 ) -> Response {
     // Let tungstenite accept a little more than the limit so that the relay itself sees the
     // oversized message and closes with 1009 and a reason.
     let limit = shared.config.max_frame_bytes.saturating_add(64 * 1024);
     // tungstenite allocates its 128 KiB default read buffer up front for every connection: 88%
     // of the heap with 1,000 idle rooms (massif). 16 KiB still reads bulk input in few calls.
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .read_buffer_size(16 * 1024)
-        .on_upgrade(move |mut socket| async move {
-            let room = match room {
-                Ok(room) => room,
-                Err(e) => {
-                    Metrics::inc(&shared.metrics.refused_connections_total);
-                    return close(&mut socket, 1008, &format!("{}: {e}", e.code())).await;
-                }
-            };
-            if let Err(e) = shared.auth.check(token.as_deref(), &room).await {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+        .read_buffer_size(16 * 1024);
+    ws.on_upgrade(config, move |mut socket| async move {
+        let room = match room {
+            Ok(room) => room,
+            Err(e) => {
                 Metrics::inc(&shared.metrics.refused_connections_total);
-                tracing::info!(%room, error = %e, "WebSocket refused");
-                let refusal = e.close();
-                return close(&mut socket, refusal.code, &refusal.reason).await;
+                return close(&mut socket, 1008, &format!("{}: {e}", e.code())).await;
             }
-            connection(shared, room, acks, socket).await
-        })
+        };
+        if let Err(e) = shared.auth.check(token.as_deref(), &room).await {
+            Metrics::inc(&shared.metrics.refused_connections_total);
+            tracing::info!(%room, error = %e, "WebSocket refused");
+            let refusal = e.close();
+            return close(&mut socket, refusal.code, &refusal.reason).await;
+        }
+        connection(shared, room, acks, socket).await
+    })
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+async fn close(socket: &mut Socket, code: u16, reason: &str) {
     let frame = CloseFrame {
-        code,
+        code: code.into(),
         reason: reason.to_owned().into(),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
@@ -116,7 +121,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     .await;
 }
 
-async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: WebSocket) {
+async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: Socket) {
     let conn = shared.next_conn_id();
     let outbox = Arc::new(Outbox::new(shared.config.max_backlog_bytes));
     let join = RoomMsg::Join {
@@ -141,8 +146,10 @@ async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: Web
                 Drained::Frames(frames) => {
                     for frame in frames {
                         let (OutFrame::Update { frame, .. } | OutFrame::Other(frame)) = frame;
-                        if sink.feed(Message::Binary(frame)).await.is_err() {
-                            return;
+                        for part in fragments(frame) {
+                            if sink.feed(part).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     if sink.flush().await.is_err() {
@@ -151,7 +158,7 @@ async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: Web
                 }
                 Drained::Close(c) => {
                     let frame = CloseFrame {
-                        code: c.code,
+                        code: c.code.into(),
                         reason: c.reason.into(),
                     };
                     let _ = sink.send(Message::Close(Some(frame))).await;
@@ -233,4 +240,79 @@ async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: Web
         .await;
     }
     Metrics::dec(&shared.metrics.connections);
+}
+
+/// Messages above this go out in fragments of this size (`upgrade.rs` says why). 64 KiB: a
+/// reply this large is already a large document, and a fragment per write keeps the copy
+/// tungstenite makes of it small.
+const FRAGMENT_BYTES: usize = 64 * 1024;
+
+/// The WebSocket frames of one binary message: itself, or its fragments (each a slice of the
+/// same shared bytes).
+fn fragments(message: Bytes) -> impl Iterator<Item = Message> {
+    let len = message.len();
+    let whole = (len <= FRAGMENT_BYTES).then(|| Message::Binary(message.clone()));
+    let parts = (len > FRAGMENT_BYTES).then(move || {
+        (0..len).step_by(FRAGMENT_BYTES).map(move |at| {
+            let end = (at + FRAGMENT_BYTES).min(len);
+            let opcode = if at == 0 {
+                Data::Binary
+            } else {
+                Data::Continue
+            };
+            Message::Frame(Frame::message(
+                message.slice(at..end),
+                OpCode::Data(opcode),
+                end == len,
+            ))
+        })
+    });
+    whole.into_iter().chain(parts.into_iter().flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payloads(message: &[u8]) -> Vec<(Data, bool, Vec<u8>)> {
+        fragments(Bytes::copy_from_slice(message))
+            .map(|m| match m {
+                Message::Binary(b) => (Data::Binary, true, b.to_vec()),
+                Message::Frame(f) => {
+                    let OpCode::Data(d) = f.header().opcode else {
+                        panic!("a control frame")
+                    };
+                    (d, f.header().is_final, f.payload().to_vec())
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_message_up_to_the_fragment_size_goes_whole() {
+        let m = vec![7u8; FRAGMENT_BYTES];
+        assert_eq!(payloads(&m), vec![(Data::Binary, true, m.clone())]);
+        assert_eq!(payloads(&[]), vec![(Data::Binary, true, vec![])]);
+    }
+
+    #[test]
+    fn a_larger_message_goes_in_fragments_that_rebuild_it() {
+        let m: Vec<u8> = (0..(2 * FRAGMENT_BYTES + 5)).map(|i| i as u8).collect();
+        let parts = payloads(&m);
+        let kinds: Vec<_> = parts
+            .iter()
+            .map(|(d, fin, p)| (*d, *fin, p.len()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Data::Binary, false, FRAGMENT_BYTES),
+                (Data::Continue, false, FRAGMENT_BYTES),
+                (Data::Continue, true, 5),
+            ]
+        );
+        let rebuilt: Vec<u8> = parts.into_iter().flat_map(|(_, _, p)| p).collect();
+        assert_eq!(rebuilt, m);
+    }
 }
