@@ -47,6 +47,7 @@ struct RunResult {
     first_synced_ms: f64,
     peak_rss_mb: f64,
     rss_growth_mb: f64,
+    rss_before_mb: f64,
     cpu_s: f64,
     step2_bytes: usize,
 }
@@ -200,6 +201,7 @@ async fn run_once(
         first_synced_ms: (first - t0).as_secs_f64() * 1000.0,
         peak_rss_mb: peak_kb as f64 / 1024.0,
         rss_growth_mb: peak_kb.saturating_sub(rss_before) as f64 / 1024.0,
+        rss_before_mb: rss_before as f64 / 1024.0,
         cpu_s,
         step2_bytes: bytes,
     })
@@ -288,7 +290,7 @@ pub async fn run(a: &Args) -> Result<(), String> {
     }
     let med =
         |rs: &[RunResult], f: fn(&RunResult) -> f64| median(&rs.iter().map(f).collect::<Vec<_>>());
-    let summary: Vec<(Kind, [f64; 5])> = results
+    let summary: Vec<(Kind, [f64; 6])> = results
         .iter()
         .map(|(k, rs)| {
             (
@@ -299,6 +301,7 @@ pub async fn run(a: &Args) -> Result<(), String> {
                     med(rs, |r| r.peak_rss_mb),
                     med(rs, |r| r.rss_growth_mb),
                     med(rs, |r| r.cpu_s),
+                    med(rs, |r| r.rss_before_mb),
                 ],
             )
         })
@@ -318,8 +321,8 @@ pub async fn run(a: &Args) -> Result<(), String> {
         "# Join storm (`scripts/bench storm`)\n\n{}; {}; {clients} raw-socket joiners released \
          together into one live room holding the {times}× automerge-paper document ({} bytes of \
          v1 state); median of {runs} interleaved runs, a fresh server process per run.\n\n\
-         | server | all synced ms | first synced ms | peak RSS MB | RSS growth MB | CPU s | \
-         this ÷ best peer (time) | this ÷ best peer (peak RSS) |\n|---|---|---|---|---|---|---|---|\n",
+         | server | all synced ms | first synced ms | RSS before MB | peak RSS MB | RSS growth MB | CPU s | \
+         this ÷ best peer (time) | this ÷ best peer (peak RSS) |\n|---|---|---|---|---|---|---|---|---|\n",
         report::now_utc(),
         report::machine(),
         state.len()
@@ -327,10 +330,11 @@ pub async fn run(a: &Args) -> Result<(), String> {
     let (bt, bm) = (best_peer(0), best_peer(2));
     for (k, s) in &summary {
         md += &format!(
-            "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |\n",
             k.name(),
             s[0],
             s[1],
+            s[5],
             s[2],
             s[3],
             s[4],
@@ -347,7 +351,8 @@ pub async fn run(a: &Args) -> Result<(), String> {
         );
     }
     md += "\nPeak RSS = `VmHWM` after a reset (`/proc/<pid>/clear_refs`) just before the storm: \
-           the server's whole resident set at its highest during the storm. Servers: ";
+           the server's whole resident set at its highest during the storm; RSS before = the server with \
+           the document loaded and its editor connected, just before the release. Servers: ";
     md += &kinds
         .iter()
         .map(|k| format!("{} = {}", k.name(), k.describe()))
@@ -363,7 +368,7 @@ pub async fn run(a: &Args) -> Result<(), String> {
                 "server": k.name(),
                 "runs": rs.iter().map(|r| json!({
                     "all_synced_ms": r.all_synced_ms, "first_synced_ms": r.first_synced_ms,
-                    "peak_rss_mb": r.peak_rss_mb, "rss_growth_mb": r.rss_growth_mb,
+                    "peak_rss_mb": r.peak_rss_mb, "rss_growth_mb": r.rss_growth_mb, "rss_before_mb": r.rss_before_mb,
                     "cpu_s": r.cpu_s, "step2_bytes": r.step2_bytes,
                 })).collect::<Vec<_>>(),
             })
