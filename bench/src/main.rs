@@ -1,7 +1,7 @@
 //! `ykeep-bench`: the ykeep benchmarks (see bench/README.md). Run through `scripts/bench`.
 //!
 //!   ykeep-bench relay   [--runs 7] [--updates N] [--readers 1,2,10,50] [--servers ykeep,y-websocket,hocuspocus]
-//!                       [--rate R] [--idle 1000,10000] [--out relay-NAME]
+//!                       [--rate R] [--idle 1000,10000,50000] [--out relay-NAME]
 //!   ykeep-bench save    [--runs 7] [--sizes 1,10]
 //!   ykeep-bench scaling [--runs 7] [--sizes 1,2,5,10,20]
 //!   ykeep-bench cpu     [--runs 7]
@@ -101,7 +101,7 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
         .collect();
     let rate: Option<f64> = a.0.get("rate").and_then(|v| v.parse().ok());
     let idle: Vec<usize> = a
-        .list("idle", "1000,10000")
+        .list("idle", "1000,10000,50000")
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
@@ -221,7 +221,11 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
             "relay".to_owned()
         },
     );
-    let suffix = out_name.strip_prefix("relay").unwrap_or("").to_owned();
+    // relay-NAME -> relay-throughput-NAME.svg; another --out keeps its whole name, so that it
+    // never overwrites the committed plots.
+    let suffix = out_name
+        .strip_prefix("relay")
+        .map_or_else(|| format!("-{out_name}"), str::to_owned);
     report::write(
         &format!("relay-throughput{suffix}"),
         "svg",
@@ -246,7 +250,20 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
     let mut idle_rows = Vec::new();
     if !idle.is_empty() {
         md += "\n## Idle rooms (one client each, ~1 KB doc)\n\n| rooms | server | RSS KB per room | rooms per GiB |\n|---|---|---|---|\n";
+        let open_files = relay::raise_open_files();
         for &count in &idle {
+            // One socket per room in this process and one in the server's, plus their own files.
+            let need = count as u64 + 512;
+            if open_files < need {
+                let why = format!(
+                    "not run: {count} rooms need {need} open files per process, and this \
+                     machine's hard limit is {open_files} (`ulimit -Hn`)"
+                );
+                eprintln!("idle {count}: {why}");
+                md += &format!("| {count} | all | {why} | |\n");
+                idle_rows.push(json!({"rooms": count, "skipped": why}));
+                continue;
+            }
             for k in &kinds {
                 let server = Server::start(*k).await?;
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
+use std::net::Ipv4Addr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use tokio::net::{TcpSocket, TcpStream};
 
 pub struct RawWs {
     sock: TcpStream,
@@ -17,12 +19,26 @@ pub struct RawWs {
 
 impl RawWs {
     pub async fn connect(url: &str) -> std::io::Result<RawWs> {
+        Self::connect_from(url, None).await
+    }
+
+    /// [`RawWs::connect`] from the loopback address `source` (one source address runs out of
+    /// ephemeral ports near 28,000 connections to one server port).
+    pub async fn connect_from(url: &str, source: Option<Ipv4Addr>) -> std::io::Result<RawWs> {
         let rest = url.strip_prefix("ws://").unwrap_or(url);
         let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let mut sock = TcpStream::connect(host).await?;
+        let mut sock = match source {
+            None => TcpStream::connect(host).await?,
+            Some(ip) => {
+                let to: std::net::SocketAddr = host.parse().map_err(std::io::Error::other)?;
+                let socket = TcpSocket::new_v4()?;
+                socket.bind((ip, 0).into())?;
+                socket.connect(to).await?
+            }
+        };
         sock.set_nodelay(true)?;
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

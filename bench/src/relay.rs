@@ -106,7 +106,15 @@ fn fnv(h: &mut u64, b: &[u8]) {
 }
 
 async fn handshake_raw(url: &str, d: &Dialect) -> std::io::Result<RawWs> {
-    let mut ws = RawWs::connect(url).await?;
+    handshake_raw_from(url, d, None).await
+}
+
+async fn handshake_raw_from(
+    url: &str,
+    d: &Dialect,
+    source: Option<std::net::Ipv4Addr>,
+) -> std::io::Result<RawWs> {
+    let mut ws = RawWs::connect_from(url, source).await?;
     if let Some(h) = d.hello() {
         ws.send(&h).await?;
     }
@@ -336,13 +344,34 @@ pub async fn run_once(
 }
 
 /// Idle rooms: `rooms` connections, each in its own room with a ~1 KB doc; RSS delta per room.
+/// Raises this process's open-file limit to its hard limit (the servers it starts inherit it)
+/// and returns that limit.
+pub fn raise_open_files() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    lim.rlim_cur as u64
+}
+
 pub async fn idle_rooms(server: &Server, rooms: usize) -> Result<(f64, f64), String> {
     let before = servers::rss_kb(server.pid);
     let text = "lorem ipsum dolor sit amet ".repeat(38);
     let mut socks = Vec::with_capacity(rooms);
     for i in 0..rooms {
         let (url, d) = server.room(&format!("idle-{i}"));
-        let mut ws = handshake_raw(&url, &d)
+        // Spread over 127.0.0.2-127.0.0.5 (the servers listen on 127.0.0.1): one source address
+        // runs out of ephemeral ports near 28,000.
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % 4) as u8);
+        let mut ws = handshake_raw_from(&url, &d, Some(source))
             .await
             .map_err(|e| format!("room {i}: {e}"))?;
         let doc = trace::new_doc(1000 + i as u64);
