@@ -359,7 +359,7 @@ pub fn raise_open_files() -> u64 {
         lim.rlim_cur = lim.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 pub async fn idle_rooms(server: &Server, rooms: usize) -> Result<(f64, f64), String> {
