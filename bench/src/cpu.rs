@@ -59,7 +59,8 @@ fn relay(doc: &Doc, u: &[u8]) {
     doc.transact_mut().apply_update(update).expect("applies");
 }
 
-fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
+/// The sans-IO room fed `PER` Update frames per batch (one flush each).
+fn room<const PER: usize>(_: &[Vec<u8>], frames: &[Bytes]) -> String {
     use ykeep_room::{Effect, Event, Reply, Room, RoomConfig, RoomRecords};
     let config = RoomConfig {
         policy: ykeep_core::SchedulePolicy::default(),
@@ -78,14 +79,16 @@ fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
     room.handle(Event::Join { conn: 1 }, 0);
     room.handle(Event::Join { conn: 2 }, 0);
     room.flush(0).durable();
-    for data in frames {
-        room.handle(
-            Event::Frame {
-                conn: 1,
-                data: data.clone(),
-            },
-            1,
-        );
+    for batch in frames.chunks(PER) {
+        for data in batch {
+            room.handle(
+                Event::Frame {
+                    conn: 1,
+                    data: data.clone(),
+                },
+                1,
+            );
+        }
         let step = room.flush(1);
         assert!(step.append.is_some(), "every update is logged");
         std::hint::black_box(step.durable());
@@ -104,12 +107,18 @@ fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
     trace::text_of(&doc)
 }
 
-const STAGES: [Stage; 5] = [
+const STAGES: [Stage; 8] = [
     ("decode + apply (yrs floor)", |u, _| on_doc(u, bare)),
     ("guarded decode + apply", |u, _| on_doc(u, guarded)),
     ("validated_update + apply", |u, _| on_doc(u, validated)),
     ("validated_update_for + apply", |u, _| on_doc(u, relay)),
-    ("ykeep_room::Room, Update frame + flush (relay today)", room),
+    (
+        "ykeep_room::Room, 1 update per batch (worst case)",
+        room::<1>,
+    ),
+    ("ykeep_room::Room, 8 updates per batch", room::<8>),
+    ("ykeep_room::Room, 32 updates per batch", room::<32>),
+    ("ykeep_room::Room, 256 updates per batch", room::<256>),
 ];
 
 pub fn run(a: &Args) -> Result<(), String> {

@@ -127,17 +127,51 @@ pub fn validate_update(bytes: &[u8]) -> Result<(), MergeError> {
 /// One pass: the guarded decode with its round trip, the scratch-doc apply, one encode of the
 /// scratch state and one decode of it, then a plain decode of the same bytes for the caller
 /// (`Update` cannot be cloned and the scratch apply consumes its copy). `scripts/bench cpu`
-/// measures what each part costs.
+/// measures what each part costs. A run of one: [`validated_run`].
 pub fn validated_update(bytes: &[u8]) -> Result<Update, MergeError> {
-    let scratch_copy = decode_update(bytes)?;
+    let mut updates = validated_run(&[bytes])?;
+    Ok(updates.pop().expect("one update in, one out"))
+}
+
+/// [`validated_update`] for a run of updates that a document will apply in this order, checked
+/// together on one scratch doc: each update's guarded decode with its round trip, one apply of
+/// their union (`Update::merge_updates`, yrs' merge of decoded updates), then one encode of the
+/// scratch state and one decode of it. Returns each update decoded for the caller's own apply.
+///
+/// What a run proves is what one update proves, for the document that takes all of them: each
+/// decodes and survives the round trip on its own, and a doc holding all of them (from empty)
+/// takes them and encodes a state that decodes again. A run of one is exactly
+/// [`validated_update`]. An error names no culprit:
+/// check the updates one at a time ([`validated_update`]) to find it. The scratch doc is
+/// created, encoded and decoded once per run instead of once per update, which is most of what
+/// [`validated_update`] costs beyond the decode (`scripts/bench cpu`).
+pub fn validated_run(run: &[&[u8]]) -> Result<Vec<Update>, MergeError> {
     // A fixed client id: the scratch doc makes no edits of its own, and a random id costs an
-    // RNG call per update.
+    // RNG call per run.
     let doc = Doc::with_client_id(1);
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        doc.transact_mut().apply_update(scratch_copy)
-    }))
-    .map_err(|_| MergeError::Apply("yrs panicked applying the update".into()))?
-    .map_err(|e| MergeError::Apply(e.to_string()))?;
+    let mut copies = run
+        .iter()
+        .map(|bytes| decode_update(bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    // One apply of the run merged by yrs (the union: the state a doc reaches applying each in
+    // turn). Applied one by one, an empty doc would keep the run pending and re-apply all of
+    // it with each update that follows (quadratic).
+    let scratch_copy = if copies.len() == 1 {
+        copies.pop()
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Update::merge_updates(copies)
+        }))
+        .map(Some)
+        .map_err(|_| MergeError::Apply("yrs panicked merging the updates".into()))?
+    };
+    if let Some(scratch_copy) = scratch_copy {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            doc.transact_mut().apply_update(scratch_copy)
+        }))
+        .map_err(|_| MergeError::Apply("yrs panicked applying the update".into()))?
+        .map_err(|e| MergeError::Apply(e.to_string()))?;
+    }
     let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default())
@@ -147,7 +181,7 @@ pub fn validated_update(bytes: &[u8]) -> Result<Update, MergeError> {
         MergeError::Apply(format!("the document's state does not decode again: {e}"))
     })?;
     // The same bytes decoded a moment ago: this cannot fail, but stays guarded all the same.
-    guarded_decode(bytes)
+    run.iter().map(|bytes| guarded_decode(bytes)).collect()
 }
 
 /// [`validated_update`] for one document: also refuses what would fail against `doc`'s content
