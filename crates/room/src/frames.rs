@@ -107,8 +107,8 @@ impl Room {
     }
 
     /// Checks and applies the run of update frames held since the last other event, in arrival
-    /// order: all of them on one scratch doc, and only when that fails one at a time, to find
-    /// the culprits. Each one's parent check reads the doc just before its own apply (an
+    /// order: [`RUN_CHECK`] at a time on one scratch doc, and only when that fails one at a
+    /// time, to find the culprits. Each one's parent check reads the doc just before its own apply (an
     /// earlier update of the run may bring the parent). A refused update closes only its
     /// sender, whose later frames in the run are dropped as they were before; the others apply.
     pub(crate) fn settle_run(&mut self) {
@@ -116,18 +116,20 @@ impl Room {
             return;
         }
         let run = std::mem::take(&mut self.batch.run);
-        let payloads: Vec<&[u8]> = run.iter().map(Pending::payload).collect();
-        match protocol::checked_run(&payloads) {
-            Ok(updates) => {
-                for (pending, update) in run.iter().zip(updates) {
-                    self.apply_pending(pending, Ok(update));
+        for chunk in run.chunks(RUN_CHECK) {
+            let payloads: Vec<&[u8]> = chunk.iter().map(Pending::payload).collect();
+            match protocol::checked_run(&payloads) {
+                Ok(updates) => {
+                    for (pending, update) in chunk.iter().zip(updates) {
+                        self.apply_pending(pending, Ok(update));
+                    }
                 }
-            }
-            Err(_) => {
-                for pending in &run {
-                    if self.conns.contains(&pending.conn) {
-                        let alone = protocol::checked_run(&[pending.payload()]);
-                        self.apply_pending(pending, alone.map(|mut u| u.remove(0)));
+                Err(_) => {
+                    for pending in chunk {
+                        if self.conns.contains(&pending.conn) {
+                            let alone = protocol::checked_run(&[pending.payload()]);
+                            self.apply_pending(pending, alone.map(|mut u| u.remove(0)));
+                        }
                     }
                 }
             }
@@ -186,6 +188,12 @@ impl Room {
         self.batch.effects.push(Effect::Deliver { to, frame });
     }
 }
+
+/// The most updates checked together on one scratch doc. yrs' merge of decoded updates re-sorts
+/// its inputs for every block it writes, so a run's check grows with the square of its length:
+/// a flood drains thousands of frames per batch, which are checked in chunks of this many
+/// (`scripts/bench cpu`: 8 per batch costs less than 32 or 256).
+const RUN_CHECK: usize = 8;
 
 /// An Update or SyncStep2 frame held in the room's run until it is settled.
 #[derive(Debug)]
