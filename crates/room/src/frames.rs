@@ -115,8 +115,13 @@ impl Room {
         if self.batch.run.is_empty() {
             return;
         }
-        let run = std::mem::take(&mut self.batch.run);
+        let mut run = std::mem::take(&mut self.batch.run);
         for chunk in run.chunks(RUN_CHECK) {
+            if let [pending] = chunk {
+                let checked = protocol::checked_alone(pending.payload());
+                self.apply_pending(pending, checked);
+                continue;
+            }
             let payloads: Vec<&[u8]> = chunk.iter().map(Pending::payload).collect();
             match protocol::checked_run(&payloads) {
                 Ok(updates) => {
@@ -127,13 +132,16 @@ impl Room {
                 Err(_) => {
                     for pending in chunk {
                         if self.conns.contains(&pending.conn) {
-                            let alone = protocol::checked_run(&[pending.payload()]);
-                            self.apply_pending(pending, alone.map(|mut u| u.remove(0)));
+                            let checked = protocol::checked_alone(pending.payload());
+                            self.apply_pending(pending, checked);
                         }
                     }
                 }
             }
         }
+        // Kept for the next run (the batch's buffers go with each flush; this one need not).
+        run.clear();
+        self.batch.run = run;
     }
 
     /// One update of a run, checked on the scratch doc (`checked`): the parent check on the

@@ -161,6 +161,11 @@ pub fn checked_run(payloads: &[&[u8]]) -> Result<Vec<yrs::Update>, ProtocolError
     ykeep_core::merge::validated_run(payloads).map_err(|e| ProtocolError(e.to_string()))
 }
 
+/// [`checked_update`] without the parent check, for one update ([`checked_run`] of one).
+pub fn checked_alone(payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
+    ykeep_core::validated_update(payload).map_err(|e| ProtocolError(e.to_string()))
+}
+
 /// The parent check of [`checked_update`] alone (`ykeep_core::merge::check_parents`).
 pub fn check_parents(doc: &yrs::Doc, payload: &[u8]) -> Result<(), ProtocolError> {
     ykeep_core::merge::check_parents(doc, payload).map_err(|e| ProtocolError(e.to_string()))

@@ -484,7 +484,9 @@ impl Room {
         if unload || matches!(self.life, Life::Ended(_)) {
             self.batch.effects.push(Effect::Unload);
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
+        // The run is settled (empty); its buffer serves the next batch.
+        self.batch.run = std::mem::take(&mut batch.run);
         Step {
             append,
             compact: batch.compact,
