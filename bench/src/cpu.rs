@@ -11,8 +11,13 @@
 //!    names by id is a type or deleted, in the room's doc or the update: yrs fails half-way on
 //!    one that is not) + apply;
 //! 5. what the relay runs per update: the sans-IO room (`ykeep_room::Room`) with two
-//!    connections, each update arriving as a y-sync Update frame, one batch per update (the
-//!    worst case): parse, 4., the log record, the forward to the other connection.
+//!    connections, each update arriving as a y-sync Update frame: parse, the check, the parent
+//!    check, the apply, the log record, the forward to the other connection. The room checks
+//!    consecutive updates of a batch together on one scratch doc (8 at a time), so the stage
+//!    runs at four batch sizes: 1 update per batch (the worst case: a room that gets one update
+//!    per wake-up, each checked alone), 8 and 32 (a few writers, or one fast typist, between two
+//!    wake-ups of the room task), and 4096 (a flood: the relay's room task drains at most
+//!    `MAX_BATCH` = 4096 messages per batch, which is what `scripts/bench relay` sees).
 //!
 //! The durable log's SQLite commit and the socket I/O come on top; `scripts/bench relay` measures
 //! them end to end (its `CPU µs/update` column).
@@ -59,7 +64,8 @@ fn relay(doc: &Doc, u: &[u8]) {
     doc.transact_mut().apply_update(update).expect("applies");
 }
 
-fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
+/// The sans-IO room fed `PER` Update frames per batch (one flush each).
+fn room<const PER: usize>(_: &[Vec<u8>], frames: &[Bytes]) -> String {
     use ykeep_room::{Effect, Event, Reply, Room, RoomConfig, RoomRecords};
     let config = RoomConfig {
         policy: ykeep_core::SchedulePolicy::default(),
@@ -78,14 +84,16 @@ fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
     room.handle(Event::Join { conn: 1 }, 0);
     room.handle(Event::Join { conn: 2 }, 0);
     room.flush(0).durable();
-    for data in frames {
-        room.handle(
-            Event::Frame {
-                conn: 1,
-                data: data.clone(),
-            },
-            1,
-        );
+    for batch in frames.chunks(PER) {
+        for data in batch {
+            room.handle(
+                Event::Frame {
+                    conn: 1,
+                    data: data.clone(),
+                },
+                1,
+            );
+        }
         let step = room.flush(1);
         assert!(step.append.is_some(), "every update is logged");
         std::hint::black_box(step.durable());
@@ -104,12 +112,21 @@ fn room(_: &[Vec<u8>], frames: &[Bytes]) -> String {
     trace::text_of(&doc)
 }
 
-const STAGES: [Stage; 5] = [
+const STAGES: [Stage; 8] = [
     ("decode + apply (yrs floor)", |u, _| on_doc(u, bare)),
     ("guarded decode + apply", |u, _| on_doc(u, guarded)),
     ("validated_update + apply", |u, _| on_doc(u, validated)),
     ("validated_update_for + apply", |u, _| on_doc(u, relay)),
-    ("ykeep_room::Room, Update frame + flush (relay today)", room),
+    (
+        "ykeep_room::Room, 1 update per batch (worst case)",
+        room::<1>,
+    ),
+    ("ykeep_room::Room, 8 updates per batch", room::<8>),
+    ("ykeep_room::Room, 32 updates per batch", room::<32>),
+    (
+        "ykeep_room::Room, 4096 updates per batch (a flood)",
+        room::<4096>,
+    ),
 ];
 
 pub fn run(a: &Args) -> Result<(), String> {

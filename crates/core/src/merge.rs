@@ -127,17 +127,26 @@ pub fn validate_update(bytes: &[u8]) -> Result<(), MergeError> {
 /// One pass: the guarded decode with its round trip, the scratch-doc apply, one encode of the
 /// scratch state and one decode of it, then a plain decode of the same bytes for the caller
 /// (`Update` cannot be cloned and the scratch apply consumes its copy). `scripts/bench cpu`
-/// measures what each part costs.
+/// measures what each part costs. A run of several: [`validated_run`].
 pub fn validated_update(bytes: &[u8]) -> Result<Update, MergeError> {
     let scratch_copy = decode_update(bytes)?;
+    check_on_scratch(Some(scratch_copy))?;
+    // The same bytes decoded a moment ago: this cannot fail, but stays guarded all the same.
+    guarded_decode(bytes)
+}
+
+/// Applies `update` to an empty doc, whose state must then encode and decode again.
+fn check_on_scratch(update: Option<Update>) -> Result<(), MergeError> {
     // A fixed client id: the scratch doc makes no edits of its own, and a random id costs an
-    // RNG call per update.
+    // RNG call per check.
     let doc = Doc::with_client_id(1);
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        doc.transact_mut().apply_update(scratch_copy)
-    }))
-    .map_err(|_| MergeError::Apply("yrs panicked applying the update".into()))?
-    .map_err(|e| MergeError::Apply(e.to_string()))?;
+    if let Some(update) = update {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            doc.transact_mut().apply_update(update)
+        }))
+        .map_err(|_| MergeError::Apply("yrs panicked applying the update".into()))?
+        .map_err(|e| MergeError::Apply(e.to_string()))?;
+    }
     let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default())
@@ -146,8 +155,40 @@ pub fn validated_update(bytes: &[u8]) -> Result<Update, MergeError> {
     guarded_decode(&encoded).map_err(|e| {
         MergeError::Apply(format!("the document's state does not decode again: {e}"))
     })?;
+    Ok(())
+}
+
+/// [`validated_update`] for a run of updates that a document will apply in this order, checked
+/// together on one scratch doc: each update's guarded decode with its round trip, one apply of
+/// their union (`Update::merge_updates`, yrs' merge of decoded updates), then one encode of the
+/// scratch state and one decode of it. Returns each update decoded for the caller's own apply.
+///
+/// What a run proves is what one update proves, for the document that takes all of them: each
+/// decodes and survives the round trip on its own, and a doc holding all of them (from empty)
+/// takes them and encodes a state that decodes again. A run of one is [`validated_update`]. An error names no culprit:
+/// check the updates one at a time ([`validated_update`]) to find it. The scratch doc is
+/// created, encoded and decoded once per run instead of once per update, which is most of what
+/// [`validated_update`] costs beyond the decode (`scripts/bench cpu`).
+pub fn validated_run(run: &[&[u8]]) -> Result<Vec<Update>, MergeError> {
+    let mut copies = run
+        .iter()
+        .map(|bytes| decode_update(bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    // One apply of the run merged by yrs (the union: the state a doc reaches applying each in
+    // turn). Applied one by one, an empty doc would keep the run pending and re-apply all of
+    // it with each update that follows (quadratic).
+    let scratch_copy = if copies.len() <= 1 {
+        copies.pop()
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Update::merge_updates(copies)
+        }))
+        .map(Some)
+        .map_err(|_| MergeError::Apply("yrs panicked merging the updates".into()))?
+    };
+    check_on_scratch(scratch_copy)?;
     // The same bytes decoded a moment ago: this cannot fail, but stays guarded all the same.
-    guarded_decode(bytes)
+    run.iter().map(|bytes| guarded_decode(bytes)).collect()
 }
 
 /// [`validated_update`] for one document: also refuses what would fail against `doc`'s content
@@ -375,6 +416,33 @@ mod tests {
         doc.transact_mut().apply_update(update).unwrap();
         assert_eq!(text_of(&doc), "ok");
         assert!(decode_state_vector(&[0xff]).is_err());
+    }
+
+    #[test]
+    fn a_run_is_checked_as_one_and_fails_with_any_bad_update_in_it() {
+        let doc = doc_with(3, "ab");
+        let first = full(&doc);
+        let sv = doc.transact().state_vector();
+        doc.get_or_insert_text("t")
+            .insert(&mut doc.transact_mut(), 2, "cd");
+        let second = doc.transact().encode_state_as_update_v1(&sv);
+        let other = full(&doc_with(4, "xy"));
+        let run = [first.as_slice(), second.as_slice(), other.as_slice()];
+        let target = Doc::new();
+        for update in validated_run(&run).unwrap() {
+            target.transact_mut().apply_update(update).unwrap();
+        }
+        assert!(text_of(&target).contains("abcd") && text_of(&target).contains("xy"));
+        let poison = [1u8, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
+        for bad in [
+            &poison[..],
+            b"hello world, not yjs",
+            &[0x80, 0x80, 0x80, 0x40, 0, 0],
+        ] {
+            assert!(validate_update(bad).is_err());
+            assert!(validated_run(&[first.as_slice(), bad, other.as_slice()]).is_err());
+        }
+        assert!(validated_run(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! - A SyncStep1 gets the SyncStep2 the sender lacks.
 //! - A SyncStep2 or Update is checked before it touches the doc, applied, logged, and forwarded
 //!   to every other connection as an Update (a SyncStep2 is a reply to one peer, the others need
-//!   an Update).
+//!   an Update). Consecutive ones (from any connections) are held as a run and checked as one
+//!   on one scratch doc when any other event or the flush comes, so every effect keeps its
+//!   order; a run that fails is checked one update at a time to find the culprits.
 //! - Awareness is kept per client id with the connection that announced it; when a connection
 //!   leaves, everyone hears a removal for each of its client ids.
 //! - Anything the room refuses closes that connection with 1008 and changes nothing.
+
+use std::ops::Range;
 
 use bytes::Bytes;
 use ykeep_core::SaveEvent;
@@ -45,7 +49,25 @@ impl Room {
         if !self.conns.contains(&conn) {
             return; // refused or gone: ignore what it still sends
         }
-        let frame = match protocol::parse(&data) {
+        let frame = protocol::parse(&data);
+        match frame {
+            Ok(Frame::SyncStep2 { update }) => {
+                let (payload, end) = (update, None);
+                return self
+                    .batch
+                    .run
+                    .push(Pending::new(conn, data, payload, end, now));
+            }
+            Ok(Frame::Update { update, end }) => {
+                let (payload, end) = (update, Some(end));
+                return self
+                    .batch
+                    .run
+                    .push(Pending::new(conn, data, payload, end, now));
+            }
+            _ => self.settle_run(),
+        }
+        let frame = match frame {
             Ok(frame) => frame,
             Err(e) => return self.refuse(conn, &e.to_string(), now),
         };
@@ -64,32 +86,7 @@ impl Room {
                 }
                 Err(e) => self.refuse(conn, &format!("bad state vector: {e}"), now),
             },
-            Frame::SyncStep2 { ref update } | Frame::Update { ref update, .. } => {
-                let range = update.clone();
-                let payload = &data[range.clone()];
-                let update = match protocol::checked_update(&self.doc, payload) {
-                    Ok(u) => u,
-                    Err(e) => return self.refuse(conn, &format!("bad Yjs update: {e}"), now),
-                };
-                if update.is_empty() {
-                    return;
-                }
-                let applied = self.doc.transact_mut().apply_update(update);
-                if let Err(e) = applied {
-                    return self.refuse(conn, &format!("Yjs update does not apply: {e}"), now);
-                }
-                protocol::write_len_prefixed(&mut self.batch.log, payload);
-                self.batch.tally.updates += 1;
-                self.batch.tally.update_bytes += payload.len() as u64;
-                let out = match frame {
-                    Frame::Update { end, .. } => OutFrame::Update {
-                        frame: data.slice(..end),
-                        payload_at: range.start,
-                    },
-                    _ => update_frame(payload),
-                };
-                self.deliver(Target::AllBut(conn), out);
-            }
+            Frame::SyncStep2 { .. } | Frame::Update { .. } => {} // held in the run above
             Frame::Awareness { payload } => {
                 let bytes = &data[payload.clone()];
                 if !protocol::plausible_count(bytes) || !self.awareness.apply(conn, bytes) {
@@ -110,6 +107,81 @@ impl Room {
         }
     }
 
+    /// Checks and applies the run of update frames held since the last other event, in arrival
+    /// order: [`RUN_CHECK`] at a time on one scratch doc, and only when that fails one at a
+    /// time, to find the culprits. Each one's parent check reads the doc just before its own apply (an
+    /// earlier update of the run may bring the parent). A refused update closes only its
+    /// sender, whose later frames in the run are dropped as they were before; the others apply.
+    pub(crate) fn settle_run(&mut self) {
+        if self.batch.run.is_empty() {
+            return;
+        }
+        let mut run = std::mem::take(&mut self.batch.run);
+        for chunk in run.chunks(RUN_CHECK) {
+            if let [pending] = chunk {
+                let checked = protocol::checked_alone(pending.payload());
+                self.apply_pending(pending, checked);
+                continue;
+            }
+            let payloads: Vec<&[u8]> = chunk.iter().map(Pending::payload).collect();
+            match protocol::checked_run(&payloads) {
+                Ok(updates) => {
+                    for (pending, update) in chunk.iter().zip(updates) {
+                        self.apply_pending(pending, Ok(update));
+                    }
+                }
+                Err(_) => {
+                    for pending in chunk {
+                        if self.conns.contains(&pending.conn) {
+                            let checked = protocol::checked_alone(pending.payload());
+                            self.apply_pending(pending, checked);
+                        }
+                    }
+                }
+            }
+        }
+        // Kept for the next run (the batch's buffers go with each flush; this one need not).
+        run.clear();
+        self.batch.run = run;
+    }
+
+    /// One update of a run, checked on the scratch doc (`checked`): the parent check on the
+    /// doc as it is now, the apply, the log record, the forward.
+    fn apply_pending(
+        &mut self,
+        pending: &Pending,
+        checked: Result<yrs::Update, protocol::ProtocolError>,
+    ) {
+        let (conn, now) = (pending.conn, pending.now);
+        if !self.conns.contains(&conn) {
+            return; // refused earlier in this run
+        }
+        let payload = pending.payload();
+        let update =
+            match checked.and_then(|u| protocol::check_parents(&self.doc, payload).map(|()| u)) {
+                Ok(u) => u,
+                Err(e) => return self.refuse(conn, &format!("bad Yjs update: {e}"), now),
+            };
+        if update.is_empty() {
+            return;
+        }
+        let applied = self.doc.transact_mut().apply_update(update);
+        if let Err(e) = applied {
+            return self.refuse(conn, &format!("Yjs update does not apply: {e}"), now);
+        }
+        protocol::write_len_prefixed(&mut self.batch.log, payload);
+        self.batch.tally.updates += 1;
+        self.batch.tally.update_bytes += payload.len() as u64;
+        let out = match pending.end {
+            Some(end) => OutFrame::Update {
+                frame: pending.data.slice(..end),
+                payload_at: pending.payload.start,
+            },
+            None => update_frame(payload),
+        };
+        self.deliver(Target::AllBut(conn), out);
+    }
+
     pub(crate) fn refuse(&mut self, conn: ConnId, reason: &str, now: u64) {
         tracing::warn!(room = %self.name, conn, reason, "refusing a client message; closing it");
         self.batch.tally.refused_frames += 1;
@@ -123,6 +195,41 @@ impl Room {
 
     pub(crate) fn deliver(&mut self, to: Target, frame: OutFrame) {
         self.batch.effects.push(Effect::Deliver { to, frame });
+    }
+}
+
+/// The most updates checked together on one scratch doc. yrs' merge of decoded updates re-sorts
+/// its inputs for every block it writes, so a run's check grows with the square of its length:
+/// a flood drains thousands of frames per batch, which are checked in chunks of this many
+/// (`scripts/bench cpu`: 8 per batch costs less than 32 or 256).
+const RUN_CHECK: usize = 8;
+
+/// An Update or SyncStep2 frame held in the room's run until it is settled.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    conn: ConnId,
+    data: Bytes,
+    /// The Yjs update's range in `data`.
+    payload: Range<usize>,
+    /// An Update frame's end (it is forwarded as it came); `None` for a SyncStep2.
+    end: Option<usize>,
+    /// When it arrived (a refusal's disconnect is scheduled at that time).
+    now: u64,
+}
+
+impl Pending {
+    fn new(conn: ConnId, data: Bytes, payload: Range<usize>, end: Option<usize>, now: u64) -> Self {
+        Pending {
+            conn,
+            data,
+            payload,
+            end,
+            now,
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.data[self.payload.clone()]
     }
 }
 

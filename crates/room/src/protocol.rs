@@ -153,6 +153,24 @@ pub fn checked_update(doc: &yrs::Doc, payload: &[u8]) -> Result<yrs::Update, Pro
     ykeep_core::merge::validated_update_for(doc, payload).map_err(|e| ProtocolError(e.to_string()))
 }
 
+/// [`checked_update`] for a run of updates the room will apply in this order, on one scratch
+/// doc (`ykeep_core::merge::validated_run`), without the parent check: that one reads the
+/// room's doc as it is just before each update's own apply ([`check_parents`]). An error names
+/// no culprit; the room then checks the run one update at a time.
+pub fn checked_run(payloads: &[&[u8]]) -> Result<Vec<yrs::Update>, ProtocolError> {
+    ykeep_core::merge::validated_run(payloads).map_err(|e| ProtocolError(e.to_string()))
+}
+
+/// [`checked_update`] without the parent check, for one update ([`checked_run`] of one).
+pub fn checked_alone(payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
+    ykeep_core::validated_update(payload).map_err(|e| ProtocolError(e.to_string()))
+}
+
+/// The parent check of [`checked_update`] alone (`ykeep_core::merge::check_parents`).
+pub fn check_parents(doc: &yrs::Doc, payload: &[u8]) -> Result<(), ProtocolError> {
+    ykeep_core::merge::check_parents(doc, payload).map_err(|e| ProtocolError(e.to_string()))
+}
+
 pub fn varint_len(mut n: u64) -> usize {
     let mut len = 1;
     while n >= 0x80 {

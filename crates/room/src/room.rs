@@ -229,6 +229,9 @@ pub(crate) enum Life {
 /// What the current batch has produced so far.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
+    /// Update and SyncStep2 frames not yet checked nor applied (`frames.rs`): consecutive ones
+    /// are checked as one run, settled before any other event and at the flush.
+    pub run: Vec<crate::frames::Pending>,
     /// `[varuint len, update]*` of everything applied to the doc in this batch.
     pub log: Vec<u8>,
     /// Quarantine and closes, performed before `effects`.
@@ -390,6 +393,10 @@ impl Room {
 
     /// Feeds one event of the current batch.
     pub fn handle(&mut self, event: Event, now: u64) {
+        if !matches!(event, Event::Frame { .. }) {
+            // Every effect keeps its order: the updates before this event first.
+            self.settle_run();
+        }
         if let Life::Ended(close) = &self.life {
             match event {
                 Event::Join { conn } => {
@@ -426,6 +433,7 @@ impl Room {
 
     /// Ends the batch at time `now` (also the tick: call it at [`Room::next_deadline`]).
     pub fn flush(&mut self, now: u64) -> Step {
+        self.settle_run();
         self.doc.forget_stale();
         let mut append = None;
         if !self.batch.log.is_empty() {
@@ -478,7 +486,9 @@ impl Room {
         if unload || matches!(self.life, Life::Ended(_)) {
             self.batch.effects.push(Effect::Unload);
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
+        // The run is settled (empty); its buffer serves the next batch.
+        self.batch.run = std::mem::take(&mut batch.run);
         Step {
             append,
             compact: batch.compact,
@@ -582,7 +592,8 @@ impl Room {
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.log.is_empty()
+        self.run.is_empty()
+            && self.log.is_empty()
             && self.first.is_empty()
             && self.effects.is_empty()
             && self.actions.is_empty()

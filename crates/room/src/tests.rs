@@ -1164,3 +1164,178 @@ fn a_resumed_room_still_owes_its_connections_their_saves() {
         [(Target::One(1), Saved(4))]
     );
 }
+
+/// Frames of one run (consecutive updates from any connections), then the flush.
+fn send_run(room: &mut Room, frames: &[(ConnId, Vec<u8>)], now: u64) -> Step {
+    for (conn, update) in frames {
+        let data = frame(protocol::encode_update(update));
+        room.handle(Event::Frame { conn: *conn, data }, now);
+    }
+    room.flush(now)
+}
+
+fn room_with(conns: &[ConnId]) -> Room {
+    let mut room = fresh();
+    for &conn in conns {
+        room.handle(Event::Join { conn }, 0);
+    }
+    room.flush(0).durable();
+    room
+}
+
+#[test]
+fn a_run_with_a_culprit_in_the_middle_refuses_only_it_and_applies_the_rest_in_order() {
+    let mut room = room_with(&[1, 2, 3]);
+    let mut bad = edit(6, "bad");
+    bad.truncate(bad.len() - 2);
+    let (a, c, d) = (edit(5, "a"), edit(7, "c"), edit(8, "d"));
+    let step = send_run(
+        &mut room,
+        &[
+            (1, a.clone()),
+            (2, bad),
+            (3, c.clone()),
+            (2, edit(9, "after its refusal")),
+            (1, d.clone()),
+        ],
+        1,
+    );
+    assert_eq!(step.tally.updates, 3);
+    assert_eq!(step.tally.refused_frames, 1);
+    let append = step.append.as_ref().expect("the others are logged");
+    let logged = protocol::read_len_prefixed(&append.data).unwrap();
+    assert_eq!(logged, [a.as_slice(), c.as_slice(), d.as_slice()]);
+    let effects = step.durable();
+    assert!(matches!(&effects[0], Effect::Close { conn: 2, close }
+        if close.code == 1008 && close.reason.starts_with("bad Yjs update")));
+    let forwarded: Vec<_> = deliveries(&effects)
+        .into_iter()
+        .map(|(to, f)| (to, update_payload(&f)))
+        .collect();
+    assert_eq!(
+        forwarded,
+        [
+            (Target::AllBut(1), a),
+            (Target::AllBut(3), c),
+            (Target::AllBut(1), d)
+        ]
+    );
+    assert_eq!(room.connections(), 2);
+    let text = text_of(&state_of(&mut room, 2));
+    assert!(["a", "c", "d"].iter().all(|t| text.contains(t)) && !text.contains("after"));
+}
+
+/// Marks, a SyncStep1 and awareness between updates settle the run first: the SyncStep2 holds
+/// exactly the updates before it, the forwards keep their order, each mark is committed.
+#[test]
+fn effects_keep_their_order_with_marks_sync_step1_and_awareness_between_updates() {
+    use ykeep_core::acks::Message::*;
+    let mut room = room_with(&[1, 2]);
+    room.handle(Event::OptIn { conn: 1 }, 0);
+    room.flush(0).durable();
+    let send = |room: &mut Room, conn, data: Bytes| room.handle(Event::Frame { conn, data }, 1);
+    let (a, b, c) = (edit(11, "a"), edit(12, "b"), edit(13, "c"));
+    send(&mut room, 1, frame(protocol::encode_update(&a)));
+    send(&mut room, 1, ykeep(Mark(1)));
+    send(&mut room, 2, frame(protocol::encode_update(&b)));
+    send(&mut room, 2, frame(protocol::encode_step1(&[0])));
+    send(
+        &mut room,
+        2,
+        frame(protocol::encode_awareness(&awareness(&[(40, 1, "{}")]))),
+    );
+    send(&mut room, 1, frame(protocol::encode_update(&c)));
+    send(&mut room, 1, ykeep(Mark(2)));
+    let step = room.flush(1);
+    let logged = protocol::read_len_prefixed(&step.append.as_ref().unwrap().data)
+        .unwrap()
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect::<Vec<_>>();
+    assert_eq!(logged, [a.clone(), b.clone(), c.clone()]);
+    let effects = step.durable();
+    let order: Vec<_> = deliveries(&effects)
+        .into_iter()
+        .map(|(to, f)| match protocol::parse(f.bytes()).unwrap() {
+            Frame::Update { .. } => (to, format!("update {}", text_of(&update_payload(&f)))),
+            Frame::SyncStep2 { update } => (to, format!("step2 {}", text_of(&f.bytes()[update]))),
+            Frame::Awareness { .. } => (to, "awareness".into()),
+            Frame::Ykeep => (to, "ack".into()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    // The SyncStep2 holds a and b (the updates before it), not c.
+    let step2 = text_of(&yrs::merge_updates_v1([a.as_slice(), b.as_slice()]).unwrap());
+    assert_eq!(
+        order,
+        [
+            (Target::AllBut(1), "update a".to_string()),
+            (Target::AllBut(2), "update b".to_string()),
+            (Target::One(2), format!("step2 {step2}")),
+            (Target::AllBut(2), "awareness".to_string()),
+            (Target::AllBut(1), "update c".to_string()),
+            (Target::One(1), "ack".to_string()),
+        ]
+    );
+    assert_eq!(acks_of(&effects), [(Target::One(1), Committed(2))]);
+}
+
+/// Every fuzz regression body (fuzz/regressions/snapshot_save/), sent between two honest
+/// updates of one run, is refused as it is alone, and the room's doc, log and forwards are
+/// those of a room that never saw it.
+#[test]
+fn fuzz_regressions_inside_a_run_are_refused_with_the_doc_untouched() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/snapshot_save"
+    );
+    let mut bodies: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(bodies.len() >= 8);
+    // Finding c1d9159b behind an insert by client 200 (yrs would leave the insert in).
+    let finding = include_bytes!(
+        "../../../fuzz/regressions/snapshot_save/crash-c1d9159bc159df44c1d313ccde20189c9554d62c"
+    );
+    bodies.push(yrs::merge_updates_v1([edit(200, "NEW").as_slice(), finding]).unwrap());
+    // What the snapshot_save target stores: client 7's text, its first 7 characters deleted.
+    let stored = {
+        let doc = Doc::with_client_id(7);
+        let t = doc.get_or_insert_text("t");
+        t.insert(&mut doc.transact_mut(), 0, "stored snapshot");
+        t.remove_range(&mut doc.transact_mut(), 0, 7);
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    };
+    let (a, b) = (edit(5, "a"), edit(6, "b"));
+    let run_with = |body: Option<&[u8]>| {
+        let mut room = room_with(&[1, 2, 3]);
+        send_run(&mut room, &[(1, stored.clone())], 1).durable();
+        let mut run = vec![(1, a.clone())];
+        run.extend(body.map(|body| (3, body.to_vec())));
+        run.push((2, b.clone()));
+        let step = send_run(&mut room, &run, 2);
+        let (log, refused) = (step.append.as_ref().unwrap().data.clone(), step.tally);
+        let forwards: Vec<_> = deliveries(&step.durable())
+            .into_iter()
+            .filter(|(_, f)| matches!(f, OutFrame::Update { .. }))
+            .collect();
+        (
+            state_of(&mut room, 3),
+            log,
+            forwards,
+            refused.refused_frames,
+        )
+    };
+    let honest = run_with(None);
+    for (i, body) in bodies.iter().enumerate() {
+        let (state, log, forwards, refused) = run_with(Some(body));
+        assert_eq!(refused, 1, "regression {i} is refused");
+        assert_eq!(
+            (state, log, forwards),
+            (honest.0.clone(), honest.1.clone(), honest.2.clone()),
+            "regression {i}: the room is as if it never came"
+        );
+    }
+}
