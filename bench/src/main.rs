@@ -303,7 +303,7 @@ async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), Strin
         );
         let (c, f) = (&r.cold, &r.save_floor);
         eprintln!(
-            "  {k}x cold start {:.1} ms vs floor {:.1} ms (apply {:.1} + SyncStep2 {:.1}) = {:.2}x; fetch {:.2}, log apply {:.1}, checks+merge {:.1}, SyncStep2 {:.1}, process {:.1}",
+            "  {k}x cold start {:.1} ms vs floor {:.1} ms (apply {:.1} + SyncStep2 {:.1}) = {:.2}x; fetch {:.2}, log apply {:.1}, checks+merge {:.1}, SyncStep2 {:.1}, process {:.1}; first connection of the process (empty room) {:.1}",
             r.cold_start_ms,
             c.floor_ms,
             c.floor_apply_ms,
@@ -313,7 +313,8 @@ async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), Strin
             c.log_apply_ms,
             c.checks_merge_ms,
             c.sync2_ms,
-            c.process_ms
+            c.process_ms,
+            c.empty_room_first_ms
         );
         eprintln!(
             "  {k}x save {:.1} ms (encode + POST) vs floor {:.1} ms (encode {:.2} + check {:.1} + blob write+fsync {:.1} + SQLite commit {:.1}) = {:.2}x",
