@@ -303,7 +303,7 @@ async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), Strin
         );
         let (c, f) = (&r.cold, &r.save_floor);
         eprintln!(
-            "  {k}x cold start {:.1} ms vs floor {:.1} ms (apply {:.1} + SyncStep2 {:.1}) = {:.2}x; fetch {:.2}, log apply {:.1}, checks+merge {:.1}, SyncStep2 {:.1}, process {:.1}; first connection of the process (empty room) {:.1}",
+            "  {k}x cold start {:.1} ms vs floor {:.1} ms (apply {:.1} + SyncStep2 {:.1}) = {:.2}x; fetch {:.2}, log apply {:.1}, checks+merge {:.1}, SyncStep2 {:.1}, process {:.1}; first connection of the process (empty room) {:.1}; relay minor faults {:.0}",
             r.cold_start_ms,
             c.floor_ms,
             c.floor_apply_ms,
@@ -314,7 +314,8 @@ async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), Strin
             c.checks_merge_ms,
             c.sync2_ms,
             c.process_ms,
-            c.empty_room_first_ms
+            c.empty_room_first_ms,
+            c.minor_faults
         );
         eprintln!(
             "  {k}x save {:.1} ms (encode + POST) vs floor {:.1} ms (encode {:.2} + check {:.1} + blob write+fsync {:.1} + SQLite commit {:.1}) = {:.2}x",
@@ -358,11 +359,11 @@ time from WebSocket connect to SyncStep2 received. raw disk read = `read()` of t
 The breakdown repeats the room's steps in process on the same blob and log record: fetch = the store's blob read (`serve` calls its store in process, no HTTP); \
 log apply = `apply_records` of the compacted record; checks + merge = the rest of `Room::open` (the store snapshot is skipped when the log's compacted save names the same snapshot id and the doc covers its marker); \
 SyncStep2 = the room's full-state encode; process = the end-to-end figure minus those (WebSocket connect and upgrade, the SQLite read of the log, task hand-offs).\n\n\
-| size | cold start ms | floor ms | ratio | floor: apply ms | floor: SyncStep2 ms | fetch ms | log apply ms | checks + merge ms | SyncStep2 ms | process ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+| size | cold start ms | floor ms | ratio | floor: apply ms | floor: SyncStep2 ms | fetch ms | log apply ms | checks + merge ms | SyncStep2 ms | process ms | relay minor faults | first connection (empty room) ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in &res {
         let c = &r.cold;
         md += &format!(
-            "| {}× | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+            "| {}× | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} |\n",
             r.times,
             r.cold_start_ms,
             c.floor_ms,
@@ -373,7 +374,9 @@ SyncStep2 = the room's full-state encode; process = the end-to-end figure minus 
             c.log_apply_ms,
             c.checks_merge_ms,
             c.sync2_ms,
-            c.process_ms
+            c.process_ms,
+            c.minor_faults,
+            c.empty_room_first_ms
         );
     }
     md += "\n## Save vs its floor (same run)\n\nykeep = v1 encode + the POST to the embedded store (check, blob write + fsync, re-check and switch in one SQLite commit, delete of the old blob). \

@@ -62,6 +62,9 @@ pub struct ColdBreakdown {
     /// Connect to SyncStep2 of an empty room, the first connection of the fresh relay (before
     /// the room's cold start, which is measured on the same, now running, relay).
     pub empty_room_first_ms: f64,
+    /// Minor page faults of the relay process during the room's cold start (fresh memory the
+    /// kernel zeroes; the in-process steps above reuse the bench's warm heap).
+    pub minor_faults: f64,
 }
 
 /// Save: the floor's parts, each measured in the same run, and ykeep's save (encode + POST).
@@ -257,6 +260,7 @@ pub async fn measure(trace: &Trace, times: usize, runs: usize) -> Result<SizeRes
     let breakdown = room_breakdown(&blob, runs)?;
     let mut cold = Vec::new();
     let mut first = Vec::new();
+    let mut minflt = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..runs {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -272,7 +276,9 @@ pub async fn measure(trace: &Trace, times: usize, runs: usize) -> Result<SizeRes
         // The first connection a fresh process serves pays its own start (threads, the log's
         // first read, allocator growth): an empty room takes it, and is reported apart.
         first.push(ms(cold_start(&s.host, "warmup", false).await?));
+        let faults = servers::minor_faults(s.pid);
         cold.push(ms(cold_start(&s.host, &room, true).await?));
+        minflt.push(servers::minor_faults(s.pid).saturating_sub(faults) as f64);
         rss.push(servers::rss_kb(s.pid).saturating_sub(before) as f64 / 1024.0);
         s.stop().await;
     }
@@ -292,6 +298,7 @@ pub async fn measure(trace: &Trace, times: usize, runs: usize) -> Result<SizeRes
             .max(0.0),
         ratio: cold_start_ms / cold_floor,
         empty_room_first_ms: median(&first),
+        minor_faults: median(&minflt),
         ..breakdown
     };
     let (encode_ms, save_ms) = (median(&e1), median(&save));
@@ -462,5 +469,6 @@ fn room_breakdown(blob: &Path, runs: usize) -> Result<ColdBreakdown, String> {
         process_ms: 0.0,
         ratio: 0.0,
         empty_room_first_ms: 0.0,
+        minor_faults: 0.0,
     })
 }
