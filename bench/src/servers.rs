@@ -227,3 +227,13 @@ pub fn rss_kb(pid: u32) -> u64 {
 pub fn peak_rss_kb(pid: u32) -> u64 {
     status_kb(pid, "VmHWM:")
 }
+
+/// Minor page faults of the process so far (`/proc/<pid>/stat`, field 10), 0 if unreadable.
+pub fn minor_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(7))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -86,6 +86,17 @@ enum StoreMerge {
 impl Room {
     pub(crate) fn cold_start_merge(&mut self, answer: Result<Option<StoredSnapshot>, StoreError>) {
         match answer {
+            Ok(Some(snapshot)) if self.log_holds(&snapshot) => {
+                // The log's compacted record is that save (or a later state): the doc holds it
+                // already, and the log recorded its marker. Decoding and applying the blob
+                // again would add nothing.
+                let held = self.store.view.held();
+                self.store.view = StoreView::Synced(Held {
+                    snapshot_id: Some(snapshot.snapshot_id),
+                    marker: held.marker.clone(),
+                    saved_at: snapshot.saved_at.or(held.saved_at),
+                });
+            }
             Ok(Some(snapshot)) => {
                 if self.merge_store_content(&snapshot.bytes) == StoreMerge::Merged {
                     self.store.view = StoreView::Synced(Held::of(&snapshot));
@@ -96,6 +107,26 @@ impl Room {
             Err(e) => tracing::warn!(room = %self.name, error = %e,
                 "store unavailable at cold start: serving from the local log; the store's \
                  snapshot will be merged before the first save"),
+        }
+    }
+
+    /// The store's snapshot is the one this room's log records as its last save, the room read
+    /// every log record, and its doc covers the marker recorded with that save. A snapshot id
+    /// names one blob for good (each save stores a new one), and a save's full state is the
+    /// log's compacted record, so the doc then holds everything the blob holds.
+    fn log_holds(&self, snapshot: &StoredSnapshot) -> bool {
+        let held = self.store.view.held();
+        if !self.unreadable.is_empty()
+            || held.snapshot_id.as_deref() != Some(snapshot.snapshot_id.as_str())
+        {
+            return false;
+        }
+        let Some(marker) = held.marker.as_deref() else {
+            return false;
+        };
+        match DurabilityMarker::decode(marker) {
+            Ok(marker) => DurabilityMarker::of_txn(&self.doc.transact()).covers(&marker),
+            Err(_) => false,
         }
     }
 

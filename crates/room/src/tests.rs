@@ -10,6 +10,7 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
 use crate::protocol::{self, Frame};
+use crate::store::{Held, StoreView};
 use crate::*;
 
 const SAVE_EVERY: u64 = 30_000;
@@ -457,6 +458,108 @@ fn cold_start_merges_the_log_and_the_store_and_logs_only_what_the_store_added() 
         Precondition::IfMatch("s1".into()),
         "names the snapshot it merged"
     );
+}
+
+/// A log compacted after a save of `saved` as `s1`, its marker `marker`.
+fn compacted_log(saved: &[u8], marker: &[u8]) -> RoomRecords {
+    RoomRecords {
+        seq: 4,
+        saved_seq: 4,
+        store_snapshot_id: Some("s1".into()),
+        store_marker: Some(marker.to_vec()),
+        saved_at: Some(7),
+        records: vec![LogRecord {
+            id: 1,
+            format: record_format::SNAPSHOT,
+            data: saved.to_vec(),
+        }],
+    }
+}
+
+#[test]
+fn cold_start_skips_the_merge_only_when_the_log_holds_the_stores_snapshot() {
+    let saved = edit(1, "saved ");
+    let marker = ykeep_core::DurabilityMarker::of_update(&saved)
+        .unwrap()
+        .encode();
+    let opened = |records: RoomRecords, store: StoredSnapshot| {
+        let mut room = Room::open(
+            name(),
+            config(),
+            records,
+            Ok(Some(store)),
+            Purpose::Client,
+            0,
+        );
+        let step = room.flush(0);
+        (room, step.append)
+    };
+
+    // The store still holds the snapshot the log recorded: nothing to merge, and the room
+    // counts it as held (the next save names it).
+    let (mut room, append) = opened(
+        compacted_log(&saved, &marker),
+        snapshot("s1", saved.clone()),
+    );
+    assert!(append.is_none(), "nothing new from the store");
+    assert_eq!(
+        room.store.view,
+        StoreView::Synced(Held {
+            snapshot_id: Some("s1".into()),
+            marker: Some(marker.clone()),
+            saved_at: Some(1),
+        })
+    );
+    room.handle(Event::Join { conn: 1 }, 1);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(3, "new "))),
+        },
+        1,
+    );
+    room.flush(1);
+    let (_, pre) = save_request(&room.flush(1 + SAVE_EVERY).durable()).expect("a save");
+    assert_eq!(pre, Precondition::IfMatch("s1".into()));
+
+    // Another host saved since (another id): merged as before.
+    let both = ykeep_core::merge_updates([saved.as_slice(), &edit(2, "elsewhere ")]).unwrap();
+    let (room, append) = opened(compacted_log(&saved, &marker), snapshot("s2", both));
+    assert!(
+        append.is_some(),
+        "the other host's edit is merged and logged"
+    );
+    assert!(text_of(&state_of_doc(&room)).contains("elsewhere "));
+
+    // Same id, but the doc does not cover the marker the log recorded: merged, not trusted.
+    let bigger = ykeep_core::merge_updates([saved.as_slice(), &edit(2, "more ")]).unwrap();
+    let bigger_marker = ykeep_core::DurabilityMarker::of_update(&bigger)
+        .unwrap()
+        .encode();
+    let (room, append) = opened(
+        compacted_log(&saved, &bigger_marker),
+        snapshot("s1", bigger),
+    );
+    assert!(append.is_some());
+    assert!(text_of(&state_of_doc(&room)).contains("more "));
+
+    // Same id, but a log record was unreadable: merged.
+    let mut records = compacted_log(&saved, &marker);
+    records.records.push(LogRecord {
+        id: 2,
+        format: 99,
+        data: vec![1],
+    });
+    let extra = ykeep_core::merge_updates([saved.as_slice(), &edit(2, "kept ")]).unwrap();
+    let (room, append) = opened(records, snapshot("s1", extra));
+    assert!(append.is_some());
+    assert!(text_of(&state_of_doc(&room)).contains("kept "));
+}
+
+fn state_of_doc(room: &Room) -> Vec<u8> {
+    room.doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default())
 }
 
 #[test]
