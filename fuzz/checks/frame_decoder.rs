@@ -65,10 +65,14 @@ pub fn run(data: &[u8]) {
                     Ok(Frame::Update { update, .. }) => assert_eq!(&again[update], payload),
                     other => panic!("re-encoded update parsed as {other:?}"),
                 }
-                // The relay's own check (protocol::checked_update) decides what a room takes.
-                let Ok(update) = protocol::checked_update(&doc, payload) else {
+                // The room's own checks for one update decide what a room takes: the scratch
+                // check, then the parent check on the doc as it is.
+                let Ok(update) = protocol::checked_alone(payload) else {
                     continue;
                 };
+                if protocol::check_parents(&doc, payload).is_err() {
+                    continue;
+                }
                 if update.is_empty() {
                     continue;
                 }

@@ -50,23 +50,18 @@ impl Room {
             return; // refused or gone: ignore what it still sends
         }
         let frame = protocol::parse(&data);
-        match frame {
-            Ok(Frame::SyncStep2 { update }) => {
-                let (payload, end) = (update, None);
-                return self
-                    .batch
-                    .run
-                    .push(Pending::new(conn, data, payload, end, now));
-            }
-            Ok(Frame::Update { update, end }) => {
-                let (payload, end) = (update, Some(end));
-                return self
-                    .batch
-                    .run
-                    .push(Pending::new(conn, data, payload, end, now));
-            }
-            _ => self.settle_run(),
+        let held = match &frame {
+            Ok(Frame::SyncStep2 { update }) => Some((update.clone(), None)),
+            Ok(Frame::Update { update, end }) => Some((update.clone(), Some(*end))),
+            _ => None,
+        };
+        if let Some((payload, end)) = held {
+            return self
+                .batch
+                .run
+                .push(Pending::new(conn, data, payload, end, now));
         }
+        self.settle_run();
         let frame = match frame {
             Ok(frame) => frame,
             Err(e) => return self.refuse(conn, &e.to_string(), now),
@@ -116,7 +111,9 @@ impl Room {
         if self.batch.run.is_empty() {
             return;
         }
-        let mut run = std::mem::take(&mut self.batch.run);
+        // Not kept for the next run: after a flood it would hold room for thousands of frames
+        // in a room that may then stay idle.
+        let run = std::mem::take(&mut self.batch.run);
         for chunk in run.chunks(RUN_CHECK) {
             if let [pending] = chunk {
                 let checked = protocol::checked_alone(pending.payload());
@@ -140,9 +137,6 @@ impl Room {
                 }
             }
         }
-        // Kept for the next run (the batch's buffers go with each flush; this one need not).
-        run.clear();
-        self.batch.run = run;
     }
 
     /// One update of a run, checked on the scratch doc (`checked`): the parent check on the

@@ -141,32 +141,27 @@ pub fn plausible_count(bytes: &[u8]) -> bool {
     bytes.len() < 10
 }
 
-/// Checks a Yjs update before it touches the room's doc `doc` (`ykeep_core::merge`): a plausible
+/// Checks one Yjs update before it touches the room's doc (`ykeep_core::merge`): a plausible
 /// count, no panic in yrs' decoder, a decode → encode → decode round trip, and on its own it
 /// applies to a scratch doc whose state encodes and decodes again. Fuzzing found updates
 /// failing each of these that yrs would otherwise take and then panic on in every later
-/// encode of the room (`fuzz/regressions/`). Last, no item may name as its parent an item of
-/// `doc` (or of the update) that is neither a type nor deleted: yrs would fail on it half-way
-/// through the apply, with part of the update already in the doc
-/// (`ykeep_core::merge::check_parents`).
-pub fn checked_update(doc: &yrs::Doc, payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
-    ykeep_core::merge::validated_update_for(doc, payload).map_err(|e| ProtocolError(e.to_string()))
-}
-
-/// [`checked_update`] for a run of updates the room will apply in this order, on one scratch
-/// doc (`ykeep_core::merge::validated_run`), without the parent check: that one reads the
-/// room's doc as it is just before each update's own apply ([`check_parents`]). An error names
-/// no culprit; the room then checks the run one update at a time.
-pub fn checked_run(payloads: &[&[u8]]) -> Result<Vec<yrs::Update>, ProtocolError> {
-    ykeep_core::merge::validated_run(payloads).map_err(|e| ProtocolError(e.to_string()))
-}
-
-/// [`checked_update`] without the parent check, for one update ([`checked_run`] of one).
+/// encode of the room (`fuzz/regressions/`). The room runs [`check_parents`] too, on its doc
+/// just before the apply.
 pub fn checked_alone(payload: &[u8]) -> Result<yrs::Update, ProtocolError> {
     ykeep_core::validated_update(payload).map_err(|e| ProtocolError(e.to_string()))
 }
 
-/// The parent check of [`checked_update`] alone (`ykeep_core::merge::check_parents`).
+/// [`checked_alone`] for a run of updates the room will apply in this order, on one scratch
+/// doc (`ykeep_core::merge::validated_run`). An error names no culprit; the room then checks
+/// the run one update at a time.
+pub fn checked_run(payloads: &[&[u8]]) -> Result<Vec<yrs::Update>, ProtocolError> {
+    ykeep_core::merge::validated_run(payloads).map_err(|e| ProtocolError(e.to_string()))
+}
+
+/// No item may name as its parent an item of `doc` (or of the update) that is neither a type
+/// nor deleted: yrs would fail on it half-way through the apply, with part of the update
+/// already in the doc (`ykeep_core::merge::check_parents`). It reads the doc as it is, so the
+/// room runs it just before each update's own apply (an earlier update may add the parent).
 pub fn check_parents(doc: &yrs::Doc, payload: &[u8]) -> Result<(), ProtocolError> {
     ykeep_core::merge::check_parents(doc, payload).map_err(|e| ProtocolError(e.to_string()))
 }
@@ -251,14 +246,13 @@ mod tests {
 
     #[test]
     fn hostile_updates_are_refused_cheaply() {
-        let doc = yrs::Doc::new();
         // 2^27 clients declared in 6 bytes (an allocation bomb for yrs).
         assert!(!plausible_count(&[0x80, 0x80, 0x80, 0x40, 0, 0]));
-        assert!(checked_update(&doc, &[0x80, 0x80, 0x80, 0x40, 0, 0]).is_err());
+        assert!(checked_alone(&[0x80, 0x80, 0x80, 0x40, 0, 0]).is_err());
         // Found by cargo fuzz: accepted by yrs, poisons every later encode of the doc.
-        assert!(checked_update(&doc, &[1, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(checked_alone(&[1, 1, 3, 3, 2, 4, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(plausible_count(&[0, 0]));
-        assert!(checked_update(&doc, &[0, 0]).is_ok());
+        assert!(checked_alone(&[0, 0]).is_ok());
     }
 
     /// Fuzz finding c1d9159b: an item naming a room's text item (7#7) as its parent, behind an
@@ -289,11 +283,12 @@ mod tests {
                 .encode_state_as_update_v1(&StateVector::default())
         };
         let bad = yrs::merge_updates_v1([insert.as_slice(), finding]).unwrap();
+        assert!(checked_alone(&bad).is_ok(), "fine on its own");
         assert!(
-            checked_update(&yrs::Doc::new(), &bad).is_ok(),
+            check_parents(&yrs::Doc::new(), &bad).is_ok(),
             "fine where 7#7 is missing"
         );
-        let err = checked_update(&room, &bad).unwrap_err();
+        let err = check_parents(&room, &bad).unwrap_err();
         assert!(err.to_string().contains("<7#7>"), "{err}");
         assert_eq!(state(&room), before);
     }

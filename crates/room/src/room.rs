@@ -486,9 +486,7 @@ impl Room {
         if unload || matches!(self.life, Life::Ended(_)) {
             self.batch.effects.push(Effect::Unload);
         }
-        let mut batch = std::mem::take(&mut self.batch);
-        // The run is settled (empty); its buffer serves the next batch.
-        self.batch.run = std::mem::take(&mut batch.run);
+        let batch = std::mem::take(&mut self.batch);
         Step {
             append,
             compact: batch.compact,
