@@ -13,6 +13,7 @@ pub mod markers;
 pub mod merge;
 pub mod resource;
 pub mod schedule;
+pub mod state_tag;
 pub mod wire;
 
 pub use contract::{CONTRACT_VERSION, ContractInfo};
@@ -23,4 +24,5 @@ pub use merge::{
     validated_update,
 };
 pub use resource::{AddressError, ResourceId, ResourceKind, RoomName};
+pub use state_tag::{Holding, StateTag};
 pub use schedule::{Action as SaveAction, Event as SaveEvent, SaveSchedule, SchedulePolicy};

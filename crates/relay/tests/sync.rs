@@ -48,6 +48,35 @@ async fn clients_converge_and_late_joiners_get_the_state() {
         .await
         .unwrap();
     assert!(diff.len() < full.len());
+
+    // If-None-Match with the state's tag: 304 and no body, only while the state is that one.
+    let tag = ykeep_core::StateTag::of(&DurabilityMarker::of_update(&full).unwrap());
+    let unchanged = http
+        .get(relay.http_url(&url_sv))
+        .header("If-None-Match", tag.etag())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.headers()["etag"], tag.etag().as_str());
+    assert!(unchanged.bytes().await.unwrap().is_empty());
+    let other = http
+        .get(relay.http_url(&url_sv))
+        .header("If-None-Match", "\"t1.00000000000000000000000000000000\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(other.bytes().await.unwrap(), diff);
+    a.delete(0, 1).await;
+    c.wait_text("ello world").await;
+    let after_delete = http
+        .get(relay.http_url(&url_sv))
+        .header("If-None-Match", tag.etag())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after_delete.status(), 200, "a delete changes the tag");
     let missing = http
         .get(relay.http_url("/rooms/document/nobody/state"))
         .send()
@@ -85,7 +114,7 @@ async fn clients_converge_and_late_joiners_get_the_state() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("ykeep_updates_total 2"), "{metrics}");
+    assert!(metrics.contains("ykeep_updates_total 3"), "{metrics}");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use ykeep_core::wire::{Precondition, SaveReceipt};
 use ykeep_core::{DurabilityMarker, MergeError, RoomName, SaveAction, SaveEvent, SaveSchedule};
-use ykeep_core::{SchedulePolicy, b64, wire::DurableBody};
+use ykeep_core::{SchedulePolicy, StateTag, b64, wire::DurableBody};
 use yrs::{ReadTxn, Transact};
 
 use crate::acks::{Acks, Owed};
@@ -58,10 +58,12 @@ pub enum Event {
         conn: ConnId,
         data: Bytes,
     },
-    /// `GET /state`: the update the holder of `sv` lacks (the full state without one).
+    /// `GET /state`: the update the holder of `sv` lacks (the full state without one), or
+    /// [`Reply::Unchanged`] when the room's state has the tag `unless` (`If-None-Match`).
     StateQuery {
         query: QueryId,
         sv: Option<Vec<u8>>,
+        unless: Option<StateTag>,
     },
     /// `GET /durable`.
     DurableQuery {
@@ -123,6 +125,8 @@ pub enum Effect {
 #[derive(Debug)]
 pub enum Reply {
     State(Result<Vec<u8>, MergeError>),
+    /// The room's state has the tag the query named: the asker holds it all (`304`).
+    Unchanged(StateTag),
     Durable(DurableInfo),
     /// The room has ended (quarantined, or its log failed): it answers no query.
     Ended,
@@ -205,7 +209,10 @@ impl Step {
 
 #[derive(Debug)]
 pub(crate) enum Query {
-    State(Option<Vec<u8>>),
+    State {
+        sv: Option<Vec<u8>>,
+        unless: Option<StateTag>,
+    },
     Durable,
 }
 
@@ -417,7 +424,10 @@ impl Room {
             Event::Leave { conn } => self.drop_conn(conn, now),
             Event::OptIn { conn } => self.opt_in(conn),
             Event::Frame { conn, data } => self.handle_frame(conn, data, now),
-            Event::StateQuery { query, sv } => self.batch.queries.push((query, Query::State(sv))),
+            Event::StateQuery { query, sv, unless } => self
+                .batch
+                .queries
+                .push((query, Query::State { sv, unless })),
             Event::DurableQuery { query } => self.batch.queries.push((query, Query::Durable)),
             Event::Fetched(result) => self.fetched(result, now),
             Event::Saved(result) => self.saved(result, now),
@@ -472,7 +482,7 @@ impl Room {
         }
         for (query, kind) in std::mem::take(&mut self.batch.queries) {
             let reply = Box::new(match kind {
-                Query::State(sv) => Reply::State(self.state_update(sv.as_deref())),
+                Query::State { sv, unless } => self.state_reply(sv.as_deref(), unless),
                 Query::Durable => Reply::Durable(self.durable_info()),
             });
             self.batch.effects.push(Effect::Reply { query, reply });
@@ -570,6 +580,16 @@ impl Room {
         self.batch.actions.clear();
         self.acks.clear();
         self.life = Life::Ended(close);
+    }
+
+    fn state_reply(&self, sv: Option<&[u8]>, unless: Option<StateTag>) -> Reply {
+        if let Some(tag) = unless {
+            let current = StateTag::of(&DurabilityMarker::of_txn(&self.doc.transact()));
+            if current == tag {
+                return Reply::Unchanged(current);
+            }
+        }
+        Reply::State(self.state_update(sv))
     }
 
     fn state_update(&self, sv: Option<&[u8]>) -> Result<Vec<u8>, MergeError> {

@@ -70,6 +70,7 @@ fn state_of(room: &mut Room, now: u64) -> Vec<u8> {
         Event::StateQuery {
             query: 99,
             sv: None,
+            unless: None,
         },
         now,
     );
@@ -84,6 +85,60 @@ fn state_of(room: &mut Room, now: u64) -> Vec<u8> {
             _ => None,
         })
         .expect("a state reply")
+}
+
+/// The reply to a `/state` query naming `unless`.
+fn state_reply(room: &mut Room, unless: Option<ykeep_core::StateTag>, now: u64) -> Reply {
+    room.handle(
+        Event::StateQuery {
+            query: 98,
+            sv: None,
+            unless,
+        },
+        now,
+    );
+    room.flush(now)
+        .durable()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Reply { query: 98, reply } => Some(*reply),
+            _ => None,
+        })
+        .expect("a state reply")
+}
+
+#[test]
+fn a_state_query_is_unchanged_only_for_the_rooms_own_tag() {
+    let mut room = fresh();
+    room.handle(Event::Join { conn: 1 }, 1);
+    room.flush(1).durable();
+    let update = protocol::encode_update(&edit(7, "abc"));
+    room.handle(Event::Frame { conn: 1, data: frame(update) }, 2);
+    room.flush(2).durable();
+    let state = state_of(&mut room, 3);
+    let tag = ykeep_core::StateTag::of(&ykeep_core::DurabilityMarker::of_update(&state).unwrap());
+    match state_reply(&mut room, Some(tag), 4) {
+        Reply::Unchanged(t) => assert_eq!(t, tag),
+        other => panic!("expected Unchanged, got {other:?}"),
+    }
+    // A tag from before the last edit (a delete: the state vector does not move) gets the state.
+    let stale = tag;
+    let delete = {
+        let doc = Doc::new();
+        doc.transact_mut().apply_update(Update::decode_v1(&state).unwrap()).unwrap();
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        t.remove_range(&mut txn, 0, 1);
+        txn.encode_update_v1()
+    };
+    let frame_bytes = protocol::encode_update(&delete);
+    room.handle(Event::Frame { conn: 1, data: frame(frame_bytes) }, 5);
+    room.flush(5).durable();
+    match state_reply(&mut room, Some(stale), 6) {
+        Reply::State(Ok(update)) => assert_eq!(text_of(&update), "bc"),
+        other => panic!("expected the state, got {other:?}"),
+    }
+    assert!(matches!(state_reply(&mut room, None, 7), Reply::State(Ok(_))));
 }
 
 fn deliveries(effects: &[Effect]) -> Vec<(Target, OutFrame)> {

@@ -21,6 +21,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .allow_headers([
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_NONE_MATCH,
         ])
         .expose_headers([HeaderName::from_static("etag")]);
     Router::new()

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use ykeep_core::wire::{self, DurableBody};
-use ykeep_core::{RoomName, b64};
+use ykeep_core::{RoomName, StateTag, b64};
 
 use crate::Shared;
 use crate::error::ApiError;
-use crate::room::{DurableInfo, RoomMsg};
+use crate::room::{DurableInfo, Reply, RoomMsg};
 
 #[derive(Deserialize)]
 pub struct StateQuery {
@@ -36,7 +36,8 @@ async fn authorized(
     Ok(room)
 }
 
-/// `GET /rooms/{kind}/{id}/state[?sv=]`: the live room's state (or the diff against `sv`).
+/// `GET /rooms/{kind}/{id}/state[?sv=]`: the live room's state (or the diff against `sv`);
+/// `304` when `If-None-Match` names the state's tag ([`StateTag`]: the asker holds it all).
 pub async fn state(
     State(shared): State<Arc<Shared>>,
     Path((kind, id)): Path<(String, String)>,
@@ -56,16 +57,25 @@ pub async fn state(
         }
         None => None,
     };
+    let unless = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(StateTag::from_if_none_match);
     let tx = shared.rooms.get(&room).ok_or(ApiError::NotLive)?;
     let (reply, wait) = oneshot::channel();
-    tx.send(RoomMsg::State { sv, reply })
+    tx.send(RoomMsg::State { sv, unless, reply })
         .await
         .map_err(|_| ApiError::NotLive)?;
-    let update = wait
-        .await
-        .map_err(|_| ApiError::NotLive)?
-        .map_err(|e| ApiError::BadStateVector(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], update).into_response())
+    match wait.await.map_err(|_| ApiError::NotLive)? {
+        Reply::Unchanged(tag) => {
+            Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag.etag())]).into_response())
+        }
+        Reply::State(Ok(update)) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], update).into_response())
+        }
+        Reply::State(Err(e)) => Err(ApiError::BadStateVector(e.to_string())),
+        Reply::Durable(_) | Reply::Ended => Err(ApiError::NotLive),
+    }
 }
 
 /// `GET /rooms/{kind}/{id}/durable`: what the relay's log holds and what the store confirmed.

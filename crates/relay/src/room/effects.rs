@@ -88,8 +88,8 @@ impl Driver {
 
     fn reply(&mut self, query: u64, reply: Reply) {
         match (self.asked.remove(&query), reply) {
-            (Some(Asked::State(tx)), Reply::State(state)) => {
-                let _ = tx.send(state);
+            (Some(Asked::State(tx)), reply @ (Reply::State(_) | Reply::Unchanged(_))) => {
+                let _ = tx.send(reply);
             }
             (Some(Asked::Durable(tx)), Reply::Durable(info)) => {
                 let _ = tx.send(info);

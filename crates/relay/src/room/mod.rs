@@ -15,14 +15,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use ykeep_core::{MergeError, RoomName};
+use ykeep_core::{RoomName, StateTag};
 use ykeep_room::{Event, Purpose, Room, RoomConfig, StoreError, Tally};
 
 use crate::Shared;
 use crate::metrics::Metrics;
 use outbox::Outbox;
 pub use registry::Registry;
-pub use ykeep_room::DurableInfo;
+pub use ykeep_room::{DurableInfo, Reply};
 
 pub type ConnId = u64;
 
@@ -45,9 +45,11 @@ pub enum RoomMsg {
     OptIn {
         conn: ConnId,
     },
+    /// `reply` gets [`Reply::State`] or [`Reply::Unchanged`].
     State {
         sv: Option<Vec<u8>>,
-        reply: oneshot::Sender<Result<Vec<u8>, MergeError>>,
+        unless: Option<StateTag>,
+        reply: oneshot::Sender<Reply>,
     },
     Durable {
         reply: oneshot::Sender<DurableInfo>,
@@ -61,7 +63,7 @@ pub enum RoomMsg {
 
 /// A query waiting for the room's reply.
 enum Asked {
-    State(oneshot::Sender<Result<Vec<u8>, MergeError>>),
+    State(oneshot::Sender<Reply>),
     Durable(oneshot::Sender<DurableInfo>),
 }
 
@@ -208,9 +210,10 @@ impl Driver {
                 self.conns.remove(&conn);
                 Event::Leave { conn }
             }
-            RoomMsg::State { sv, reply } => Event::StateQuery {
+            RoomMsg::State { sv, unless, reply } => Event::StateQuery {
                 query: self.ask(Asked::State(reply)),
                 sv,
+                unless,
             },
             RoomMsg::Durable { reply } => Event::DurableQuery {
                 query: self.ask(Asked::Durable(reply)),
