@@ -1,24 +1,47 @@
 //! The IndexedDB cache's pure half: record shapes, the outbox rule and the compaction fold.
 //!
-//! Per room the cache holds one [`RoomRecord`] (compacted state, the outbox folded at the last
-//! compaction, the best remote durability marker seen) and an append-only log of
-//! [`LogEntry`]s written since. The wasm-only `idb` module moves these to and from rexie.
+//! Per room the cache holds one [`RoomRecord`] (compacted state and its marker, the outbox
+//! folded at the last compaction, the best remote durability marker seen, the store snapshot it
+//! holds) and an append-only log of [`LogEntry`]s written since. The wasm-only `idb` module
+//! moves these to and from IndexedDB.
 
-use ykeep_core::{DurabilityMarker, MergeError, merge_updates};
+use ykeep_core::merge::apply_to;
+use ykeep_core::{DurabilityMarker, MergeError};
+use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use crate::error::KeepError;
-
-/// Format version written into every stored record (room record and log entry). A record of
-/// another version (older or newer code in another tab) is never misread, overwritten or
-/// deleted: the tab that finds one for its room stops writing to that room's cache and reports
-/// it unavailable ([`ForeignRecord`]).
-pub const FORMAT_VERSION: u32 = 1;
 
 /// Which kind of stored value a [`ForeignRecord`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     RoomRecord,
     LogEntry,
+}
+
+impl Stored {
+    /// The format version this code writes into every stored value of this kind (its `v`).
+    ///
+    /// Room records are at 2 (issue 16: the state's marker and the store snapshot the cache
+    /// holds, so that a repeat open computes its state vector without decoding the state and
+    /// asks the store with `If-None-Match`). Version 1 records (without those two) are still
+    /// read, and written back as 2 once this code changes them. Log entries stay at 1: a tab of
+    /// the previous version can still read every entry a tab of this one appends.
+    pub fn writes(self) -> u32 {
+        match self {
+            Stored::RoomRecord => 2,
+            Stored::LogEntry => 1,
+        }
+    }
+
+    /// The format versions this code reads. A value of any other version (older or newer code
+    /// in another tab) is never misread, overwritten or deleted: the tab that finds one for its
+    /// room stops writing to that room's cache and reports it unavailable ([`ForeignRecord`]).
+    pub fn reads(self) -> &'static [u32] {
+        match self {
+            Stored::RoomRecord => &[1, 2],
+            Stored::LogEntry => &[1],
+        }
+    }
 }
 
 impl std::fmt::Display for Stored {
@@ -30,13 +53,14 @@ impl std::fmt::Display for Stored {
     }
 }
 
-/// A stored value of a room whose format version is not [`FORMAT_VERSION`]: this code cannot
+/// A stored value of a room whose format version is not one [`Stored::reads`]: this code cannot
 /// read it, so it leaves it (and the rest of the room's cache) as it is.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
-    "the cache holds a {what} for room {room} of {found}, and this tab reads and writes format \
-     version {FORMAT_VERSION}: this tab will not write to the cache for this room",
-    found = describe_version(*.found)
+    "the cache holds a {what} for room {room} of {found}, and this tab reads {what}s of {reads}: \
+     this tab will not write to the cache for this room",
+    found = describe_version(*.found),
+    reads = describe_reads(*.what)
 )]
 pub struct ForeignRecord {
     pub room: String,
@@ -52,10 +76,19 @@ fn describe_version(found: Option<f64>) -> String {
     }
 }
 
-/// Accepts a stored value whose `v` is [`FORMAT_VERSION`]; anything else is a [`ForeignRecord`].
-pub fn check_version(room: &str, what: Stored, found: Option<f64>) -> Result<(), ForeignRecord> {
-    if found == Some(f64::from(FORMAT_VERSION)) {
-        return Ok(());
+fn describe_reads(what: Stored) -> String {
+    let versions: Vec<String> = what.reads().iter().map(u32::to_string).collect();
+    match versions.as_slice() {
+        [one] => format!("format version {one}"),
+        _ => format!("format versions {}", versions.join(" and ")),
+    }
+}
+
+/// Accepts a stored value whose `v` is one [`Stored::reads`]; anything else is a
+/// [`ForeignRecord`]. Returns the version.
+pub fn check_version(room: &str, what: Stored, found: Option<f64>) -> Result<u32, ForeignRecord> {
+    if let Some(v) = what.reads().iter().find(|v| found == Some(f64::from(**v))) {
+        return Ok(*v);
     }
     Err(ForeignRecord {
         room: room.to_string(),
@@ -77,6 +110,20 @@ pub struct RoomRecord {
     pub pending_is_state: bool,
     /// The latest durability marker (encoded Yjs snapshot) reported by the relay or the store.
     pub remote_marker: Vec<u8>,
+    /// The marker (encoded Yjs snapshot: state vector + delete set) of `state`, written by the
+    /// compaction that wrote `state`. `None` when unknown (a version 1 record): then it is
+    /// computed from `state`.
+    pub state_marker: Option<Vec<u8>>,
+    /// The latest store snapshot the cache (record and log together) holds all of. The cache
+    /// only grows, so this stays true until the room's cache is cleared.
+    pub store_snapshot: Option<HeldSnapshot>,
+}
+
+/// A store snapshot, by the store's URL and the snapshot's id (its `ETag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldSnapshot {
+    pub store: String,
+    pub id: String,
 }
 
 /// One appended update. `local` = made in this browser (outbox candidate); `false` = loaded
@@ -97,7 +144,23 @@ impl RoomRecord {
 
     /// Bytes this record stores (values only).
     pub fn bytes(&self) -> usize {
-        self.state.len() + self.pending.len() + self.remote_marker.len()
+        let held = self
+            .store_snapshot
+            .as_ref()
+            .map_or(0, |h| h.store.len() + h.id.len());
+        self.state.len()
+            + self.pending.len()
+            + self.remote_marker.len()
+            + self.state_marker.as_ref().map_or(0, Vec::len)
+            + held
+    }
+
+    /// The marker of `state`: the stored one, or (version 1 records) computed from `state`.
+    pub fn state_marker(&self) -> Result<DurabilityMarker, KeepError> {
+        match &self.state_marker {
+            Some(m) => Ok(DurabilityMarker::decode(m)?),
+            None => Ok(DurabilityMarker::of_update(&self.state)?),
+        }
     }
 }
 
@@ -153,9 +216,19 @@ pub fn outbox<'a>(record: &'a RoomRecord, log: &'a [LogEntry]) -> Result<Vec<&'a
 /// Anything that does not merge (in the state or in the outbox) fails the whole fold: the
 /// caller then writes nothing and the log stays as it was.
 pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, KeepError> {
-    let state = merge_updates(
-        std::iter::once(record.state.as_slice()).chain(log.iter().map(|e| e.update.as_slice())),
-    )?;
+    let doc = Doc::new();
+    for update in std::iter::once(record.state.as_slice()).chain(log.iter().map(|e| &e.update[..]))
+    {
+        if !update.is_empty() {
+            apply_to(&doc, update)?;
+        }
+    }
+    let (state, state_marker) = {
+        let txn = doc.transact();
+        let state = txn.encode_state_as_update_v1(&StateVector::default());
+        (state, DurabilityMarker::of_txn(&txn))
+    };
+    drop(doc);
     let waiting = outbox(record, log)?;
     let pending = match waiting.len() {
         0 => Vec::new(),
@@ -167,9 +240,7 @@ pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, Keep
         && log.iter().all(|e| e.local)
         && (record.state.is_empty() || record.pending_is_state);
     let pending_is_state = !pending.is_empty()
-        && (nothing_remote
-            || DurabilityMarker::of_update(&pending)?
-                .covers(&DurabilityMarker::of_update(&state)?));
+        && (nothing_remote || DurabilityMarker::of_update(&pending)?.covers(&state_marker));
     Ok(RoomRecord {
         pending: if pending_is_state {
             Vec::new()
@@ -179,6 +250,8 @@ pub fn compact(record: &RoomRecord, log: &[LogEntry]) -> Result<RoomRecord, Keep
         pending_is_state,
         state,
         remote_marker: record.remote_marker.clone(),
+        state_marker: Some(state_marker.encode()),
+        store_snapshot: record.store_snapshot.clone(),
     })
 }
 
@@ -365,7 +438,7 @@ mod tests {
             state,
             pending: GARBAGE.to_vec(),
             pending_is_state: false,
-            remote_marker: Vec::new(),
+            ..Default::default()
         };
         let log = [LogEntry {
             update: edit(&doc, |t, x| t.push(x, " more")),
@@ -386,26 +459,85 @@ mod tests {
     }
 
     #[test]
-    fn only_this_format_version_is_readable() {
-        assert_eq!(
-            check_version("document/a", Stored::LogEntry, Some(1.0)),
-            Ok(())
-        );
-        for (found, says) in [
-            (Some(2.0), "of format version 2,"),
-            (Some(0.0), "of format version 0,"),
-            (Some(1.5), "of format version 1.5,"),
-            (None, "of no format version,"),
+    fn room_records_of_versions_1_and_2_and_log_entries_of_1_are_readable() {
+        let ok = |what, v| check_version("document/a", what, Some(v));
+        assert_eq!(ok(Stored::LogEntry, 1.0), Ok(1));
+        assert_eq!(ok(Stored::RoomRecord, 1.0), Ok(1));
+        assert_eq!(ok(Stored::RoomRecord, 2.0), Ok(2));
+        for (what, found, says, reads) in [
+            (
+                Stored::RoomRecord,
+                Some(3.0),
+                "of format version 3,",
+                "versions 1 and 2",
+            ),
+            (
+                Stored::RoomRecord,
+                Some(0.0),
+                "of format version 0,",
+                "versions 1 and 2",
+            ),
+            (
+                Stored::RoomRecord,
+                Some(1.5),
+                "of format version 1.5,",
+                "versions 1 and 2",
+            ),
+            (
+                Stored::RoomRecord,
+                None,
+                "of no format version,",
+                "versions 1 and 2",
+            ),
+            (
+                Stored::LogEntry,
+                Some(2.0),
+                "of format version 2,",
+                "version 1:",
+            ),
         ] {
-            let e = check_version("document/a", Stored::RoomRecord, found).unwrap_err();
+            let e = check_version("document/a", what, found).unwrap_err();
             let message = e.to_string();
             assert!(message.contains(says), "{message}");
             assert!(
-                message.contains("room record for room document/a")
-                    && message.contains("this tab reads and writes format version 1")
+                message.contains(&format!("{what} for room document/a"))
+                    && message.contains(&format!("this tab reads {what}s of format {reads}"))
                     && message.contains("will not write to the cache for this room"),
                 "{message}"
             );
         }
+        for what in [Stored::RoomRecord, Stored::LogEntry] {
+            assert!(what.reads().contains(&what.writes()));
+        }
+    }
+
+    #[test]
+    fn compaction_writes_the_states_marker_and_keeps_the_held_snapshot() {
+        let doc = Doc::with_client_id(12);
+        let a = edit(&doc, |t, txn| t.insert(txn, 0, "abc"));
+        let b = edit(&doc, |t, txn| t.remove_range(txn, 0, 1));
+        let held = HeldSnapshot {
+            store: "http://store".into(),
+            id: "s1".into(),
+        };
+        let v1 = RoomRecord {
+            state: a.clone(),
+            store_snapshot: Some(held.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            v1.state_marker().unwrap(),
+            DurabilityMarker::of_update(&a).unwrap(),
+            "a record without a marker computes it"
+        );
+        let log = [LogEntry {
+            update: b,
+            local: true,
+        }];
+        let folded = compact(&v1, &log).unwrap();
+        let want = DurabilityMarker::of_txn(&doc.transact());
+        assert_eq!(folded.state_marker, Some(want.encode()));
+        assert_eq!(folded.state_marker().unwrap(), want);
+        assert_eq!(folded.store_snapshot, Some(held));
     }
 }

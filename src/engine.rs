@@ -12,16 +12,17 @@ use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortController, BroadcastChannel, MessageEvent};
-use ykeep_core::DurabilityMarker;
 use ykeep_core::compaction::CompactionPolicy;
+use ykeep_core::{DurabilityMarker, Holding, wire};
+use yrs::Update;
 use yrs::updates::decoder::Decode;
-use yrs::{StateVector, Update};
+use yrs::updates::encoder::Encode;
 
-use crate::cache::{self, ForeignRecord};
+use crate::cache::{self, ForeignRecord, HeldSnapshot};
 use crate::durability::{DurabilityView, best_marker, parse_durable};
 use crate::error::KeepError;
-use crate::http::{BrowserFetch, Fetch, Reply};
-use crate::idb::{self, Compacted, Db, StoredBytes, VersionChange, VersionWatch};
+use crate::http::{Ask, BrowserFetch, Fetch, Reply};
+use crate::idb::{self, CachedState, Compacted, Db, StoredBytes, VersionChange, VersionWatch};
 use crate::load::{Fetched, Merged, Source, merge_sources};
 use crate::options::Options;
 use crate::tiers::{Origin, Out, Report, Tier, Tiers};
@@ -342,19 +343,22 @@ impl Engine {
         }
     }
 
-    /// GET with the per-source timeout (the request is aborted when it fires).
-    async fn get(&self, url: String, with_token: bool) -> (Result<Reply, Fetched>, f64) {
+    /// GET with the token and the per-source timeout (the request is aborted when it fires).
+    async fn get(
+        &self,
+        url: String,
+        if_none_match: Option<String>,
+    ) -> (Result<Reply, Fetched>, f64) {
         let start = now_ms();
         let controller = match AbortController::new() {
             Ok(c) => c,
             Err(e) => return (Err(Fetched::Failed(describe(&e))), 0.0),
         };
-        let token = if with_token {
-            self.inner.opts.token.clone()
-        } else {
-            None
+        let ask = Ask {
+            token: self.inner.opts.token.clone(),
+            if_none_match,
         };
-        let request = self.inner.fetch.get(url, token, controller.signal());
+        let request = self.inner.fetch.get(url, ask, controller.signal());
         let timer = TimeoutFuture::new(self.inner.opts.timeout_ms);
         let out = match select(request, timer).await {
             Either::Left((Ok(reply), _)) => Ok(reply),
@@ -367,21 +371,33 @@ impl Engine {
         (out, now_ms() - start)
     }
 
-    async fn fetch_source(&self, url: Option<String>) -> (Fetched, f64) {
+    /// One remote source: what it gave, the `ETag` of a `200`, and the time taken. With
+    /// `if_none_match`, a `304` is [`Fetched::Unchanged`].
+    async fn fetch_source(
+        &self,
+        url: Option<String>,
+        if_none_match: Option<String>,
+    ) -> (Fetched, Option<String>, f64) {
         let Some(url) = url else {
-            return (Fetched::Skipped("no URL configured".into()), 0.0);
+            return (Fetched::Skipped("no URL configured".into()), None, 0.0);
         };
-        let (reply, ms) = self.get(url, true).await;
+        let conditional = if_none_match.is_some();
+        let (reply, ms) = self.get(url, if_none_match).await;
+        let mut etag = None;
         let fetched = match reply {
             Err(f) => f,
-            Ok(r) if r.status == 200 => Fetched::Data(vec![r.body]),
+            Ok(r) if r.status == 200 => {
+                etag = r.etag;
+                Fetched::Data(vec![r.body])
+            }
+            Ok(r) if r.status == 304 && conditional => Fetched::Unchanged,
             Ok(r) if r.status == 404 => Fetched::Missing,
             Ok(r) => {
                 let text = String::from_utf8_lossy(&r.body[..r.body.len().min(300)]).into_owned();
                 Fetched::Failed(format!("HTTP {}: {}", r.status, text))
             }
         };
-        (fetched, ms)
+        (fetched, etag, ms)
     }
 
     /// The load chain: IndexedDB first (its state vector goes to the relay), then relay and store
@@ -425,25 +441,42 @@ impl Engine {
             },
         };
         let cache_ms = now_ms() - start;
-        // The compacted state in wasm memory, copied only when something needs its bytes.
+        // What the cache holds, for the relay: its state vector (`?sv=`) and its state tag
+        // (`If-None-Match`), from the record's stored marker and the log. A version 1 record
+        // has no marker: its state is copied into wasm memory and decoded for one, and the copy
+        // is kept for the merge.
         let mut state_bytes: Option<Vec<u8>> = None;
-        let sv = match &cached {
+        let holding = match &cached {
             Ok(c) if self.inner.opts.relay_url.is_some() => {
-                let state = c.state.as_ref().map(Uint8Array::to_vec);
-                let blobs: Vec<&[u8]> = state
-                    .iter()
-                    .map(Vec::as_slice)
-                    .chain(c.log.iter().map(|e| e.update.as_slice()))
-                    .collect();
-                let sv = cached_state_vector(&blobs);
-                state_bytes = state;
-                sv
+                let (holding, copied) = holding_of(c);
+                state_bytes = copied;
+                holding
             }
             _ => None,
         };
-        let relay = self.fetch_source(self.inner.opts.relay_state_url(sv.as_deref()));
-        let store = self.fetch_source(self.inner.opts.store_snapshot_url());
-        let ((relay, relay_ms), (store, store_ms)) = join(relay, store).await;
+        let sv = holding
+            .as_ref()
+            .map(|h| ykeep_core::b64::encode(&h.state_vector().encode_v1()));
+        let relay_tag = holding.as_ref().and_then(Holding::tag).map(|t| t.etag());
+        // For the store: the snapshot the cache holds, if it came from this store URL.
+        let store_url = self.inner.opts.store_snapshot_url();
+        let store_held = cached
+            .as_ref()
+            .ok()
+            .and_then(|c| c.store_snapshot.clone())
+            .filter(|h| store_url.as_ref() == Some(&h.store));
+        let store_tag = store_held.as_ref().map(|h| wire::etag(&h.id));
+        let relay = self.fetch_source(self.inner.opts.relay_state_url(sv.as_deref()), relay_tag);
+        let store = self.fetch_source(store_url.clone(), store_tag);
+        let ((relay, _, relay_ms), (store, store_etag, store_ms)) = join(relay, store).await;
+        // The store snapshot this load downloads, to be recorded as held once the cache has it.
+        let downloaded = match (&store, store_etag, store_url) {
+            (Fetched::Data(_), Some(tag), Some(store)) => Some(HeldSnapshot {
+                store,
+                id: wire::unquote_etag(&tag).to_string(),
+            }),
+            _ => None,
+        };
         let remote_data = [&relay, &store]
             .iter()
             .any(|f| matches!(f, Fetched::Data(_)));
@@ -471,16 +504,54 @@ impl Engine {
             (Source::Store, store, store_ms),
             (Source::Indexeddb, cache_outcome, cache_ms),
         ]);
-        if let Some(new) = merged.new_for_cache.take() {
-            self.append_now(vec![cache::LogEntry {
-                update: new,
-                local: false,
-            }])
-            .await;
+        let new = merged.new_for_cache.take().map(|update| cache::LogEntry {
+            update,
+            local: false,
+        });
+        // The downloaded snapshot is held once it merged (its source still `ok`, not `corrupt`)
+        // and what it added is in the cache: both go in one transaction.
+        let merged_store = merged
+            .report
+            .sources
+            .iter()
+            .any(|r| r.source == Source::Store && r.status == "ok");
+        let newly_held = downloaded.filter(|d| merged_store && store_held.as_ref() != Some(d));
+        match (new, newly_held) {
+            (entry, Some(snapshot)) => self.take_remote_now(entry, snapshot).await,
+            (Some(entry), None) => {
+                self.append_now(vec![entry]).await;
+            }
+            (None, None) => {}
         }
         merged.report.total_ms = now_ms() - start;
         let held = held.filter(|_| merged.cache_as_is);
         Ok(Loaded { merged, held })
+    }
+
+    /// Appends what a load brought (if anything) and records `snapshot` as held, in one
+    /// transaction (reopening once if the database went away).
+    async fn take_remote_now(&self, entry: Option<cache::LogEntry>, snapshot: HeldSnapshot) {
+        let Some(db) = self.ensure_db().await else {
+            return;
+        };
+        let room = &self.inner.room;
+        let mut result = idb::take_remote(&db, room, entry.as_ref(), &snapshot).await;
+        if matches!(&result, Err(e) if !matches!(e, KeepError::Foreign(_))) {
+            drop(db);
+            if let Some(db) = self.reopen().await {
+                result = idb::take_remote(&db, room, entry.as_ref(), &snapshot).await;
+            }
+        }
+        let bytes = entry.as_ref().map_or(0, |e| e.update.len() as u64);
+        match self.unless_foreign(result) {
+            Ok(Some(())) => self.inner.log_bytes.set(self.inner.log_bytes.get() + bytes),
+            // Another format version: the cache is off for this room, and the page was told.
+            Ok(None) => {}
+            Err(e) => {
+                self.warn(format!("could not write to the cache: {e}"));
+                self.lose_browser_tier(format!("a write failed: {e}"));
+            }
+        }
     }
 
     /// Appends entries to the log (reopening once if the database went away). False when they
@@ -615,7 +686,7 @@ impl Engine {
         };
         let mut best = None;
         if let Some(url) = self.inner.opts.relay_durable_url() {
-            match self.get(url, true).await.0 {
+            match self.get(url, None).await.0 {
                 Ok(r) if r.status == 200 => {
                     match parse_durable(&String::from_utf8_lossy(&r.body)) {
                         Ok(p) => {
@@ -867,17 +938,33 @@ impl Engine {
     }
 }
 
-/// base64url state vector of the union of the cached blobs (None when the cache is empty or
-/// unreadable: the relay then sends its full state).
-fn cached_state_vector(blobs: &[&[u8]]) -> Option<String> {
-    if blobs.is_empty() {
-        return None;
+/// What the cache holds: the record's state marker (computed from the state when the record
+/// has none: the state's copy in wasm memory comes back too), then each log entry. None when
+/// the cache is empty or something in it does not decode: the relay then sends its full state.
+fn holding_of(c: &CachedState) -> (Option<Holding>, Option<Vec<u8>>) {
+    if c.state.is_none() && c.log.is_empty() {
+        return (None, None);
     }
-    let mut sv = StateVector::default();
-    for b in blobs {
-        let u = Update::decode_v1(b).ok()?;
-        sv.merge(u.state_vector());
+    let mut copied = None;
+    let marker = match (&c.state_marker, &c.state) {
+        (Some(m), _) => DurabilityMarker::decode(m).ok(),
+        (None, Some(state)) => {
+            let bytes = state.to_vec();
+            let marker = DurabilityMarker::of_update(&bytes).ok();
+            copied = Some(bytes);
+            marker
+        }
+        (None, None) => Some(DurabilityMarker::default()),
+    };
+    let Some(marker) = marker else {
+        return (None, copied);
+    };
+    let mut holding = Holding::new(marker);
+    for e in &c.log {
+        match Update::decode_v1(&e.update) {
+            Ok(u) => holding.add(&u),
+            Err(_) => return (None, copied),
+        }
     }
-    use yrs::updates::encoder::Encode;
-    Some(ykeep_core::b64::encode(&sv.encode_v1()))
+    (Some(holding), copied)
 }

@@ -10,21 +10,27 @@ use web_sys::{AbortSignal, Request, RequestInit, Response};
 
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-/// A finished HTTP exchange: status and body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A finished HTTP exchange: status, `ETag` and body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reply {
     pub status: u16,
+    pub etag: Option<String>,
     pub body: Vec<u8>,
 }
 
-/// Something that performs `GET url` (with an optional bearer token). `Err` = network failure.
+/// What to ask for, besides the URL.
+#[derive(Debug, Clone, Default)]
+pub struct Ask {
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Sent as `If-None-Match` (a quoted entity tag): a `304` says the caller holds it.
+    pub if_none_match: Option<String>,
+}
+
+/// Something that performs `GET url`. `Err` = network failure.
 pub trait Fetch {
-    fn get(
-        &self,
-        url: String,
-        token: Option<String>,
-        signal: AbortSignal,
-    ) -> LocalFuture<Result<Reply, String>>;
+    fn get(&self, url: String, ask: Ask, signal: AbortSignal)
+    -> LocalFuture<Result<Reply, String>>;
 }
 
 /// The browser's `fetch` (window or worker).
@@ -41,7 +47,7 @@ impl Fetch for BrowserFetch {
     fn get(
         &self,
         url: String,
-        token: Option<String>,
+        ask: Ask,
         signal: AbortSignal,
     ) -> LocalFuture<Result<Reply, String>> {
         Box::pin(async move {
@@ -49,10 +55,17 @@ impl Fetch for BrowserFetch {
             init.set_method("GET");
             init.set_signal(Some(&signal));
             let request = Request::new_with_str_and_init(&url, &init).map_err(|e| describe(&e))?;
-            if let Some(token) = token {
-                request
-                    .headers()
+            let headers = request.headers();
+            if let Some(token) = ask.token {
+                headers
                     .set("Authorization", &format!("Bearer {token}"))
+                    .map_err(|e| describe(&e))?;
+            }
+            if let Some(tag) = ask.if_none_match {
+                // A request with its own conditional header skips the browser's HTTP cache, and a
+                // 304 reaches us as it is.
+                headers
+                    .set("If-None-Match", &tag)
                     .map_err(|e| describe(&e))?;
             }
             // Window, worker or Node: the global `fetch`.
@@ -74,6 +87,7 @@ impl Fetch for BrowserFetch {
                 .map_err(|e| describe(&e))?;
             Ok(Reply {
                 status: response.status(),
+                etag: response.headers().get("ETag").ok().flatten(),
                 body: js_sys::Uint8Array::new(&buffer).to_vec(),
             })
         })

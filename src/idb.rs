@@ -1,5 +1,6 @@
-//! IndexedDB through rexie: one `rooms` record per room (compacted state, folded outbox, remote
-//! marker) and an append-only `log` keyed `[room, time, random]`, both carrying a format version.
+//! IndexedDB through rexie: one `rooms` record per room (compacted state and its marker, folded
+//! outbox, remote marker, the store snapshot held) and an append-only `log` keyed
+//! `[room, time, random]`, both carrying a format version (`cache::Stored`).
 //!
 //! Every read checks the version of each value it reads for the room and fails with
 //! [`KeepError::Foreign`] on another one, before anything is written: a value of another
@@ -16,7 +17,7 @@ use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{IdbDatabase, IdbFactory, IdbVersionChangeEvent};
 
-use crate::cache::{self, FORMAT_VERSION, ForeignRecord, LogEntry, RoomRecord, Stored};
+use crate::cache::{self, ForeignRecord, HeldSnapshot, LogEntry, RoomRecord, Stored};
 use crate::error::KeepError;
 use ykeep_core::DurabilityMarker;
 
@@ -209,18 +210,46 @@ fn version_of(o: &JsValue) -> Option<f64> {
     Reflect::get(o, &JsValue::from_str("v")).ok()?.as_f64()
 }
 
-fn check(room: &str, what: Stored, v: &JsValue) -> Result<(), ForeignRecord> {
+fn check(room: &str, what: Stored, v: &JsValue) -> Result<u32, ForeignRecord> {
     cache::check_version(room, what, version_of(v))
 }
 
+fn string_field(o: &JsValue, k: &str) -> Option<String> {
+    Reflect::get(o, &JsValue::from_str(k)).ok()?.as_string()
+}
+
+/// A room record, version 2: `state`, `pending`, `pendingAll`, `marker` as in version 1, plus
+/// `stateMarker` (the state's marker) and `storeUrl` + `storeId` (the store snapshot held).
 fn record_to_js(r: &RoomRecord) -> JsValue {
     let o = Object::new();
-    set(&o, "v", &JsValue::from(FORMAT_VERSION));
+    set(&o, "v", &JsValue::from(Stored::RoomRecord.writes()));
     set(&o, "state", &Uint8Array::from(r.state.as_slice()));
     set(&o, "pending", &Uint8Array::from(r.pending.as_slice()));
     set(&o, "pendingAll", &JsValue::from_bool(r.pending_is_state));
     set(&o, "marker", &Uint8Array::from(r.remote_marker.as_slice()));
+    if let Some(m) = &r.state_marker {
+        set(&o, "stateMarker", &Uint8Array::from(m.as_slice()));
+    }
+    if let Some(held) = &r.store_snapshot {
+        set(&o, "storeUrl", &JsValue::from_str(&held.store));
+        set(&o, "storeId", &JsValue::from_str(&held.id));
+    }
     o.into()
+}
+
+/// The state marker and the store snapshot of a record of version `v` (version 1 has neither).
+fn record_v2_fields(v: u32, r: &JsValue) -> (Option<Vec<u8>>, Option<HeldSnapshot>) {
+    if v < 2 {
+        return (None, None);
+    }
+    let marker = Reflect::get(r, &JsValue::from_str("stateMarker"))
+        .ok()
+        .and_then(|m| m.dyn_into::<Uint8Array>().ok())
+        .map(|m| m.to_vec());
+    let held = string_field(r, "storeUrl")
+        .zip(string_field(r, "storeId"))
+        .map(|(store, id)| HeldSnapshot { store, id });
+    (marker, held)
 }
 
 /// The room's record (the default when there is none).
@@ -228,7 +257,8 @@ fn record_from_js(room: &str, v: Option<JsValue>) -> Result<RoomRecord, ForeignR
     let Some(v) = v else {
         return Ok(RoomRecord::default());
     };
-    check(room, Stored::RoomRecord, &v)?;
+    let version = check(room, Stored::RoomRecord, &v)?;
+    let (state_marker, store_snapshot) = record_v2_fields(version, &v);
     Ok(RoomRecord {
         state: bytes_field(&v, "state"),
         pending: bytes_field(&v, "pending"),
@@ -237,12 +267,14 @@ fn record_from_js(room: &str, v: Option<JsValue>) -> Result<RoomRecord, ForeignR
             .and_then(|b| b.as_bool())
             .unwrap_or(false),
         remote_marker: bytes_field(&v, "marker"),
+        state_marker,
+        store_snapshot,
     })
 }
 
 fn entry_to_js(e: &LogEntry) -> JsValue {
     let o = Object::new();
-    set(&o, "v", &JsValue::from(FORMAT_VERSION));
+    set(&o, "v", &JsValue::from(Stored::LogEntry.writes()));
     set(&o, "u", &Uint8Array::from(e.update.as_slice()));
     set(&o, "local", &JsValue::from_bool(e.local));
     o.into()
@@ -319,11 +351,15 @@ pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
 }
 
 /// What the load needs from the cache: the compacted state left as the `Uint8Array` IndexedDB
-/// returned (it reaches wasm memory only when something has to be merged with it) and the log.
+/// returned (it reaches wasm memory only when something has to be merged with it), its marker,
+/// the store snapshot held, and the log.
 #[derive(Debug, Default)]
 pub struct CachedState {
     /// The compacted state (None when never compacted).
     pub state: Option<Uint8Array>,
+    /// The state's marker, when the record has one (version 2).
+    pub state_marker: Option<Vec<u8>>,
+    pub store_snapshot: Option<HeldSnapshot>,
     pub log: Vec<LogEntry>,
 }
 
@@ -339,17 +375,52 @@ impl CachedState {
 
 pub async fn read_state(db: &Rexie, room: &str) -> Result<CachedState, KeepError> {
     let (record, values) = read_raw(db, room).await?;
-    if let Some(r) = &record {
-        check(room, Stored::RoomRecord, r)?;
-    }
+    let (state_marker, store_snapshot) = match &record {
+        Some(r) => record_v2_fields(check(room, Stored::RoomRecord, r)?, r),
+        None => (None, None),
+    };
     let state = record
         .and_then(|r| Reflect::get(&r, &JsValue::from_str("state")).ok())
         .and_then(|v| v.dyn_into::<Uint8Array>().ok())
         .filter(|a| a.length() > 0);
     Ok(CachedState {
         state,
+        state_marker,
+        store_snapshot,
         log: entries_from_js(room, &values)?,
     })
+}
+
+/// Takes what a load brought from the remote sources, in ONE read-write transaction: appends
+/// `entry` (what they held that the cache lacked, if anything) and records `held` as the store
+/// snapshot the cache holds. The record is read, checked and rewritten in the same transaction,
+/// so a compaction in another tab is never undone; if anything fails, neither is written.
+pub async fn take_remote(
+    db: &Rexie,
+    room: &str,
+    entry: Option<&LogEntry>,
+    held: &HeldSnapshot,
+) -> Result<(), KeepError> {
+    let tx = db
+        .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
+        .map_err(err)?;
+    let rooms = tx.store(ROOMS).map_err(err)?;
+    let mut record = record_from_js(room, rooms.get(JsValue::from_str(room)).await.map_err(err)?)?;
+    if let Some(e) = entry {
+        let log = tx.store(LOG).map_err(err)?;
+        log.add(&entry_to_js(e), Some(&log_key(room)))
+            .await
+            .map_err(err)?;
+    }
+    if record.store_snapshot.as_ref() != Some(held) {
+        record.store_snapshot = Some(held.clone());
+        rooms
+            .put(&record_to_js(&record), Some(&JsValue::from_str(room)))
+            .await
+            .map_err(err)?;
+    }
+    tx.done().await.map_err(err)?;
+    Ok(())
 }
 
 pub async fn append(db: &Rexie, room: &str, entries: &[LogEntry]) -> Result<(), KeepError> {

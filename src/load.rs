@@ -39,6 +39,9 @@ pub enum Fetched {
     /// bytes; `Merged::cache_as_is` tells it to hand them over. A caller with remote data passes
     /// `Data` instead, so that the cache takes part in the merge.
     Held(usize),
+    /// The source answered `304`: it holds nothing the cache lacks (relay: the cache's state tag
+    /// is the room's; store: the cache holds its current snapshot).
+    Unchanged,
     /// The source answered that it has nothing (relay 404 = no live room, store 404, empty cache).
     Missing,
     /// Not asked (no URL configured, IndexedDB unavailable).
@@ -52,7 +55,7 @@ pub enum Fetched {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceReport {
     pub source: Source,
-    /// `ok`, `missing`, `skipped`, `error`, `timeout` or `corrupt`.
+    /// `ok`, `unchanged`, `missing`, `skipped`, `error`, `timeout` or `corrupt`.
     pub status: &'static str,
     pub bytes: usize,
     pub ms: f64,
@@ -137,6 +140,7 @@ pub fn merge_sources(mut fetched: Vec<(Source, Fetched, f64)>) -> Merged {
                 report.bytes = bytes;
                 held = bytes;
             }
+            Fetched::Unchanged => report.status = "unchanged",
             Fetched::Missing => report.status = "missing",
             Fetched::Skipped(why) => {
                 report.status = "skipped";
@@ -351,6 +355,19 @@ mod tests {
         assert!(!m.cache_as_is);
         assert_eq!(text_of(&m.update), "relay");
         assert_eq!(m.report.sources[1].status, "error");
+    }
+
+    #[test]
+    fn unchanged_sources_leave_the_cache_record_as_is() {
+        let m = merge_sources(vec![
+            (Source::Relay, Fetched::Unchanged, 1.0),
+            (Source::Store, Fetched::Unchanged, 1.0),
+            (Source::Indexeddb, Fetched::Held(77), 1.0),
+        ]);
+        assert!(m.cache_as_is && m.new_for_cache.is_none());
+        let statuses: Vec<_> = m.report.sources.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, ["unchanged", "unchanged", "ok"]);
+        assert!(m.report.loaded);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use web_sys::AbortSignal;
 use ykeep::cache::LogEntry;
 use ykeep::core::DurabilityMarker;
 use ykeep::engine::{Engine, Event};
-use ykeep::http::{Fetch, LocalFuture, Reply};
+use ykeep::http::{Ask, Fetch, LocalFuture, Reply};
 use ykeep::idb;
 use ykeep::options::{Options, RawOptions};
 use ykeep::tiers::Origin;
@@ -28,16 +28,20 @@ const STORE: &str = "http://store.test";
 #[derive(Clone)]
 enum Fake {
     Reply(u16, Vec<u8>),
+    /// `200` with this `ETag` (quoted) and body, or `304` to an `If-None-Match` naming it.
+    Tagged(String, Vec<u8>),
     Down,
     Hang,
 }
 
-/// Routes: relay `/state`, relay `/durable`, store `/snapshots`. Records the URLs asked.
+/// Routes: relay `/state`, relay `/durable`, store `/snapshots`. Records the URLs asked and the
+/// `If-None-Match` of each.
 struct FakeNet {
     relay: RefCell<Fake>,
     durable: RefCell<Fake>,
     store: RefCell<Fake>,
     asked: RefCell<Vec<String>>,
+    conditions: RefCell<Vec<(String, Option<String>)>>,
 }
 
 impl FakeNet {
@@ -47,7 +51,19 @@ impl FakeNet {
             durable: RefCell::new(Fake::Reply(404, b"{}".to_vec())),
             store: RefCell::new(Fake::Reply(404, b"{}".to_vec())),
             asked: RefCell::new(Vec::new()),
+            conditions: RefCell::new(Vec::new()),
         })
+    }
+
+    /// The `If-None-Match` the last request to `base` carried (None: none sent).
+    fn last_condition(&self, base: &str) -> Option<String> {
+        let conditions = self.conditions.borrow();
+        let (_, tag) = conditions
+            .iter()
+            .rev()
+            .find(|(url, _)| url.starts_with(base) && !url.ends_with("/durable"))
+            .expect("asked");
+        tag.clone()
     }
 }
 
@@ -55,10 +71,13 @@ impl Fetch for FakeNet {
     fn get(
         &self,
         url: String,
-        _token: Option<String>,
+        ask: Ask,
         _signal: AbortSignal,
     ) -> LocalFuture<Result<Reply, String>> {
         self.asked.borrow_mut().push(url.clone());
+        self.conditions
+            .borrow_mut()
+            .push((url.clone(), ask.if_none_match.clone()));
         let fake = if url.ends_with("/durable") {
             self.durable.borrow().clone()
         } else if url.starts_with(RELAY) {
@@ -68,7 +87,23 @@ impl Fetch for FakeNet {
         };
         Box::pin(async move {
             match fake {
-                Fake::Reply(status, body) => Ok(Reply { status, body }),
+                Fake::Reply(status, body) => Ok(Reply {
+                    status,
+                    etag: None,
+                    body,
+                }),
+                Fake::Tagged(tag, _) if ask.if_none_match.as_deref() == Some(tag.as_str()) => {
+                    Ok(Reply {
+                        status: 304,
+                        etag: Some(tag),
+                        body: Vec::new(),
+                    })
+                }
+                Fake::Tagged(tag, body) => Ok(Reply {
+                    status: 200,
+                    etag: Some(tag),
+                    body,
+                }),
                 Fake::Down => Err("connection refused".into()),
                 Fake::Hang => std::future::pending().await,
             }
@@ -469,6 +504,195 @@ async fn opening_a_stored_room_twice_more_adds_zero_bytes() {
     assert_eq!(sizes[1], sizes[2]);
 }
 
+/// The relay's `ETag` for a room holding `doc` (what `ykeep_core::StateTag` makes of its state).
+fn relay_tag(doc: &Doc) -> String {
+    ykeep::core::StateTag::of(&DurabilityMarker::of_txn(&doc.transact())).etag()
+}
+
+fn statuses(m: &ykeep::load::Merged) -> Vec<&'static str> {
+    m.report.sources.iter().map(|s| s.status).collect()
+}
+
+/// Issue 16, target 6: a repeat open with a warm cache and a live relay sends the cache's state
+/// tag to the relay and the store snapshot it holds to the store; both answer 304 and the
+/// cache record goes to the page as it was read. A changed source is downloaded and merged, and
+/// then held in its turn. With a log (edits since the last compaction) and after compacting.
+#[wasm_bindgen_test]
+async fn a_repeat_open_with_nothing_changed_downloads_nothing() {
+    let db = "t-repeat";
+    fresh_db(db).await;
+    let net = FakeNet::new();
+    let doc = Doc::with_client_id(40);
+    type_words(&doc, &["saved ", "text"]);
+    *net.store.borrow_mut() = Fake::Tagged("\"s1\"".into(), full(&doc));
+    let first = engine(db, &net);
+    let m = first.load().await.unwrap();
+    assert_eq!(statuses(&m), ["missing", "ok", "missing"]);
+    assert_eq!(net.last_condition(STORE), None, "nothing held yet");
+    // The page edits (a log entry), then opens again with the relay live on the same state.
+    let edit = type_words(&doc, &[" and more"]).remove(0);
+    store(&first, edit).unwrap();
+    first.destroy().await;
+    for round in ["with a log", "compacted"] {
+        *net.relay.borrow_mut() = Fake::Tagged(relay_tag(&doc), b"not read".to_vec());
+        let e = engine(db, &net);
+        let m = e.load().await.unwrap();
+        assert_eq!(
+            statuses(&m),
+            ["unchanged", "unchanged", "ok"],
+            "{round}: {:?}",
+            m.report
+        );
+        assert_eq!(text_of(&m.update), "saved text and more", "{round}");
+        assert_eq!(net.last_condition(RELAY), Some(relay_tag(&doc)), "{round}");
+        assert_eq!(
+            net.last_condition(STORE).as_deref(),
+            Some("\"s1\""),
+            "{round}"
+        );
+        if round == "compacted" {
+            assert!(
+                m.cache_as_is,
+                "{round}: the record goes over as it was read"
+            );
+        }
+        e.compact().await.unwrap().expect("cache in use");
+        e.destroy().await;
+    }
+    // Someone else edits and the store saves it as s2: downloaded and merged once, then held.
+    let other = Doc::with_client_id(41);
+    other
+        .transact_mut()
+        .apply_update(Update::decode_v1(&full(&doc)).unwrap())
+        .unwrap();
+    other
+        .get_or_insert_text("t")
+        .remove_range(&mut other.transact_mut(), 0, "saved ".len() as u32);
+    *net.store.borrow_mut() = Fake::Tagged("\"s2\"".into(), full(&other));
+    let e = engine(db, &net);
+    let m = e.load().await.unwrap();
+    assert_eq!(
+        statuses(&m),
+        ["unchanged", "ok", "ok"],
+        "the relay still holds what the cache holds: {:?}",
+        m.report
+    );
+    e.destroy().await;
+    *net.relay.borrow_mut() = Fake::Tagged(relay_tag(&other), b"not read".to_vec());
+    let e = engine(db, &net);
+    let m = e.load().await.unwrap();
+    assert_eq!(
+        statuses(&m),
+        ["unchanged", "unchanged", "ok"],
+        "{:?}",
+        m.report
+    );
+    assert_eq!(text_of(&m.update), "text and more");
+    assert_eq!(net.last_condition(STORE).as_deref(), Some("\"s2\""));
+    e.destroy().await;
+    // Another store URL never gets this store's snapshot id.
+    let mut o = opts(db, "room1");
+    o.store_url = Some("http://other-store.test".into());
+    let e = Engine::with_fetch(o, net.clone());
+    e.load().await.unwrap();
+    assert_eq!(net.last_condition("http://other-store.test"), None);
+    e.destroy().await;
+}
+
+/// A store snapshot that does not decode is not recorded as held: the next open downloads it
+/// again rather than trust a 304 for a snapshot the cache never took.
+#[wasm_bindgen_test]
+async fn a_corrupt_store_snapshot_is_never_held() {
+    let db = "t-repeat-corrupt";
+    fresh_db(db).await;
+    let net = FakeNet::new();
+    *net.store.borrow_mut() = Fake::Tagged("\"bad\"".into(), b"\xff\xffjunk".to_vec());
+    for _ in 0..2 {
+        let e = engine(db, &net);
+        let m = e.load().await.unwrap();
+        assert_eq!(m.report.sources[1].status, "corrupt");
+        assert_eq!(net.last_condition(STORE), None);
+        e.destroy().await;
+    }
+}
+
+/// A record of format version 1 (what the previous release wrote: no state marker, no store
+/// snapshot) loads as before: its state is decoded for the state vector and tag. Compacting
+/// rewrites it as version 2, with the marker; its version 1 log entries are read as they are.
+#[wasm_bindgen_test]
+async fn a_version_1_record_is_read_and_rewritten_as_version_2_by_a_compaction() {
+    let db = "t-v1-record";
+    fresh_db(db).await;
+    let doc = Doc::with_client_id(44);
+    let words = type_words(&doc, &["old ", "format"]);
+    {
+        let handle = idb::open(db).await.unwrap();
+        let tx = handle
+            .transaction(&["rooms", "log"], TransactionMode::ReadWrite)
+            .unwrap();
+        let record = Object::new();
+        let state = words[0].clone();
+        Reflect::set(&record, &"v".into(), &1.0.into()).unwrap();
+        Reflect::set(
+            &record,
+            &"state".into(),
+            &Uint8Array::from(state.as_slice()),
+        )
+        .unwrap();
+        Reflect::set(&record, &"pending".into(), &Uint8Array::new_with_length(0)).unwrap();
+        Reflect::set(&record, &"pendingAll".into(), &true.into()).unwrap();
+        Reflect::set(&record, &"marker".into(), &Uint8Array::new_with_length(0)).unwrap();
+        tx.store("rooms")
+            .unwrap()
+            .put(&record, Some(&"document/room1".into()))
+            .await
+            .unwrap();
+        let entry = Object::new();
+        Reflect::set(&entry, &"v".into(), &1.0.into()).unwrap();
+        Reflect::set(&entry, &"u".into(), &Uint8Array::from(words[1].as_slice())).unwrap();
+        Reflect::set(&entry, &"local".into(), &true.into()).unwrap();
+        let key = Array::of3(&"document/room1".into(), &1.0.into(), &2.0.into());
+        tx.store("log")
+            .unwrap()
+            .put(&entry, Some(&key.into()))
+            .await
+            .unwrap();
+        tx.done().await.unwrap();
+    }
+    let net = FakeNet::new();
+    *net.relay.borrow_mut() = Fake::Tagged(relay_tag(&doc), b"not read".to_vec());
+    let e = engine(db, &net);
+    let m = e.load().await.unwrap();
+    assert_eq!(text_of(&m.update), "old format");
+    assert_eq!(
+        statuses(&m),
+        ["unchanged", "missing", "ok"],
+        "{:?}",
+        m.report
+    );
+    assert_eq!(
+        e.outbox().await.unwrap().len(),
+        2,
+        "both edits still wait for a marker"
+    );
+    e.compact().await.unwrap().expect("cache in use");
+    e.destroy().await;
+    let rows = dump(db).await;
+    let record = rows.iter().find(|r| r.store == "rooms").unwrap();
+    assert_eq!(record.v, Some(2.0));
+    assert!(record.value.contains("stateMarker"), "{}", record.value);
+    let e = engine(db, &net);
+    let m = e.load().await.unwrap();
+    assert_eq!(statuses(&m), ["unchanged", "missing", "ok"]);
+    assert_eq!(text_of(&m.update), "old format");
+    assert_eq!(
+        e.outbox().await.unwrap().len(),
+        1,
+        "folded into one pending update"
+    );
+    e.destroy().await;
+}
+
 #[wasm_bindgen_test]
 async fn a_delete_only_edit_stays_in_the_outbox_until_a_marker_covers_it() {
     let db = "t-outbox";
@@ -572,8 +796,15 @@ fn of_room<'a>(rows: &'a [Row], room: &str) -> Vec<&'a Row> {
     rows.iter().filter(|r| r.room == room).collect()
 }
 
+/// Values this code does not read: room records other than versions 1 and 2, log entries other
+/// than version 1.
 fn foreign(rows: &[Row]) -> Vec<&Row> {
-    rows.iter().filter(|r| r.v != Some(1.0)).collect()
+    rows.iter()
+        .filter(|r| match r.store {
+            "rooms" => r.v != Some(1.0) && r.v != Some(2.0),
+            _ => r.v != Some(1.0),
+        })
+        .collect()
 }
 
 /// What another version of this module might have stored for `room`: a room record or a log
@@ -648,7 +879,12 @@ async fn records_of_our_format_version_round_trip_through_compaction() {
     store(&a, type_words(&Doc::with_client_id(50), &["v1"]).remove(0)).unwrap();
     a.compact().await.unwrap().expect("cache in use");
     a.destroy().await;
-    assert!(dump(db).await.iter().all(|r| r.v == Some(1.0)));
+    let rows = dump(db).await;
+    assert!(rows.iter().any(|r| r.store == "rooms"));
+    for r in &rows {
+        let want = if r.store == "rooms" { 2.0 } else { 1.0 };
+        assert_eq!(r.v, Some(want), "{r:?}");
+    }
     let b = engine(db, &net);
     assert_eq!(text_of(&b.load().await.unwrap().update), "v1");
     assert!(b.cache_disabled_reason().is_none());
@@ -660,13 +896,14 @@ async fn records_of_our_format_version_round_trip_through_compaction() {
 /// deletes nothing of that room; another room in the same database works as before.
 #[wasm_bindgen_test]
 async fn a_tab_that_loads_a_room_with_another_format_version_writes_nothing_there() {
-    let cases: [(&str, &[Raw], &str); 3] = [
+    let cases: [(&str, &[Raw], &str); 4] = [
         ("older", &[Raw::Entry(0.0)], "0"),
-        ("newer", &[Raw::Record(2.0), Raw::Entry(2.0)], "2"),
+        ("newer", &[Raw::Record(3.0), Raw::Entry(2.0)], "3"),
+        ("newer-entry", &[Raw::Entry(2.0)], "2"),
         (
             "both",
-            &[Raw::Entry(0.0), Raw::Record(2.0), Raw::Entry(2.0)],
-            "2",
+            &[Raw::Entry(0.0), Raw::Record(3.0), Raw::Entry(2.0)],
+            "3",
         ),
     ];
     for (case, raws, version) in cases {
@@ -748,7 +985,7 @@ async fn a_tab_that_loads_a_room_with_another_format_version_writes_nothing_ther
 /// clearData: each leaves them as they are, turns the room's cache off and says so once.
 #[wasm_bindgen_test]
 async fn a_running_tab_leaves_records_of_another_format_version_alone() {
-    let raws = [Raw::Record(2.0), Raw::Entry(0.0), Raw::Entry(2.0)];
+    let raws = [Raw::Record(3.0), Raw::Entry(0.0), Raw::Entry(2.0)];
     for op in [
         "compact",
         "compact-by-bytes",
@@ -795,11 +1032,11 @@ async fn a_running_tab_leaves_records_of_another_format_version_alone() {
             "stored-bytes" => assert_eq!(a.stored_bytes().await.unwrap().total, 0),
             _ => {
                 let e = a.clear_data().await.unwrap_err().to_string();
-                assert!(says_foreign(&e, "2"), "{e}");
+                assert!(says_foreign(&e, "3"), "{e}");
             }
         }
         let reason = a.cache_disabled_reason().unwrap_or_default();
-        assert!(says_foreign(&reason, "2"), "{op}: {reason}");
+        assert!(says_foreign(&reason, "3"), "{op}: {reason}");
         assert_eq!(*warnings.borrow(), [reason.clone()], "{op}");
         let after_op = dump(&db).await;
         if op == "compact-by-bytes" {

@@ -22,6 +22,7 @@ interface HttpReply {
   status: number;
   contentType: string;
   body: Uint8Array;
+  etag?: string;
 }
 interface CloseInfo {
   code: number;
@@ -70,7 +71,7 @@ const YKEEP_MESSAGE = 107;
 const CORS: Record<string, string> = {
   "access-control-allow-origin": "*",
   "access-control-allow-methods": "GET, OPTIONS",
-  "access-control-allow-headers": "authorization, content-type",
+  "access-control-allow-headers": "authorization, content-type, if-none-match",
   "access-control-expose-headers": "etag",
 };
 
@@ -86,9 +87,13 @@ function hostOf(env: object): Host {
 }
 
 function response(reply: HttpReply): Response {
+  if (reply.status === 304) {
+    // A 304 has no body (a Response refuses one).
+    return new Response(null, { status: 304, headers: { ...(reply.etag ? { etag: reply.etag } : {}), ...CORS } });
+  }
   return new Response(reply.body, {
     status: reply.status,
-    headers: { "content-type": reply.contentType, ...CORS },
+    headers: { "content-type": reply.contentType, ...(reply.etag ? { etag: reply.etag } : {}), ...CORS },
   });
 }
 
@@ -290,7 +295,9 @@ export class YkeepRoom extends Server<Record<string, unknown>> {
     const answered = new Promise<HttpReply>((resolve) => this.#queries.set(query, resolve));
     const now = Date.now();
     if (route.what === "state") {
-      const refused = room.stateQuery(query, url.searchParams.get("sv") ?? undefined, now) as HttpReply | null;
+      const sv = url.searchParams.get("sv") ?? undefined;
+      const ifNoneMatch = request.headers.get("if-none-match") ?? undefined;
+      const refused = room.stateQuery(query, sv, ifNoneMatch, now) as HttpReply | null;
       if (refused) {
         this.#queries.delete(query);
         return response(refused);

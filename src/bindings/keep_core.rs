@@ -28,7 +28,7 @@ export interface KeepOptions {
 }
 export interface SourceReport {
   source: 'relay' | 'store' | 'indexeddb';
-  status: 'ok' | 'missing' | 'skipped' | 'error' | 'timeout' | 'corrupt';
+  status: 'ok' | 'unchanged' | 'missing' | 'skipped' | 'error' | 'timeout' | 'corrupt';
   bytes: number;
   ms: number;
   error?: string;

@@ -24,5 +24,5 @@ pub use merge::{
     validated_update,
 };
 pub use resource::{AddressError, ResourceId, ResourceKind, RoomName};
-pub use state_tag::{Holding, StateTag};
 pub use schedule::{Action as SaveAction, Event as SaveEvent, SaveSchedule, SchedulePolicy};
+pub use state_tag::{Holding, StateTag};

@@ -45,7 +45,9 @@ impl StateTag {
         if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
-        u128::from_str_radix(hex, 16).map(StateTag).map_err(|_| bad())
+        u128::from_str_radix(hex, 16)
+            .map(StateTag)
+            .map_err(|_| bad())
     }
 
     /// The first state tag an `If-None-Match` header names (quoted or not, weak or strong).
@@ -231,7 +233,11 @@ mod tests {
         let after = edit(&doc, |t, txn| t.insert(txn, 4, "e"));
         held.add(&after);
         assert_eq!(held.tag(), None);
-        assert_eq!(held.state_vector().get(&yrs::ClientID::new(5)), 3, "clocks 3.. are not all held");
+        assert_eq!(
+            held.state_vector().get(&yrs::ClientID::new(5)),
+            3,
+            "clocks 3.. are not all held"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use ykeep_core::wire::SaveReceipt;
-use ykeep_core::{RoomName, b64};
+use ykeep_core::{RoomName, StateTag, b64};
 use ykeep_room::access::{self, Precheck};
 use ykeep_room::store_http::{self, Answer, Request};
 use ykeep_room::{
@@ -31,6 +31,9 @@ fn reply_object(reply: &HttpReply) -> Object {
     set(&o, "status", reply.status);
     set(&o, "contentType", reply.content_type);
     set(&o, "body", bytes(&reply.body));
+    if let Some(tag) = &reply.etag {
+        set(&o, "etag", tag.as_str());
+    }
     o
 }
 
@@ -485,8 +488,15 @@ impl PartyRoom {
     }
 
     /// `GET /state`: `null` when queued (the reply comes as an effect), or an error reply.
+    /// `if_none_match` is the request's header: a state tag in it may get a `304`.
     #[wasm_bindgen(js_name = stateQuery)]
-    pub fn state_query(&mut self, query: f64, sv: Option<String>, now: f64) -> JsValue {
+    pub fn state_query(
+        &mut self,
+        query: f64,
+        sv: Option<String>,
+        if_none_match: Option<String>,
+        now: f64,
+    ) -> JsValue {
         let sv = match sv.as_deref() {
             None => None,
             Some(text) => match b64::decode(text) {
@@ -499,8 +509,11 @@ impl PartyRoom {
             },
         };
         let query = query as u64;
+        let unless = if_none_match
+            .as_deref()
+            .and_then(StateTag::from_if_none_match);
         self.room
-            .handle(Event::StateQuery { query, sv }, now as u64);
+            .handle(Event::StateQuery { query, sv, unless }, now as u64);
         JsValue::NULL
     }
 
@@ -636,6 +649,7 @@ impl PartyRoom {
             Effect::Reply { query, reply } => {
                 let http = match *reply {
                     Reply::State(Ok(update)) => HttpReply::bytes(update),
+                    Reply::Unchanged(tag) => HttpReply::not_modified(&tag),
                     Reply::State(Err(e)) => HttpReply::bad_state_vector(&e.to_string()),
                     Reply::Durable(info) => HttpReply::json(200, &info.body()),
                     Reply::Ended => HttpReply::not_live(),

@@ -9,7 +9,7 @@
 //! - `/rooms/{kind}/{id}/state` and `/rooms/{kind}/{id}/durable`.
 
 use ykeep_core::contract::code;
-use ykeep_core::{AddressError, ErrorBody, RoomName};
+use ykeep_core::{AddressError, ErrorBody, RoomName, StateTag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -77,6 +77,8 @@ pub struct HttpReply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// The `ETag` header, when the reply has one.
+    pub etag: Option<String>,
 }
 
 impl HttpReply {
@@ -85,6 +87,7 @@ impl HttpReply {
             status: 200,
             content_type: "application/octet-stream",
             body,
+            etag: None,
         }
     }
 
@@ -93,6 +96,17 @@ impl HttpReply {
             status,
             content_type: "application/json",
             body: serde_json::to_vec(body).unwrap_or_default(),
+            etag: None,
+        }
+    }
+
+    /// `304`: the asker holds the state with this tag already.
+    pub fn not_modified(tag: &StateTag) -> Self {
+        HttpReply {
+            status: 304,
+            content_type: "application/octet-stream",
+            body: Vec::new(),
+            etag: Some(tag.etag()),
         }
     }
 

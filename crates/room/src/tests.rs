@@ -113,7 +113,13 @@ fn a_state_query_is_unchanged_only_for_the_rooms_own_tag() {
     room.handle(Event::Join { conn: 1 }, 1);
     room.flush(1).durable();
     let update = protocol::encode_update(&edit(7, "abc"));
-    room.handle(Event::Frame { conn: 1, data: frame(update) }, 2);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(update),
+        },
+        2,
+    );
     room.flush(2).durable();
     let state = state_of(&mut room, 3);
     let tag = ykeep_core::StateTag::of(&ykeep_core::DurabilityMarker::of_update(&state).unwrap());
@@ -125,20 +131,31 @@ fn a_state_query_is_unchanged_only_for_the_rooms_own_tag() {
     let stale = tag;
     let delete = {
         let doc = Doc::new();
-        doc.transact_mut().apply_update(Update::decode_v1(&state).unwrap()).unwrap();
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&state).unwrap())
+            .unwrap();
         let t = doc.get_or_insert_text("t");
         let mut txn = doc.transact_mut();
         t.remove_range(&mut txn, 0, 1);
         txn.encode_update_v1()
     };
     let frame_bytes = protocol::encode_update(&delete);
-    room.handle(Event::Frame { conn: 1, data: frame(frame_bytes) }, 5);
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(frame_bytes),
+        },
+        5,
+    );
     room.flush(5).durable();
     match state_reply(&mut room, Some(stale), 6) {
         Reply::State(Ok(update)) => assert_eq!(text_of(&update), "bc"),
         other => panic!("expected the state, got {other:?}"),
     }
-    assert!(matches!(state_reply(&mut room, None, 7), Reply::State(Ok(_))));
+    assert!(matches!(
+        state_reply(&mut room, None, 7),
+        Reply::State(Ok(_))
+    ));
 }
 
 fn deliveries(effects: &[Effect]) -> Vec<(Target, OutFrame)> {
