@@ -98,7 +98,14 @@ fn room<const PER: usize>(_: &[Vec<u8>], frames: &[Bytes]) -> String {
         assert!(step.append.is_some(), "every update is logged");
         std::hint::black_box(step.durable());
     }
-    room.handle(Event::StateQuery { query: 1, sv: None }, 2);
+    room.handle(
+        Event::StateQuery {
+            query: 1,
+            sv: None,
+            unless: None,
+        },
+        2,
+    );
     let state = room.flush(2).durable().into_iter().find_map(|e| match e {
         Effect::Reply { reply, .. } => match *reply {
             Reply::State(Ok(state)) => Some(state),

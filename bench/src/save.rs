@@ -446,7 +446,14 @@ fn room_breakdown(blob: &Path, runs: usize) -> Result<ColdBreakdown, String> {
         std::hint::black_box(step);
         // The full state, as a joiner's SyncStep2 carries it (a `/state` query: the same encode).
         let t = Instant::now();
-        room.handle(ykeep_room::Event::StateQuery { query: 1, sv: None }, 1);
+        room.handle(
+            ykeep_room::Event::StateQuery {
+                query: 1,
+                sv: None,
+                unless: None,
+            },
+            1,
+        );
         let effects = room.flush(1).durable();
         sync2.push(ms(t.elapsed()));
         let full = effects.iter().any(|e| {
