@@ -60,7 +60,10 @@ test('serve --demo: the page a new user opens', { skip: missing(), timeout: 300_
       const st = await sourceStatuses(page, k)
       const from = await answered(page, k)
       assert.ok(st.relay === 'ok' || st.relay === 'unchanged', `${k} reloads from the live relay room: ${JSON.stringify(st)}`)
-      assert.equal(from, st.relay === 'ok' ? 'relay' : 'indexeddb', `${k}: ${JSON.stringify(st)}`)
+      // The first source with data answers (relay, store, IndexedDB): after a 304 from the relay
+      // the store still sends its snapshot when it saved one the cache does not hold yet.
+      const first = st.relay === 'ok' ? 'relay' : st.store === 'ok' ? 'store' : 'indexeddb'
+      assert.equal(from, first, `${k}: ${JSON.stringify(st)}`)
     }
     await until('the first window, reloaded, shows the text', async () => (await editorText(page, 'document')).includes('Hello from a new user.'))
     await until('the first window, reloaded, shows the second window\'s text', async () => (await editorText(page, 'document')).includes('And a second window.'))
