@@ -20,7 +20,7 @@ use yrs::updates::encoder::Encode;
 
 use crate::cache::{self, ForeignRecord, HeldSnapshot};
 use crate::durability::{DurabilityView, best_marker, parse_durable};
-use crate::error::KeepError;
+use crate::error::{CacheError, KeepError};
 use crate::http::{Ask, BrowserFetch, Fetch, Reply};
 use crate::idb::{self, CachedState, Compacted, Db, StoredBytes, VersionChange, VersionWatch};
 use crate::load::{Fetched, Merged, Source, merge_sources};
@@ -175,9 +175,7 @@ impl Engine {
         let opened = if has_idb {
             idb::open(&self.inner.opts.db_name).await
         } else {
-            Err(KeepError::Cache(
-                "indexedDB is not available in this context".into(),
-            ))
+            Err(CacheError::Unavailable.into())
         };
         match opened {
             Ok(db) => {
@@ -208,9 +206,10 @@ impl Engine {
     }
 
     /// Another tab opens the database at a later version (a newer cache format) or deletes it:
-    /// the connection is closed (idb closes it, so that tab's open is not blocked), and nothing
-    /// more is written, even through a later open. What this page wrote stays for the newer
-    /// format to read; edits from now on reach the relay only, and the page is told at once.
+    /// the connection is closed (`indexeddb::Db` closes it, so that tab's open is not blocked),
+    /// and nothing more is written, even through a later open. What this page wrote stays for
+    /// the newer format to read; edits from now on reach the relay only, and the page is told
+    /// at once.
     fn close_for_other_tab(&self, change: VersionChange) {
         if self.inner.cache_off.borrow().is_none() {
             self.close_cache(change.to_string());

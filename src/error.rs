@@ -15,7 +15,7 @@ pub enum KeepError {
     #[error("invalid option: {0}")]
     Options(String),
     #[error("IndexedDB: {0}")]
-    Cache(String),
+    Cache(#[from] CacheError),
     /// The room's cache holds a record of another format version; it is left as it is.
     #[error("IndexedDB: {0}")]
     Foreign(#[from] ForeignRecord),
@@ -26,4 +26,30 @@ pub enum KeepError {
     },
     #[error("this YKeep was destroyed")]
     Destroyed,
+}
+
+/// What went wrong in IndexedDB (the cache).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// There is no `indexedDB` in this context.
+    #[error("indexedDB is not available in this context")]
+    Unavailable,
+    /// A call or a request failed with this exception (a `DOMException`).
+    #[error("{op} failed: {name}: {message}")]
+    Failed {
+        /// What failed: `open`, `transaction`, `get`, `put`, ...
+        op: &'static str,
+        name: String,
+        message: String,
+    },
+    /// The transaction aborted without an exception: nothing it wrote is kept.
+    #[error("the transaction was aborted")]
+    Aborted,
+    /// `getAllKeys` and `getAll` over the same key range in one transaction disagreed.
+    #[error("read {keys} log keys but {values} values for {room}")]
+    LogMismatch {
+        room: String,
+        keys: usize,
+        values: usize,
+    },
 }

@@ -1,6 +1,7 @@
-//! IndexedDB through rexie: one `rooms` record per room (compacted state and its marker, folded
-//! outbox, remote marker, the store snapshot held) and an append-only `log` keyed
-//! `[room, time, random]`, both carrying a format version (`cache::Stored`).
+//! The cache in IndexedDB (through [`crate::indexeddb`]): one `rooms` record per room (compacted
+//! state and its marker, folded outbox, remote marker, the store snapshot held) and an
+//! append-only `log` keyed `[room, time, random]`, both carrying a format version
+//! (`cache::Stored`).
 //!
 //! Every read checks the version of each value it reads for the room and fails with
 //! [`KeepError::Foreign`] on another one, before anything is written: a value of another
@@ -12,56 +13,25 @@ use std::rc::Rc;
 
 use futures_util::future::{join, join3, try_join_all};
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{IdbDatabase, IdbFactory, IdbVersionChangeEvent};
+use web_sys::{IdbDatabase, IdbKeyRange, IdbTransactionMode, IdbVersionChangeEvent};
 
 use crate::cache::{self, ForeignRecord, HeldSnapshot, LogEntry, RoomRecord, Stored};
-use crate::error::KeepError;
+use crate::error::{CacheError, KeepError};
+use crate::indexeddb::{self, Store, failed};
+pub use crate::indexeddb::{Db, delete_database};
 use ykeep_core::DurabilityMarker;
 
 const ROOMS: &str = "rooms";
 const LOG: &str = "log";
 const DB_VERSION: u32 = 1;
 
-fn err(e: impl std::fmt::Debug) -> KeepError {
-    KeepError::Cache(format!("{e:?}"))
-}
-
-/// An open database that closes when its last handle goes. rexie's `close` takes the database by
-/// value, which a handle shared with transactions in flight cannot give; a connection left open
-/// until garbage collection blocks another tab's version change or delete meanwhile.
-#[derive(Debug)]
-pub struct Db(Option<Rexie>);
-
-impl std::ops::Deref for Db {
-    type Target = Rexie;
-
-    fn deref(&self) -> &Rexie {
-        self.0
-            .as_ref()
-            .expect("a Db holds its connection until dropped")
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some(db) = self.0.take() {
-            db.close();
-        }
-    }
-}
-
+/// Opens the cache's database (version 1, object stores `rooms` and `log`). The connection
+/// closes when the returned handle is dropped, or at once when another tab asks (a version
+/// change).
 pub async fn open(name: &str) -> Result<Db, KeepError> {
-    Rexie::builder(name)
-        .version(DB_VERSION)
-        .add_object_store(ObjectStore::new(ROOMS))
-        .add_object_store(ObjectStore::new(LOG))
-        .build()
-        .await
-        .map(|db| Db(Some(db)))
-        .map_err(err)
+    Ok(indexeddb::open(name, DB_VERSION, &[ROOMS, LOG]).await?)
 }
 
 /// Why another tab asked every connection to the database to close.
@@ -93,8 +63,8 @@ impl std::fmt::Display for VersionChange {
 /// Hears `versionchange` on a second connection that does nothing else, and closes it at once.
 /// A tab with a newer cache format opens the database at a later version, and its open waits
 /// until every connection of every other tab has closed. The page's own connection closes
-/// itself (idb's `DatabaseBuilder` registers that handler) but tells no one, and rexie exposes
-/// none of its events: without this, the page would learn of it only when its next write failed.
+/// itself (`indexeddb::Db` registers that handler) but tells no one: without this, the page
+/// would learn of it only when its next write failed.
 /// The owner drops its own handle in `on_change`. An upgrade between the page's open and this
 /// watcher's is still learnt at the next write (which fails, and turns the cache off).
 pub struct VersionWatch {
@@ -109,12 +79,10 @@ pub fn watch_versions(
     name: &str,
     on_change: impl FnOnce(VersionChange) + 'static,
 ) -> Result<VersionWatch, KeepError> {
-    let factory: IdbFactory = Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
-        .map_err(err)?
-        .dyn_into()
-        .map_err(err)?;
     // No version: the one the page's own connection opened (or a later one).
-    let request = factory.open(name).map_err(err)?;
+    let request = indexeddb::factory()?
+        .open(name)
+        .map_err(|e| failed("open", &e))?;
     let db: Rc<RefCell<Option<IdbDatabase>>> = Rc::default();
     let dropped = Rc::new(Cell::new(false));
     let mut on_change = Some(on_change);
@@ -187,10 +155,6 @@ impl Drop for VersionWatch {
             }
         }
     }
-}
-
-pub async fn delete_database(name: &str) -> Result<(), KeepError> {
-    Rexie::delete(name).await.map_err(err)
 }
 
 fn set(o: &Object, k: &str, v: &JsValue) {
@@ -306,10 +270,11 @@ fn log_key(room: &str) -> JsValue {
     a.into()
 }
 
-fn log_range(room: &str) -> Result<KeyRange, KeepError> {
+fn log_range(room: &str) -> Result<IdbKeyRange, CacheError> {
     let lower = Array::of1(&JsValue::from_str(room));
     let upper = Array::of2(&JsValue::from_str(room), &Array::new());
-    KeyRange::bound(&lower, &upper, Some(false), Some(false)).map_err(err)
+    IdbKeyRange::bound_with_lower_open_and_upper_open(&lower, &upper, false, false)
+        .map_err(|e| failed("IDBKeyRange.bound", &e))
 }
 
 /// What the cache holds for a room, read in one transaction.
@@ -328,21 +293,19 @@ impl RoomData {
 /// The room's record and log values as IndexedDB returned them, read in one transaction. Both
 /// requests go out together and the read-only transaction is not waited for: it commits by
 /// itself, and every round trip to the IndexedDB backend counts on a repeat visit.
-async fn read_raw(db: &Rexie, room: &str) -> Result<(Option<JsValue>, Vec<JsValue>), KeepError> {
-    let tx = db
-        .transaction(&[ROOMS, LOG], TransactionMode::ReadOnly)
-        .map_err(err)?;
-    let (rooms, log) = (tx.store(ROOMS).map_err(err)?, tx.store(LOG).map_err(err)?);
+async fn read_raw(db: &Db, room: &str) -> Result<(Option<JsValue>, Vec<JsValue>), KeepError> {
+    let tx = db.transaction(&[ROOMS, LOG], IdbTransactionMode::Readonly)?;
+    let (rooms, log) = (tx.store(ROOMS)?, tx.store(LOG)?);
     let range = log_range(room)?;
     let (record, values) = join(
-        rooms.get(JsValue::from_str(room)),
-        log.get_all(Some(range), None),
+        rooms.get(&JsValue::from_str(room)),
+        log.get_all(Some(&range)),
     )
     .await;
-    Ok((record.map_err(err)?, values.map_err(err)?))
+    Ok((record?, values?))
 }
 
-pub async fn read(db: &Rexie, room: &str) -> Result<RoomData, KeepError> {
+pub async fn read(db: &Db, room: &str) -> Result<RoomData, KeepError> {
     let (record, values) = read_raw(db, room).await?;
     Ok(RoomData {
         record: record_from_js(room, record)?,
@@ -373,7 +336,7 @@ impl CachedState {
     }
 }
 
-pub async fn read_state(db: &Rexie, room: &str) -> Result<CachedState, KeepError> {
+pub async fn read_state(db: &Db, room: &str) -> Result<CachedState, KeepError> {
     let (record, values) = read_raw(db, room).await?;
     let (state_marker, store_snapshot) = match &record {
         Some(r) => record_v2_fields(check(room, Stored::RoomRecord, r)?, r),
@@ -396,45 +359,35 @@ pub async fn read_state(db: &Rexie, room: &str) -> Result<CachedState, KeepError
 /// snapshot the cache holds. The record is read, checked and rewritten in the same transaction,
 /// so a compaction in another tab is never undone; if anything fails, neither is written.
 pub async fn take_remote(
-    db: &Rexie,
+    db: &Db,
     room: &str,
     entry: Option<&LogEntry>,
     held: &HeldSnapshot,
 ) -> Result<(), KeepError> {
-    let tx = db
-        .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
-        .map_err(err)?;
-    let rooms = tx.store(ROOMS).map_err(err)?;
-    let mut record = record_from_js(room, rooms.get(JsValue::from_str(room)).await.map_err(err)?)?;
+    let tx = db.transaction(&[ROOMS, LOG], IdbTransactionMode::Readwrite)?;
+    let rooms = tx.store(ROOMS)?;
+    let mut record = record_from_js(room, rooms.get(&JsValue::from_str(room)).await?)?;
     if let Some(e) = entry {
-        let log = tx.store(LOG).map_err(err)?;
-        log.add(&entry_to_js(e), Some(&log_key(room)))
-            .await
-            .map_err(err)?;
+        let log = tx.store(LOG)?;
+        log.add(&entry_to_js(e), &log_key(room)).await?;
     }
     if record.store_snapshot.as_ref() != Some(held) {
         record.store_snapshot = Some(held.clone());
         rooms
-            .put(&record_to_js(&record), Some(&JsValue::from_str(room)))
-            .await
-            .map_err(err)?;
+            .put(&record_to_js(&record), &JsValue::from_str(room))
+            .await?;
     }
-    tx.done().await.map_err(err)?;
+    tx.done().await?;
     Ok(())
 }
 
-pub async fn append(db: &Rexie, room: &str, entries: &[LogEntry]) -> Result<(), KeepError> {
-    let tx = db
-        .transaction(&[LOG], TransactionMode::ReadWrite)
-        .map_err(err)?;
-    let store = tx.store(LOG).map_err(err)?;
+pub async fn append(db: &Db, room: &str, entries: &[LogEntry]) -> Result<(), KeepError> {
+    let tx = db.transaction(&[LOG], IdbTransactionMode::Readwrite)?;
+    let store = tx.store(LOG)?;
     for e in entries {
-        store
-            .add(&entry_to_js(e), Some(&log_key(room)))
-            .await
-            .map_err(err)?;
+        store.add(&entry_to_js(e), &log_key(room)).await?;
     }
-    tx.done().await.map_err(err)?;
+    tx.done().await?;
     Ok(())
 }
 
@@ -449,54 +402,51 @@ pub struct Compacted {
 /// The room's record, log keys and log values, read in the caller's read-write transaction
 /// (keys and values come in the same key order).
 async fn read_for_write(
-    rooms: &rexie::Store,
-    log: &rexie::Store,
+    rooms: &Store,
+    log: &Store,
     room: &str,
 ) -> Result<(Option<JsValue>, Vec<JsValue>, Vec<JsValue>), KeepError> {
+    let range = log_range(room)?;
     let (record, keys, values) = join3(
-        rooms.get(JsValue::from_str(room)),
-        log.get_all_keys(Some(log_range(room)?), None),
-        log.get_all(Some(log_range(room)?), None),
+        rooms.get(&JsValue::from_str(room)),
+        log.get_all_keys(Some(&range)),
+        log.get_all(Some(&range)),
     )
     .await;
-    let (keys, values) = (keys.map_err(err)?, values.map_err(err)?);
+    let (keys, values) = (keys?, values?);
     if keys.len() != values.len() {
-        return Err(KeepError::Cache(format!(
-            "read {} log keys but {} values for {room}",
-            keys.len(),
-            values.len()
-        )));
+        return Err(CacheError::LogMismatch {
+            room: room.to_string(),
+            keys: keys.len(),
+            values: values.len(),
+        }
+        .into());
     }
-    Ok((record.map_err(err)?, keys, values))
+    Ok((record?, keys, values))
 }
 
 /// Deletes exactly `keys` (every request goes out at once, inside the caller's transaction).
-async fn delete_keys(store: &rexie::Store, keys: Vec<JsValue>) -> Result<(), KeepError> {
-    try_join_all(keys.into_iter().map(|k| store.delete(k)))
-        .await
-        .map_err(err)?;
+async fn delete_keys(store: &Store, keys: Vec<JsValue>) -> Result<(), KeepError> {
+    try_join_all(keys.iter().map(|k| store.delete(k))).await?;
     Ok(())
 }
 
 /// Folds the log into the record in ONE read-write transaction: read record and log, write the
 /// new record, delete exactly the log keys read. A value of another format version (or a fold
 /// that fails) stops it before anything is written.
-pub async fn compact(db: &Rexie, room: &str) -> Result<Compacted, KeepError> {
-    let tx = db
-        .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
-        .map_err(err)?;
-    let rooms = tx.store(ROOMS).map_err(err)?;
-    let log = tx.store(LOG).map_err(err)?;
+pub async fn compact(db: &Db, room: &str) -> Result<Compacted, KeepError> {
+    let tx = db.transaction(&[ROOMS, LOG], IdbTransactionMode::Readwrite)?;
+    let rooms = tx.store(ROOMS)?;
+    let log = tx.store(LOG)?;
     let (record, keys, values) = read_for_write(&rooms, &log, room).await?;
     let record = record_from_js(room, record)?;
     let entries = entries_from_js(room, &values)?;
     let folded = cache::compact(&record, &entries)?;
     rooms
-        .put(&record_to_js(&folded), Some(&JsValue::from_str(room)))
-        .await
-        .map_err(err)?;
+        .put(&record_to_js(&folded), &JsValue::from_str(room))
+        .await?;
     delete_keys(&log, keys).await?;
-    tx.done().await.map_err(err)?;
+    tx.done().await?;
     Ok(Compacted {
         log_bytes_before: entries.iter().map(|e| e.update.len() as u64).sum(),
         log_entries_before: entries.len(),
@@ -506,43 +456,38 @@ pub async fn compact(db: &Rexie, room: &str) -> Result<Compacted, KeepError> {
 
 /// Stores a newer remote marker (and drops the folded outbox it covers). Returns the record.
 pub async fn settle(
-    db: &Rexie,
+    db: &Db,
     room: &str,
     marker: &DurabilityMarker,
 ) -> Result<RoomRecord, KeepError> {
-    let tx = db
-        .transaction(&[ROOMS], TransactionMode::ReadWrite)
-        .map_err(err)?;
-    let rooms = tx.store(ROOMS).map_err(err)?;
-    let mut record = record_from_js(room, rooms.get(JsValue::from_str(room)).await.map_err(err)?)?;
+    let tx = db.transaction(&[ROOMS], IdbTransactionMode::Readwrite)?;
+    let rooms = tx.store(ROOMS)?;
+    let mut record = record_from_js(room, rooms.get(&JsValue::from_str(room)).await?)?;
     if cache::settle(&mut record, marker)? {
         rooms
-            .put(&record_to_js(&record), Some(&JsValue::from_str(room)))
-            .await
-            .map_err(err)?;
+            .put(&record_to_js(&record), &JsValue::from_str(room))
+            .await?;
     }
-    tx.done().await.map_err(err)?;
+    tx.done().await?;
     Ok(record)
 }
 
 /// Deletes the room's record and log entries, exactly the keys read in the same transaction;
 /// nothing at all when any of them is of another format version.
-pub async fn clear(db: &Rexie, room: &str) -> Result<(), KeepError> {
-    let tx = db
-        .transaction(&[ROOMS, LOG], TransactionMode::ReadWrite)
-        .map_err(err)?;
-    let rooms = tx.store(ROOMS).map_err(err)?;
-    let log = tx.store(LOG).map_err(err)?;
+pub async fn clear(db: &Db, room: &str) -> Result<(), KeepError> {
+    let tx = db.transaction(&[ROOMS, LOG], IdbTransactionMode::Readwrite)?;
+    let rooms = tx.store(ROOMS)?;
+    let log = tx.store(LOG)?;
     let (record, keys, values) = read_for_write(&rooms, &log, room).await?;
     if let Some(r) = &record {
         check(room, Stored::RoomRecord, r)?;
     }
     entries_from_js(room, &values)?;
     if record.is_some() {
-        rooms.delete(JsValue::from_str(room)).await.map_err(err)?;
+        rooms.delete(&JsValue::from_str(room)).await?;
     }
     delete_keys(&log, keys).await?;
-    tx.done().await.map_err(err)?;
+    tx.done().await?;
     Ok(())
 }
 
@@ -557,7 +502,7 @@ pub struct StoredBytes {
     pub total: u64,
 }
 
-pub async fn stored_bytes(db: &Rexie, room: &str) -> Result<StoredBytes, KeepError> {
+pub async fn stored_bytes(db: &Db, room: &str) -> Result<StoredBytes, KeepError> {
     let data = read(db, room).await?;
     let key = room.len() as u64;
     let record_bytes = if data.record == RoomRecord::default() {

@@ -29,5 +29,7 @@ pub mod engine;
 pub mod http;
 #[cfg(target_arch = "wasm32")]
 pub mod idb;
+#[cfg(target_arch = "wasm32")]
+pub mod indexeddb;
 
 pub use error::KeepError;

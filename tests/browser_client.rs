@@ -6,10 +6,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
-use rexie::TransactionMode;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use web_sys::AbortSignal;
+use web_sys::{AbortSignal, IdbTransactionMode};
 use ykeep::cache::LogEntry;
 use ykeep::core::DurabilityMarker;
 use ykeep::engine::{Engine, Event};
@@ -628,7 +627,7 @@ async fn a_version_1_record_is_read_and_rewritten_as_version_2_by_a_compaction()
     {
         let handle = idb::open(db).await.unwrap();
         let tx = handle
-            .transaction(&["rooms", "log"], TransactionMode::ReadWrite)
+            .transaction(&["rooms", "log"], IdbTransactionMode::Readwrite)
             .unwrap();
         let record = Object::new();
         let state = words[0].clone();
@@ -644,7 +643,7 @@ async fn a_version_1_record_is_read_and_rewritten_as_version_2_by_a_compaction()
         Reflect::set(&record, &"marker".into(), &Uint8Array::new_with_length(0)).unwrap();
         tx.store("rooms")
             .unwrap()
-            .put(&record, Some(&"document/room1".into()))
+            .put(&record, &"document/room1".into())
             .await
             .unwrap();
         let entry = Object::new();
@@ -654,7 +653,7 @@ async fn a_version_1_record_is_read_and_rewritten_as_version_2_by_a_compaction()
         let key = Array::of3(&"document/room1".into(), &1.0.into(), &2.0.into());
         tx.store("log")
             .unwrap()
-            .put(&entry, Some(&key.into()))
+            .put(&entry, &key.into())
             .await
             .unwrap();
         tx.done().await.unwrap();
@@ -765,13 +764,13 @@ struct Row {
 async fn dump(db: &str) -> Vec<Row> {
     let handle = idb::open(db).await.unwrap();
     let tx = handle
-        .transaction(&["rooms", "log"], TransactionMode::ReadOnly)
+        .transaction(&["rooms", "log"], IdbTransactionMode::Readonly)
         .unwrap();
     let mut rows = Vec::new();
     for name in ["rooms", "log"] {
         let store = tx.store(name).unwrap();
-        let keys = store.get_all_keys(None, None).await.unwrap();
-        let values = store.get_all(None, None).await.unwrap();
+        let keys = store.get_all_keys(None).await.unwrap();
+        let values = store.get_all(None).await.unwrap();
         assert_eq!(keys.len(), values.len());
         for (key, value) in keys.into_iter().zip(values) {
             let room = match key.as_string() {
@@ -818,7 +817,7 @@ enum Raw {
 async fn write_raw(db: &str, room: &str, raws: &[Raw], client: u64) {
     let handle = idb::open(db).await.unwrap();
     let tx = handle
-        .transaction(&["rooms", "log"], TransactionMode::ReadWrite)
+        .transaction(&["rooms", "log"], IdbTransactionMode::Readwrite)
         .unwrap();
     for (i, raw) in raws.iter().enumerate() {
         let content = type_words(&Doc::with_client_id(client + i as u64), &["other version"]);
@@ -838,7 +837,7 @@ async fn write_raw(db: &str, room: &str, raws: &[Raw], client: u64) {
         Reflect::set(&o, &"blob".into(), &Uint8Array::from(content[0].as_slice())).unwrap();
         Reflect::set(&o, &"u".into(), &Uint8Array::from(content[0].as_slice())).unwrap();
         Reflect::set(&o, &"local".into(), &true.into()).unwrap();
-        tx.store(store).unwrap().put(&o, Some(&key)).await.unwrap();
+        tx.store(store).unwrap().put(&o, &key).await.unwrap();
     }
     tx.done().await.unwrap();
     drop(handle);

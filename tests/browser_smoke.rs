@@ -1,9 +1,11 @@
-//! Toolchain smoke test: a yrs update round-trips through real IndexedDB (rexie) in Chromium.
+//! Toolchain smoke test: a yrs update round-trips through real IndexedDB (`ykeep::indexeddb`)
+//! in Chromium.
 #![cfg(target_arch = "wasm32")]
 
-use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use web_sys::IdbTransactionMode;
+use ykeep::indexeddb;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
@@ -18,36 +20,30 @@ async fn yrs_update_round_trips_through_indexeddb() {
         .transact()
         .encode_state_as_update_v1(&StateVector::default());
 
-    let db = Rexie::builder("ykeep-smoke")
-        .version(1)
-        .add_object_store(ObjectStore::new("blobs"))
-        .build()
+    let db = indexeddb::open("ykeep-smoke", 1, &["blobs"])
         .await
         .expect("open IndexedDB");
     let tx = db
-        .transaction(&["blobs"], TransactionMode::ReadWrite)
+        .transaction(&["blobs"], IdbTransactionMode::Readwrite)
         .unwrap();
     let store = tx.store("blobs").unwrap();
     let value = js_sys::Uint8Array::from(update.as_slice());
-    store
-        .put(&value, Some(&JsValue::from_str("k")))
-        .await
-        .unwrap();
+    store.put(&value, &JsValue::from_str("k")).await.unwrap();
     tx.done().await.unwrap();
 
     let tx = db
-        .transaction(&["blobs"], TransactionMode::ReadOnly)
+        .transaction(&["blobs"], IdbTransactionMode::Readonly)
         .unwrap();
     let got = tx
         .store("blobs")
         .unwrap()
-        .get(JsValue::from_str("k"))
+        .get(&JsValue::from_str("k"))
         .await
         .unwrap();
     let bytes = js_sys::Uint8Array::new(&got.expect("stored value")).to_vec();
     tx.done().await.unwrap();
-    db.close();
-    Rexie::delete("ykeep-smoke").await.unwrap();
+    drop(db);
+    indexeddb::delete_database("ykeep-smoke").await.unwrap();
 
     let fresh = Doc::new();
     fresh

@@ -31,7 +31,7 @@ const items = JSON.parse(execFileSync(twiggy, ['top', '-n', '1000000', '-f', 'js
 
 const LIBS = new Set(['core', 'alloc', 'std', 'js_sys', 'wasm_bindgen', 'wasm_bindgen_futures', 'futures_util', 'futures_core',
   'futures_channel', 'hashbrown', 'serde_core', 'serde', 'smallvec', 'indexmap', 'tokio'])
-const OWNERS = ['ykeep', 'ykeep_core', 'yrs', 'rexie', 'idb', 'serde_json', 'serde_wasm_bindgen']
+const OWNERS = ['ykeep', 'ykeep_core', 'yrs', 'serde_json', 'serde_wasm_bindgen']
 
 /** The group of one twiggy item: its crate; generic library code goes to the crate it was made
  * for (a hashbrown table of yrs is yrs'); formatting and panics are a group of their own. */
