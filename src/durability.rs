@@ -37,11 +37,17 @@ pub struct ParsedDurable {
     pub saved_at: Option<i64>,
 }
 
-pub fn parse_durable(json: &str) -> Result<ParsedDurable, KeepError> {
-    let body: DurableBody = serde_json::from_str(json).map_err(|e| KeepError::Source {
+/// The relay refused or garbled its `/durable` answer: `why` says how.
+pub fn bad_durable(why: impl std::fmt::Display) -> KeepError {
+    KeepError::Source {
         source_name: "relay",
-        message: format!("bad /durable JSON: {e}"),
-    })?;
+        message: format!("bad /durable JSON: {why}"),
+    }
+}
+
+/// Decodes the markers of the relay's `/durable` answer. The JSON itself is parsed by the
+/// browser (`JSON.parse`, in the engine): the client module carries no JSON parser of its own.
+pub fn parse_durable(body: DurableBody) -> Result<ParsedDurable, KeepError> {
     let decode = |m: Option<String>| -> Result<Option<DurabilityMarker>, KeepError> {
         m.map(|s| DurabilityMarker::from_base64(&s))
             .transpose()
@@ -68,6 +74,11 @@ mod tests {
     use super::*;
     use yrs::{Doc, Text, Transact};
 
+    /// The relay's body as the engine reads it: JSON into the wire struct, then its markers.
+    fn parse(json: &str) -> Result<ParsedDurable, KeepError> {
+        parse_durable(serde_json::from_str(json).map_err(bad_durable)?)
+    }
+
     #[test]
     fn parses_the_relay_body_and_compares_snapshots() {
         let d = Doc::with_client_id(1);
@@ -82,7 +93,7 @@ mod tests {
             late.to_base64(),
             early.to_base64()
         );
-        let p = parse_durable(&json).unwrap();
+        let p = parse(&json).unwrap();
         assert_eq!(best_marker(&p), &late);
         assert!(p.relay.covers(&late));
         assert!(!p.store.as_ref().unwrap().covers(&late));
@@ -93,20 +104,19 @@ mod tests {
             early.to_base64(),
             late.to_base64()
         );
-        assert_eq!(best_marker(&parse_durable(&json).unwrap()), &late);
+        assert_eq!(best_marker(&parse(&json).unwrap()), &late);
         let nothing_saved = format!(
             r#"{{"relay":"{}","store":null,"storeSnapshotId":null,"savedAt":null}}"#,
             early.to_base64()
         );
-        let none = parse_durable(&nothing_saved).unwrap();
+        let none = parse(&nothing_saved).unwrap();
         assert_eq!(best_marker(&none), &early);
         assert!(none.store.is_none() && none.saved_at.is_none());
-        assert!(parse_durable("{").is_err());
-        assert!(parse_durable(r#"{"relay":"%%"}"#).is_err());
+        assert!(parse("{").is_err());
+        assert!(parse(r#"{"relay":"%%"}"#).is_err());
         // The relay always sends its marker (wire::DurableBody); a body without one is refused.
         assert!(
-            parse_durable(r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#)
-                .is_err()
+            parse(r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#).is_err()
         );
     }
 }

@@ -13,13 +13,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{AbortController, BroadcastChannel, MessageEvent};
 use ykeep_core::compaction::CompactionPolicy;
+use ykeep_core::wire::DurableBody;
 use ykeep_core::{DurabilityMarker, Holding, wire};
 use yrs::Update;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use crate::cache::{self, ForeignRecord, HeldSnapshot};
-use crate::durability::{DurabilityView, best_marker, parse_durable};
+use crate::durability::{DurabilityView, bad_durable, best_marker, parse_durable};
 use crate::error::{CacheError, KeepError};
 use crate::http::{Ask, BrowserFetch, Fetch, Reply};
 use crate::idb::{self, CachedState, Compacted, Db, StoredBytes, VersionChange, VersionWatch};
@@ -86,6 +87,13 @@ pub fn now_ms() -> f64 {
     perf.and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
         .map(|p| p.now())
         .unwrap_or_else(js_sys::Date::now)
+}
+
+/// The relay's `/durable` body, parsed by the browser's `JSON.parse` into the wire struct.
+fn durable_body(bytes: &[u8]) -> Result<DurableBody, KeepError> {
+    let value = js_sys::JSON::parse(&String::from_utf8_lossy(bytes))
+        .map_err(|e| bad_durable(describe(&e)))?;
+    serde_wasm_bindgen::from_value(value).map_err(bad_durable)
 }
 
 fn describe(e: &JsValue) -> String {
@@ -686,19 +694,17 @@ impl Engine {
         let mut best = None;
         if let Some(url) = self.inner.opts.relay_durable_url() {
             match self.get(url, None).await.0 {
-                Ok(r) if r.status == 200 => {
-                    match parse_durable(&String::from_utf8_lossy(&r.body)) {
-                        Ok(p) => {
-                            view.relay = Some(p.relay.covers(&local_marker));
-                            view.store =
-                                Some(p.store.as_ref().is_some_and(|m| m.covers(&local_marker)));
-                            view.store_snapshot_id = p.store_snapshot_id.clone();
-                            view.saved_at = p.saved_at;
-                            best = Some(best_marker(&p).clone());
-                        }
-                        Err(e) => view.error = Some(e.to_string()),
+                Ok(r) if r.status == 200 => match durable_body(&r.body).and_then(parse_durable) {
+                    Ok(p) => {
+                        view.relay = Some(p.relay.covers(&local_marker));
+                        view.store =
+                            Some(p.store.as_ref().is_some_and(|m| m.covers(&local_marker)));
+                        view.store_snapshot_id = p.store_snapshot_id.clone();
+                        view.saved_at = p.saved_at;
+                        best = Some(best_marker(&p).clone());
                     }
-                }
+                    Err(e) => view.error = Some(e.to_string()),
+                },
                 Ok(r) => view.error = Some(format!("relay /durable: HTTP {}", r.status)),
                 Err(Fetched::TimedOut) => view.error = Some("relay /durable: timeout".into()),
                 Err(other) => view.error = Some(format!("relay /durable: {other:?}")),

@@ -749,6 +749,45 @@ async fn a_delete_only_edit_stays_in_the_outbox_until_a_marker_covers_it() {
     a.destroy().await;
 }
 
+/// A `/durable` answer that is not JSON, or not the wire struct, is reported in the view (the
+/// body is parsed by the browser's `JSON.parse`), not thrown.
+#[wasm_bindgen_test]
+async fn a_bad_durable_body_is_reported_in_the_view() {
+    let db = "t-bad-durable";
+    fresh_db(db).await;
+    let net = FakeNet::new();
+    let doc = Doc::with_client_id(41);
+    let a = engine(db, &net);
+    a.load().await.unwrap();
+    let marker = DurabilityMarker::default().to_base64();
+    let bodies = [
+        ("{".to_string(), "relay: bad /durable JSON"),
+        (
+            r#"{"relay":null,"store":null,"storeSnapshotId":null,"savedAt":null}"#.to_string(),
+            "relay: bad /durable JSON",
+        ),
+        (
+            format!(r#"{{"relay":"{marker}","savedAt":1.5}}"#),
+            "relay: bad /durable JSON",
+        ),
+        (
+            r#"{"relay":"%%"}"#.to_string(),
+            "durability marker is not base64url",
+        ),
+    ];
+    for (body, why) in bodies {
+        *net.durable.borrow_mut() = Fake::Reply(200, body.clone().into_bytes());
+        let view = a.durability(&full(&doc)).await.unwrap();
+        let error = view.error.clone().unwrap_or_default();
+        assert!(error.starts_with(why), "{body}: {view:?}");
+        assert_eq!(view.relay, None, "{view:?}");
+    }
+    *net.durable.borrow_mut() = Fake::Reply(200, durable_body(&DurabilityMarker::default()));
+    let view = a.durability(&full(&doc)).await.unwrap();
+    assert_eq!(view.error, None, "{view:?}");
+    a.destroy().await;
+}
+
 /// One stored value as IndexedDB holds it, for before/after comparisons.
 #[derive(Debug, Clone, PartialEq)]
 struct Row {
