@@ -11,7 +11,6 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use futures_util::future::{join, join3, try_join_all};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -291,17 +290,16 @@ impl RoomData {
 }
 
 /// The room's record and log values as IndexedDB returned them, read in one transaction. Both
-/// requests go out together and the read-only transaction is not waited for: it commits by
-/// itself, and every round trip to the IndexedDB backend counts on a repeat visit.
+/// requests go out together (a request is made when its method is called, before any await)
+/// and the read-only transaction is not waited for: it commits by itself, and every round trip
+/// to the IndexedDB backend counts on a repeat visit.
 async fn read_raw(db: &Db, room: &str) -> Result<(Option<JsValue>, Vec<JsValue>), KeepError> {
     let tx = db.transaction(&[ROOMS, LOG], IdbTransactionMode::Readonly)?;
     let (rooms, log) = (tx.store(ROOMS)?, tx.store(LOG)?);
     let range = log_range(room)?;
-    let (record, values) = join(
-        rooms.get(&JsValue::from_str(room)),
-        log.get_all(Some(&range)),
-    )
-    .await;
+    let record = rooms.get(&JsValue::from_str(room));
+    let values = log.get_all(Some(&range));
+    let (record, values) = (record.await, values.await);
     Ok((record?, values?))
 }
 
@@ -400,19 +398,17 @@ pub struct Compacted {
 }
 
 /// The room's record, log keys and log values, read in the caller's read-write transaction
-/// (keys and values come in the same key order).
+/// (keys and values come in the same key order; the three requests go out together).
 async fn read_for_write(
     rooms: &Store,
     log: &Store,
     room: &str,
 ) -> Result<(Option<JsValue>, Vec<JsValue>, Vec<JsValue>), KeepError> {
     let range = log_range(room)?;
-    let (record, keys, values) = join3(
-        rooms.get(&JsValue::from_str(room)),
-        log.get_all_keys(Some(&range)),
-        log.get_all(Some(&range)),
-    )
-    .await;
+    let record = rooms.get(&JsValue::from_str(room));
+    let keys = log.get_all_keys(Some(&range));
+    let values = log.get_all(Some(&range));
+    let (record, keys, values) = (record.await, keys.await, values.await);
     let (keys, values) = (keys?, values?);
     if keys.len() != values.len() {
         return Err(CacheError::LogMismatch {
@@ -425,9 +421,13 @@ async fn read_for_write(
     Ok((record?, keys, values))
 }
 
-/// Deletes exactly `keys` (every request goes out at once, inside the caller's transaction).
-async fn delete_keys(store: &Store, keys: Vec<JsValue>) -> Result<(), KeepError> {
-    try_join_all(keys.iter().map(|k| store.delete(k))).await?;
+/// Deletes exactly `keys` (every request goes out at once, inside the caller's transaction;
+/// they complete in order, and the first that fails fails the whole).
+async fn delete_keys(store: &Store, keys: &[JsValue]) -> Result<(), KeepError> {
+    let deletes: Vec<_> = keys.iter().map(|k| store.delete(k)).collect();
+    for delete in deletes {
+        delete.await?;
+    }
     Ok(())
 }
 
@@ -445,7 +445,7 @@ pub async fn compact(db: &Db, room: &str) -> Result<Compacted, KeepError> {
     rooms
         .put(&record_to_js(&folded), &JsValue::from_str(room))
         .await?;
-    delete_keys(&log, keys).await?;
+    delete_keys(&log, &keys).await?;
     tx.done().await?;
     Ok(Compacted {
         log_bytes_before: entries.iter().map(|e| e.update.len() as u64).sum(),
@@ -486,7 +486,7 @@ pub async fn clear(db: &Db, room: &str) -> Result<(), KeepError> {
     if record.is_some() {
         rooms.delete(&JsValue::from_str(room)).await?;
     }
-    delete_keys(&log, keys).await?;
+    delete_keys(&log, &keys).await?;
     tx.done().await?;
     Ok(())
 }

@@ -4,8 +4,10 @@
 //! A request is made at once (when the method is called, not when its future is first polled)
 //! and awaited through a `Promise` that its `success` or `error` event settles. The await
 //! resumes in a microtask of that event, while the request's transaction is still active, so
-//! one transaction can issue requests after awaiting others. A transaction commits by itself
-//! once no request is left; [`Tx::done`] waits for that.
+//! one transaction can issue requests after awaiting others. The futures borrow nothing
+//! (`use<>`): requests made together are in flight together, and are then awaited one after
+//! another, without a join. A transaction commits by itself once no request is left;
+//! [`Tx::done`] waits for that.
 
 use std::future::Future;
 
@@ -45,7 +47,7 @@ pub fn factory() -> Result<IdbFactory, CacheError> {
 fn wait(
     op: &'static str,
     made: Result<IdbRequest, JsValue>,
-) -> impl Future<Output = Result<JsValue, CacheError>> {
+) -> impl Future<Output = Result<JsValue, CacheError>> + use<> {
     let pending = made.map(|request| {
         let settled = Promise::new(&mut |resolve, reject| {
             request.set_onsuccess(Some(&resolve));
@@ -182,7 +184,10 @@ fn to_vec(found: Result<JsValue, CacheError>) -> Result<Vec<JsValue>, CacheError
 
 impl Store {
     /// The value under `key` (None when there is none).
-    pub fn get(&self, key: &JsValue) -> impl Future<Output = Result<Option<JsValue>, CacheError>> {
+    pub fn get(
+        &self,
+        key: &JsValue,
+    ) -> impl Future<Output = Result<Option<JsValue>, CacheError>> + use<> {
         let found = wait("get", self.0.get(key));
         async move { Ok(Some(found.await?).filter(|v| !v.is_undefined() && !v.is_null())) }
     }
@@ -191,7 +196,7 @@ impl Store {
     pub fn get_all(
         &self,
         range: Option<&IdbKeyRange>,
-    ) -> impl Future<Output = Result<Vec<JsValue>, CacheError>> {
+    ) -> impl Future<Output = Result<Vec<JsValue>, CacheError>> + use<> {
         let made = match range {
             Some(r) => self.0.get_all_with_key(r),
             None => self.0.get_all(),
@@ -204,7 +209,7 @@ impl Store {
     pub fn get_all_keys(
         &self,
         range: Option<&IdbKeyRange>,
-    ) -> impl Future<Output = Result<Vec<JsValue>, CacheError>> {
+    ) -> impl Future<Output = Result<Vec<JsValue>, CacheError>> + use<> {
         let made = match range {
             Some(r) => self.0.get_all_keys_with_key(r),
             None => self.0.get_all_keys(),
@@ -218,7 +223,7 @@ impl Store {
         &self,
         value: &JsValue,
         key: &JsValue,
-    ) -> impl Future<Output = Result<(), CacheError>> {
+    ) -> impl Future<Output = Result<(), CacheError>> + use<> {
         let done = wait("put", self.0.put_with_key(value, key));
         async move { done.await.map(drop) }
     }
@@ -228,13 +233,13 @@ impl Store {
         &self,
         value: &JsValue,
         key: &JsValue,
-    ) -> impl Future<Output = Result<(), CacheError>> {
+    ) -> impl Future<Output = Result<(), CacheError>> + use<> {
         let done = wait("add", self.0.add_with_key(value, key));
         async move { done.await.map(drop) }
     }
 
     /// Deletes the value under `key` (nothing when there is none).
-    pub fn delete(&self, key: &JsValue) -> impl Future<Output = Result<(), CacheError>> {
+    pub fn delete(&self, key: &JsValue) -> impl Future<Output = Result<(), CacheError>> + use<> {
         let done = wait("delete", self.0.delete(key));
         async move { done.await.map(drop) }
     }
