@@ -3,15 +3,13 @@
 //! Compared as Yjs snapshots (state vector + delete set) through `DurabilityMarker::covers`:
 //! a state vector alone would call a delete-only edit durable before it is.
 
-use serde::Serialize;
 use ykeep_core::DurabilityMarker;
 use ykeep_core::wire::DurableBody;
 
 use crate::error::KeepError;
 
 /// What `keep.durability()` resolves to.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DurabilityView {
     /// Everything the page handed over is written to IndexedDB.
     pub local: bool,
@@ -25,7 +23,6 @@ pub struct DurabilityView {
     /// Local edits not yet covered by any remote marker.
     pub pending_updates: usize,
     pub pending_bytes: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

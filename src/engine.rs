@@ -24,6 +24,7 @@ use crate::durability::{DurabilityView, bad_durable, best_marker, parse_durable}
 use crate::error::{CacheError, KeepError};
 use crate::http::{Ask, BrowserFetch, Fetch, Reply};
 use crate::idb::{self, CachedState, Compacted, Db, StoredBytes, VersionChange, VersionWatch};
+use crate::js;
 use crate::load::{Fetched, Merged, Source, merge_sources};
 use crate::options::Options;
 use crate::tiers::{Origin, Out, Report, Tier, Tiers};
@@ -89,11 +90,18 @@ pub fn now_ms() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
-/// The relay's `/durable` body, parsed by the browser's `JSON.parse` into the wire struct.
+/// The relay's `/durable` body, parsed by the browser's `JSON.parse`, into the wire struct.
 fn durable_body(bytes: &[u8]) -> Result<DurableBody, KeepError> {
-    let value = js_sys::JSON::parse(&String::from_utf8_lossy(bytes))
+    let v = js_sys::JSON::parse(&String::from_utf8_lossy(bytes))
         .map_err(|e| bad_durable(describe(&e)))?;
-    serde_wasm_bindgen::from_value(value).map_err(bad_durable)
+    Ok(DurableBody {
+        relay: js::string(&v, "relay").map_err(bad_durable)?,
+        store: js::opt_string(&v, "store").map_err(bad_durable)?,
+        store_snapshot_id: js::opt_string(&v, "storeSnapshotId").map_err(bad_durable)?,
+        saved_at: js::opt_integer(&v, "savedAt", true, js::MAX_SAFE_INTEGER)
+            .map_err(bad_durable)?
+            .map(|t| t as i64),
+    })
 }
 
 fn describe(e: &JsValue) -> String {

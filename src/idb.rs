@@ -493,8 +493,7 @@ pub async fn clear(db: &Db, room: &str) -> Result<(), KeepError> {
 
 /// Bytes a room occupies: keys (UTF-8 room name; log keys + 16 for the two numbers) plus the
 /// byte arrays stored as values.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct StoredBytes {
     pub record_bytes: u64,
     pub log_bytes: u64,

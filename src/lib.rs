@@ -31,5 +31,7 @@ pub mod http;
 pub mod idb;
 #[cfg(target_arch = "wasm32")]
 pub mod indexeddb;
+#[cfg(target_arch = "wasm32")]
+pub mod js;
 
 pub use error::KeepError;

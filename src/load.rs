@@ -3,15 +3,13 @@
 //! The fetching lives in the wasm-only engine; this module gets bytes (or a failure) per source
 //! and never does I/O, so it is tested natively.
 
-use serde::Serialize;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::error::KeepError;
 
 /// The places a room's state is loaded from, in report order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Relay,
     Store,
@@ -52,20 +50,18 @@ pub enum Fetched {
 }
 
 /// One line of the load report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceReport {
     pub source: Source,
     /// `ok`, `unchanged`, `missing`, `skipped`, `error`, `timeout` or `corrupt`.
     pub status: &'static str,
     pub bytes: usize,
     pub ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// The result of a load: one update to hand to the `Y.Doc`, and what each source did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
     pub sources: Vec<SourceReport>,
     /// Bytes of the merged update handed to the document.

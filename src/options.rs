@@ -1,6 +1,5 @@
 //! Options of `new YKeep(doc, options)`, checked before any I/O.
 
-use serde::Deserialize;
 use ykeep_core::RoomName;
 
 use crate::error::KeepError;
@@ -10,8 +9,7 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 3000;
 /// Default IndexedDB database name (one database per origin, rooms are keys inside it).
 pub const DEFAULT_DB_NAME: &str = "ykeep";
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RawOptions {
     pub kind: String,
     pub id: String,

@@ -12,12 +12,10 @@
 //! - store: a `Saved` for a mark at or past it (the host marks updates only the provider applied
 //!   a while after them).
 
-use serde::Serialize;
 use ykeep_core::acks::{self, Decoded, Message};
 
 /// A tier, in the order an edit reaches them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
     Browser,
     Relay,
@@ -27,13 +25,17 @@ pub enum Tier {
 impl Tier {
     pub const ALL: [Tier; 3] = [Tier::Browser, Tier::Relay, Tier::Store];
 
-    pub fn parse(name: &str) -> Option<Tier> {
-        match name {
-            "browser" => Some(Tier::Browser),
-            "relay" => Some(Tier::Relay),
-            "store" => Some(Tier::Store),
-            _ => None,
+    /// Its name in the JS API (`'browser'`, `'relay'`, `'store'`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Browser => "browser",
+            Tier::Relay => "relay",
+            Tier::Store => "store",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.name() == name)
     }
 }
 
@@ -61,7 +63,7 @@ enum Link {
 }
 
 /// What a `durability` event says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// The furthest tier the page's latest edit has reached, with every tier before it that is
     /// available (None: not even the browser yet, or no edit).
@@ -69,7 +71,6 @@ pub struct Report {
     /// The tiers that do not hold everything the page holds.
     pub unsaved: Vec<Tier>,
     /// Why the browser tier is unavailable.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub browser: Option<String>,
 }
 

@@ -15,7 +15,3 @@ pub fn to_js(e: KeepError) -> JsValue {
         _ => js_sys::Error::new(&message).into(),
     }
 }
-
-pub fn serde_error(e: impl std::fmt::Display) -> JsValue {
-    js_sys::Error::new(&format!("ykeep: could not convert a value: {e}")).into()
-}

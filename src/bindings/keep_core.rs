@@ -1,15 +1,16 @@
 //! `KeepCore`: the Rust engine as a JS class. Apps use `YKeep` (js/ykeep.js), which owns a
 //! `KeepCore` and does only what must touch the `Y.Doc`.
 
-use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
-use serde::Serialize;
+use js_sys::{Function, Object, Promise, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::errors::{serde_error, to_js};
+use super::convert;
+use super::errors::to_js;
 use crate::engine::{Engine, Event};
-use crate::options::{Options, RawOptions};
+use crate::js::set;
+use crate::options::Options;
 use crate::tiers::{Origin, Tier};
 use ykeep_core::DurabilityMarker;
 
@@ -58,15 +59,6 @@ export interface DurabilityReport {
 }
 "#;
 
-fn to_value<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(serde_error)
-}
-
-fn set(o: &Object, k: &str, v: &JsValue) {
-    let _ = Reflect::set(o, &JsValue::from_str(k), v);
-}
-
 /// The first byte of a ykeep message (`ykeep_core::acks::MESSAGE_TYPE`).
 #[wasm_bindgen(js_name = ykeepMessageType)]
 pub fn ykeep_message_type() -> u8 {
@@ -92,9 +84,7 @@ impl KeepCore {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "KeepOptions")] options: JsValue,
     ) -> Result<KeepCore, JsValue> {
-        let raw: RawOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
-            JsValue::from(js_sys::RangeError::new(&format!("ykeep: bad options: {e}")))
-        })?;
+        let raw = convert::options(&options).map_err(to_js)?;
         let opts = Options::parse(raw).map_err(to_js)?;
         Ok(KeepCore {
             engine: Engine::new(opts),
@@ -119,7 +109,7 @@ impl KeepCore {
             };
             let out = Object::new();
             set(&out, "update", &update);
-            set(&out, "report", &to_value(&loaded.merged.report)?);
+            set(&out, "report", &convert::load_report(&loaded.merged.report));
             Ok(out.into())
         })
     }
@@ -187,8 +177,8 @@ impl KeepCore {
 
     /// The tiers that do not hold everything the page holds.
     #[wasm_bindgen(unchecked_return_type = "Tier[]")]
-    pub fn unsaved(&self) -> Result<JsValue, JsValue> {
-        to_value(&self.engine.unsaved())
+    pub fn unsaved(&self) -> JsValue {
+        convert::tiers(&self.engine.unsaved())
     }
 
     /// Resolves once `tier` holds everything the page holds now; rejects on destroy, and when
@@ -249,7 +239,8 @@ impl KeepCore {
         let engine = self.engine.clone();
         let local_state = local_state.to_vec();
         future_to_promise(async move {
-            to_value(&engine.durability(&local_state).await.map_err(to_js)?)
+            let view = engine.durability(&local_state).await.map_err(to_js)?;
+            Ok(convert::durability_view(&view))
         })
     }
 
@@ -283,7 +274,10 @@ impl KeepCore {
     #[wasm_bindgen(js_name = storedBytes, unchecked_return_type = "Promise<StoredBytes>")]
     pub fn stored_bytes(&self) -> Promise {
         let engine = self.engine.clone();
-        future_to_promise(async move { to_value(&engine.stored_bytes().await.map_err(to_js)?) })
+        future_to_promise(async move {
+            let stored = engine.stored_bytes().await.map_err(to_js)?;
+            Ok(convert::stored_bytes(&stored))
+        })
     }
 
     /// Deletes this room's cache. Rejects with an `Error`, deleting nothing, when the room's
@@ -343,7 +337,7 @@ impl KeepCore {
                 }
                 Event::Durability(report) => {
                     set(&o, "type", &"durability".into());
-                    set(&o, "report", &to_value(&report).unwrap_or(JsValue::NULL));
+                    set(&o, "report", &convert::report(&report));
                 }
             }
             let _ = f.call1(&JsValue::NULL, &o);

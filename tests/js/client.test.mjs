@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
-import { YKeep } from '../../pkg/ykeep.js'
+import { KeepCore, YKeep } from '../../pkg/ykeep.js'
 
 const relayBin = process.env.YKEEP_RELAY_BIN || new URL('../../target/debug/ykeep-relay', import.meta.url).pathname
 const noRelay = existsSync(relayBin) ? false : `relay binary not built (${relayBin}): cargo build -p ykeep-relay`
@@ -92,6 +92,20 @@ test('bad options throw real Error objects before any I/O', () => {
   assert.throws(() => new YKeep(doc, { kind: 'task', id: 'a/b' }), RangeError)
   assert.throws(() => new YKeep(doc, { kind: 'task', id: 'x', relayUrl: 'ws://x' }), RangeError)
   assert.throws(() => new YKeep(doc, { kind: 'task', id: 'x', timeoutMs: 0 }), RangeError)
+  // The options are read field by field (bindings/convert.rs): wrong types and unknown fields
+  // are refused by name.
+  const refused = (options, why) =>
+    assert.throws(() => new YKeep(doc, options), (e) => e instanceof RangeError && why.test(e.message), why.source)
+  refused(undefined, /ykeep: invalid option: the options must be an object/)
+  refused({ kind: 'task', id: 'x', timeoutMs: 1.5 }, /timeoutMs must be a non-negative integer/)
+  refused({ kind: 'task', id: 'x', compactionFloorBytes: -1 }, /compactionFloorBytes must be a non-negative integer/)
+  refused({ kind: 'task', id: 7 }, /id must be a string/)
+  refused({ kind: 'task', id: 'x', indexeddb: 'no' }, /indexeddb must be a boolean/)
+  refused({ kind: 'task', id: 'x', relayURL: 'http://x' }, /unknown option relayURL \(the options are kind, id, relayUrl,/)
+  // Absent and null are the same: the defaults.
+  const core = new KeepCore({ kind: 'task', id: 'x', relayUrl: null, timeoutMs: undefined, indexeddb: false })
+  assert.equal(core.room, 'task/x')
+  core.free()
   assert.throws(() => new YKeep({}, { kind: 'task', id: 'x' }), TypeError)
 })
 
