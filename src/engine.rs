@@ -22,7 +22,7 @@ use yrs::updates::encoder::Encode;
 use crate::cache::{self, ForeignRecord, HeldSnapshot};
 use crate::durability::{DurabilityView, bad_durable, best_marker, parse_durable};
 use crate::error::{CacheError, KeepError};
-use crate::http::{Ask, BrowserFetch, Fetch, Reply};
+use crate::http::{Ask, BrowserFetch, Fetch, Reply, describe};
 use crate::idb::{self, CachedState, Compacted, Db, StoredBytes, VersionChange, VersionWatch};
 use crate::js;
 use crate::load::{Fetched, Merged, Source, merge_sources};
@@ -102,13 +102,6 @@ fn durable_body(bytes: &[u8]) -> Result<DurableBody, KeepError> {
             .map_err(bad_durable)?
             .map(|t| t as i64),
     })
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 impl Engine {
@@ -714,8 +707,9 @@ impl Engine {
                     Err(e) => view.error = Some(e.to_string()),
                 },
                 Ok(r) => view.error = Some(format!("relay /durable: HTTP {}", r.status)),
-                Err(Fetched::TimedOut) => view.error = Some("relay /durable: timeout".into()),
-                Err(other) => view.error = Some(format!("relay /durable: {other:?}")),
+                Err(Fetched::Failed(why)) => view.error = Some(format!("relay /durable: {why}")),
+                // `get` fails with `Failed` or `TimedOut` only.
+                Err(_) => view.error = Some("relay /durable: timeout".into()),
             }
         }
         if let Some(db) = db {

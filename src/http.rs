@@ -36,11 +36,14 @@ pub trait Fetch {
 /// The browser's `fetch` (window or worker).
 pub struct BrowserFetch;
 
-fn describe(e: &JsValue) -> String {
+/// A thrown JS value as text: an `Error`'s message, a string, else its JSON (or its type).
+pub fn describe(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
+        .or_else(|| js_sys::JSON::stringify(e).ok()?.as_string())
+        .or_else(|| e.js_typeof().as_string())
+        .unwrap_or_default()
 }
 
 impl Fetch for BrowserFetch {

@@ -1,6 +1,7 @@
 //! Options of `new YKeep(doc, options)`, checked before any I/O.
 
 use ykeep_core::RoomName;
+use ykeep_core::quoted::Quoted;
 
 use crate::error::KeepError;
 
@@ -43,7 +44,8 @@ fn base_url(name: &str, url: Option<String>) -> Result<Option<String>, KeepError
             Ok(Some(u.trim_end_matches('/').to_string()))
         }
         Some(u) => Err(KeepError::Options(format!(
-            "{name} must be an http(s) URL, got {u:?}"
+            "{name} must be an http(s) URL, got {}",
+            Quoted(&u)
         ))),
     }
 }

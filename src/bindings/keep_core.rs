@@ -135,7 +135,7 @@ impl KeepCore {
             "provider" => Origin::Provider,
             "loaded" => Origin::Loaded,
             other => {
-                let message = format!("ykeep: unknown update origin {other:?}");
+                let message = format!("ykeep: unknown update origin '{other}'");
                 return Err(js_sys::RangeError::new(&message).into());
             }
         };
@@ -190,7 +190,7 @@ impl KeepCore {
     ) -> Result<Promise, JsValue> {
         let tier = Tier::parse(tier).ok_or_else(|| {
             let message =
-                format!("ykeep: whenSaved takes 'browser', 'relay' or 'store', got {tier:?}");
+                format!("ykeep: whenSaved takes 'browser', 'relay' or 'store', got '{tier}'");
             JsValue::from(js_sys::RangeError::new(&message))
         })?;
         Ok(self.engine.when_saved(tier))

@@ -88,7 +88,7 @@ test('edits made before whenSynced and content present before binding are kept',
 
 test('bad options throw real Error objects before any I/O', () => {
   const doc = new Y.Doc()
-  assert.throws(() => new YKeep(doc, { kind: 'doc', id: 'x' }), (e) => e instanceof RangeError && /unknown kind/.test(e.message))
+  assert.throws(() => new YKeep(doc, { kind: 'doc', id: 'x' }), (e) => e instanceof RangeError && /unknown kind "doc"/.test(e.message))
   assert.throws(() => new YKeep(doc, { kind: 'task', id: 'a/b' }), RangeError)
   assert.throws(() => new YKeep(doc, { kind: 'task', id: 'x', relayUrl: 'ws://x' }), RangeError)
   assert.throws(() => new YKeep(doc, { kind: 'task', id: 'x', timeoutMs: 0 }), RangeError)

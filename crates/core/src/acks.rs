@@ -56,10 +56,17 @@ pub enum Decoded {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AckError {
-    #[error("not a ykeep message (first byte {0:?})")]
+    #[error("not a ykeep message ({})", first_byte(*.0))]
     NotYkeep(Option<u8>),
     #[error("malformed ykeep message: {0}")]
     Malformed(&'static str),
+}
+
+fn first_byte(b: Option<u8>) -> String {
+    match b {
+        Some(b) => format!("first byte {b}"),
+        None => "empty frame".into(),
+    }
 }
 
 impl Message {

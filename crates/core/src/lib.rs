@@ -2,6 +2,10 @@
 //!
 //! No I/O lives here: no sockets, no files, no clocks. Functions take bytes and return bytes;
 //! policies take events and a `now` and return actions. Everything is tested natively.
+//!
+//! Error messages format their values with `Display` only (strings through [`Quoted`], not
+//! `{:?}`): the browser client is built with `-Zfmt-debug=none`, where every `{:?}` prints
+//! nothing (`scripts/build-wasm`).
 
 pub mod acks;
 pub mod b64;
@@ -11,6 +15,7 @@ pub mod contract;
 pub mod error_body;
 pub mod markers;
 pub mod merge;
+pub mod quoted;
 pub mod resource;
 pub mod schedule;
 pub mod state_tag;

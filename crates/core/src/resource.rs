@@ -6,13 +6,15 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::quoted::Quoted;
+
 /// Longest accepted resource id, in bytes (ids are ASCII).
 pub const MAX_ID_LEN: usize = 128;
 
 /// Why a kind, id or room name was refused. Messages are safe to show to clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
-    #[error("unknown kind {0:?}: expected one of document, diagram, task")]
+    #[error("unknown kind {}: expected one of document, diagram, task", Quoted(.0))]
     UnknownKind(String),
     #[error("resource id is empty")]
     EmptyId,
@@ -20,7 +22,7 @@ pub enum AddressError {
     IdTooLong(usize),
     #[error("resource id may only contain A-Z, a-z, 0-9, '_' and '-'")]
     IdBadChar,
-    #[error("room name {0:?} is not of the form kind/id or kind:id")]
+    #[error("room name {} is not of the form kind/id or kind:id", Quoted(.0))]
     BadRoomName(String),
 }
 

@@ -22,13 +22,14 @@ use std::ops::Range;
 use yrs::{IdSet, StateVector, Update};
 
 use crate::DurabilityMarker;
+use crate::quoted::Quoted;
 
 /// The tag of a document state. Shown as `t1.` and 32 hex digits (`t1` = this digest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StateTag(u128);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a ykeep state tag (t1. and 32 hex digits): {0:?}")]
+#[error("not a ykeep state tag (t1. and 32 hex digits): {}", Quoted(&.0))]
 pub struct BadStateTag(pub String);
 
 const PREFIX: &str = "t1.";
