@@ -1,7 +1,7 @@
 //! `ykeep-bench`: the ykeep benchmarks (see bench/README.md). Run through `scripts/bench`.
 //!
 //!   ykeep-bench relay   [--runs 7] [--updates N] [--readers 1,2,10,50] [--servers ykeep,y-websocket,hocuspocus]
-//!                       [--rate R] [--idle 1000,10000,50000] [--out relay-NAME]
+//!                       [--rate R] [--idle 1000,10000,50000] [--idle-wait-s 60] [--out relay-NAME]
 //!   ykeep-bench save    [--runs 7] [--sizes 1,10]
 //!   ykeep-bench scaling [--runs 7] [--sizes 1,2,5,10,20]
 //!   ykeep-bench cpu     [--runs 7]
@@ -249,7 +249,10 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
     // Idle rooms.
     let mut idle_rows = Vec::new();
     if !idle.is_empty() {
-        md += "\n## Idle rooms (one client each, ~1 KB doc)\n\n| rooms | server | RSS KB per room | rooms per GiB |\n|---|---|---|---|\n";
+        let wait_s: u64 = a.get("idle-wait-s", 60);
+        md += &format!(
+            "\n## Idle rooms (one client each, ~1 KB doc)\n\n| rooms | server | RSS KB per room, settled (3 s) | RSS KB per room, idle ({wait_s} s) | rooms per GiB, idle | wake: SyncStep1 -> SyncStep2 p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n"
+        );
         let open_files = relay::raise_open_files();
         for &count in &idle {
             // One socket per room in this process and one in the server's, plus their own files.
@@ -260,32 +263,50 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
                      machine's hard limit is {open_files} (`ulimit -Hn`)"
                 );
                 eprintln!("idle {count}: {why}");
-                md += &format!("| {count} | all | {why} | |\n");
+                md += &format!("| {count} | all | {why} | | | | |\n");
                 idle_rows.push(json!({"rooms": count, "skipped": why}));
                 continue;
             }
             for k in &kinds {
                 let server = Server::start(*k).await?;
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                let res = relay::idle_rooms(&server, count).await;
+                let res =
+                    relay::idle_rooms(&server, count, std::time::Duration::from_secs(wait_s)).await;
                 server.stop().await;
                 match res {
-                    Ok((kb, per_gib)) => {
-                        eprintln!(
-                            "idle {count} {:<12} {kb:.1} KB/room  {per_gib:.0} rooms/GiB",
-                            k.name()
+                    Ok(r) => {
+                        let per_gib = relay::IdleRooms::rooms_per_gib(r.idle_kb_per_room);
+                        let (p50, p99) = (
+                            stats::median(&r.wake_ms),
+                            stats::percentile(&r.wake_ms, 0.99),
                         );
-                        md += &format!("| {count} | {} | {kb:.1} | {per_gib:.0} |\n", k.name());
-                        idle_rows.push(json!({"rooms": count, "server": k.name(), "kb_per_room": kb, "rooms_per_gib": per_gib}));
+                        eprintln!(
+                            "idle {count} {:<12} settled {:.1} KB/room, idle {:.1} KB/room  {per_gib:.0} rooms/GiB  wake p50 {p50:.2} ms p99 {p99:.2} ms",
+                            k.name(),
+                            r.settled_kb_per_room,
+                            r.idle_kb_per_room
+                        );
+                        md += &format!(
+                            "| {count} | {} | {:.1} | {:.1} | {per_gib:.0} | {p50:.2} | {p99:.2} |\n",
+                            k.name(),
+                            r.settled_kb_per_room,
+                            r.idle_kb_per_room
+                        );
+                        idle_rows.push(json!({"rooms": count, "server": k.name(),
+                            "settled_kb_per_room": r.settled_kb_per_room, "kb_per_room": r.idle_kb_per_room,
+                            "rooms_per_gib": per_gib, "idle_wait_s": wait_s, "wake_ms": r.wake_ms}));
                     }
                     Err(e) => {
                         eprintln!("idle {count} {}: FAILED {e}", k.name());
-                        md += &format!("| {count} | {} | failed: {e} | |\n", k.name());
+                        md += &format!("| {count} | {} | failed: {e} | | | | |\n", k.name());
                     }
                 }
             }
         }
-        md += "\nOne run per room count (each takes a while); RSS delta of the server process from before the first connection to 3 s after the last room received its update.\n";
+        md += &format!(
+            "\nOne run per room count (each takes a while). RSS delta of the server process from before the first connection to 3 s after the last room received its update (settled), and to {wait_s} s after it (idle: longer than ykeep's 30 s save interval and 30 s `--room-sleep-ms`, so its rooms are saved and asleep; the peers keep every doc in memory). Rooms per GiB is of the idle figure. Wake: then {} of the idle rooms, evenly spread, each get a SyncStep1 one at a time; the time to its SyncStep2 includes ykeep rebuilding the room's doc from its local log.\n",
+            relay::WAKE_SAMPLE
+        );
     }
     md += &format!("\n{}\n", report::ATTRIBUTION);
     let out = json!({"benchmark": "relay", "at": report::now_utc(), "machine": report::machine(), "trace": "automerge-paper",

@@ -362,7 +362,37 @@ pub fn raise_open_files() -> u64 {
     lim.rlim_cur
 }
 
-pub async fn idle_rooms(server: &Server, rooms: usize) -> Result<(f64, f64), String> {
+/// What [`idle_rooms`] measured: the server's RSS per room when the rooms have just settled and
+/// after they have been idle a while, and how long an idle room takes to answer a SyncStep1.
+pub struct IdleRooms {
+    pub settled_kb_per_room: f64,
+    pub idle_kb_per_room: f64,
+    /// SyncStep1 -> SyncStep2 of idle rooms, one at a time (ms).
+    pub wake_ms: Vec<f64>,
+}
+
+impl IdleRooms {
+    pub fn rooms_per_gib(kb_per_room: f64) -> f64 {
+        if kb_per_room > 0.0 {
+            1024.0 * 1024.0 / kb_per_room
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// Rooms whose SyncStep1 round trip is timed after the idle wait.
+pub const WAKE_SAMPLE: usize = 200;
+
+/// `rooms` connections, each in its own room, each sending a ~1 KB update; the server's RSS
+/// (delta from before the first connection) 3 s after the last update and again `idle_wait`
+/// after it. Then [`WAKE_SAMPLE`] of the idle rooms are asked for their state (SyncStep1), one
+/// at a time: the round trip includes whatever the server does to bring an idle room back.
+pub async fn idle_rooms(
+    server: &Server,
+    rooms: usize,
+    idle_wait: Duration,
+) -> Result<IdleRooms, String> {
     let before = servers::rss_kb(server.pid);
     let text = "lorem ipsum dolor sit amet ".repeat(38);
     let mut socks = Vec::with_capacity(rooms);
@@ -384,17 +414,66 @@ pub async fn idle_rooms(server: &Server, rooms: usize) -> Result<(f64, f64), Str
         ws.send(&d.update(&update))
             .await
             .map_err(|e| e.to_string())?;
-        socks.push(ws);
+        socks.push((ws, d));
     }
+    let last_update = Instant::now();
+    // While idle, each client keeps reading (and answering pings, as a browser does: y-websocket
+    // closes a connection that misses a pong) and sends nothing.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let readers: Vec<_> = socks
+        .into_iter()
+        .map(|(mut ws, d)| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stopped.changed() => break,
+                        alive = ws.read_some(|_, _| {}) => if !matches!(alive, Ok(true)) { break },
+                    }
+                }
+                (ws, d)
+            })
+        })
+        .collect();
     // Let the servers apply and persist what they received.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = servers::rss_kb(server.pid);
+    let settled = servers::rss_kb(server.pid);
+    tokio::time::sleep_until((last_update + idle_wait).into()).await;
+    let idle = servers::rss_kb(server.pid);
+    let _ = stop.send(true);
+    let mut socks = Vec::with_capacity(rooms);
+    for reader in readers {
+        socks.push(reader.await.map_err(|e| e.to_string())?);
+    }
+    let mut wake_ms = Vec::new();
+    let step = (rooms / WAKE_SAMPLE).max(1);
+    for (ws, d) in socks.iter_mut().step_by(step) {
+        let t0 = Instant::now();
+        ws.send(&d.sync(0, &[0])).await.map_err(|e| e.to_string())?;
+        let mut answered = None;
+        while answered.is_none() {
+            let alive = tokio::time::timeout(
+                Duration::from_secs(20),
+                ws.read_some(|m, at| {
+                    if let Some((1, _)) = d.parse_sync(m) {
+                        answered = Some(at);
+                    }
+                }),
+            )
+            .await
+            .map_err(|_| "an idle room gave no SyncStep2 in 20 s".to_string())?
+            .map_err(|e| e.to_string())?;
+            if !alive {
+                return Err("an idle room closed instead of answering SyncStep1".into());
+            }
+        }
+        wake_ms.push(answered.unwrap().duration_since(t0).as_secs_f64() * 1e3);
+    }
     drop(socks);
-    let per_room_kb = after.saturating_sub(before) as f64 / rooms as f64;
-    let rooms_per_gib = if per_room_kb > 0.0 {
-        1024.0 * 1024.0 / per_room_kb
-    } else {
-        f64::INFINITY
-    };
-    Ok((per_room_kb, rooms_per_gib))
+    let per_room = |kb: u64| kb.saturating_sub(before) as f64 / rooms as f64;
+    Ok(IdleRooms {
+        settled_kb_per_room: per_room(settled),
+        idle_kb_per_room: per_room(idle),
+        wake_ms,
+    })
 }

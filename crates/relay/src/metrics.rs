@@ -29,6 +29,9 @@ macro_rules! metrics {
 
 metrics! {
     rooms: "gauge", "Rooms in memory.";
+    rooms_asleep: "gauge", "Rooms in memory asleep: idle for --room-sleep-ms and saved, their doc dropped until the next event rebuilds it from the local log.";
+    room_wakes_total: "counter", "Sleeping rooms woken (their records read from the local log and replayed).";
+    room_wake_micros_total: "counter", "Time spent waking sleeping rooms (log read + replay), microseconds.";
     connections: "gauge", "Open WebSocket connections.";
     updates_total: "counter", "Yjs updates accepted and committed to the local log.";
     update_bytes_total: "counter", "Bytes of accepted Yjs updates.";

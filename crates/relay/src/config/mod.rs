@@ -48,6 +48,9 @@ pub mod defaults {
         AUTH_CACHE_MS, MAX_FRAME_BYTES, STORE_POLL_MS, STORE_TIMEOUT_MS,
     };
     pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+    /// 30 s: longer than the 15 s awareness heartbeat of y-protocols clients, so a room whose
+    /// clients only send that does not sleep and wake every few seconds.
+    pub const ROOM_SLEEP_MS: u64 = 30_000;
     /// Parsed by [`super::parse_duration`].
     pub const DELETED_RETENTION: &str = "7d";
     pub const TOKEN_SUB: &str = "dev";
@@ -156,6 +159,10 @@ pub struct RelayFlags {
     /// Bytes queued for one slow reader before the relay merges or closes it (1013).
     #[arg(long, env = "YKEEP_MAX_BACKLOG_BYTES", default_value_t = defaults::MAX_BACKLOG_BYTES)]
     pub max_backlog_bytes: usize,
+    /// Drop the in-memory doc of a saved room this long after a client last sent it anything;
+    /// its next message (or store poll) rebuilds it from the local log. 0 = never.
+    #[arg(long, env = "YKEEP_ROOM_SLEEP_MS", default_value_t = defaults::ROOM_SLEEP_MS)]
+    pub room_sleep_ms: u64,
     /// How hard the local log syncs to disk.
     #[arg(long, env = "YKEEP_LOG_SYNC", value_enum, default_value_t = LogSync::Normal)]
     pub log_sync: LogSync,
@@ -178,6 +185,7 @@ impl Default for RelayFlags {
             store_timeout_ms: defaults::STORE_TIMEOUT_MS,
             max_frame_bytes: defaults::MAX_FRAME_BYTES,
             max_backlog_bytes: defaults::MAX_BACKLOG_BYTES,
+            room_sleep_ms: defaults::ROOM_SLEEP_MS,
             log_sync: LogSync::Normal,
             auth_cache_ms: defaults::AUTH_CACHE_MS,
             deleted_retention: parse_duration(defaults::DELETED_RETENTION)
@@ -242,6 +250,7 @@ pub struct Config {
     pub max_frame_bytes: usize,
     pub max_snapshot_bytes: usize,
     pub max_backlog_bytes: usize,
+    pub room_sleep_ms: u64,
     pub auto_create: bool,
     pub static_dir: Option<PathBuf>,
     pub log_sync: LogSync,
@@ -287,6 +296,7 @@ impl Config {
             store_timeout_ms,
             max_frame_bytes,
             max_backlog_bytes,
+            room_sleep_ms,
             log_sync,
             auth_cache_ms,
             deleted_retention,
@@ -309,6 +319,7 @@ impl Config {
             max_frame_bytes,
             max_snapshot_bytes,
             max_backlog_bytes,
+            room_sleep_ms,
             auto_create,
             static_dir: None,
             log_sync,

@@ -13,7 +13,7 @@ use ykeep_core::{RoomName, StateTag, b64};
 
 use crate::Shared;
 use crate::error::ApiError;
-use crate::room::{DurableInfo, Reply, RoomMsg};
+use crate::room::{DurableInfo, Reply, RoomMsg, StateAsk};
 
 #[derive(Deserialize)]
 pub struct StateQuery {
@@ -63,7 +63,7 @@ pub async fn state(
         .and_then(StateTag::from_if_none_match);
     let tx = shared.rooms.get(&room).ok_or(ApiError::NotLive)?;
     let (reply, wait) = oneshot::channel();
-    tx.send(RoomMsg::State { sv, unless, reply })
+    tx.send(RoomMsg::State(Box::new(StateAsk { sv, unless, reply })))
         .await
         .map_err(|_| ApiError::NotLive)?;
     match wait.await.map_err(|_| ApiError::NotLive)? {

@@ -124,7 +124,7 @@ async fn close(socket: &mut Socket, code: u16, reason: &str) {
     .await;
 }
 
-async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: Socket) {
+async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, mut socket: Socket) {
     let conn = shared.next_conn_id();
     let outbox = Arc::new(Outbox::new(shared.config.max_backlog_bytes));
     let join = RoomMsg::Join {
@@ -132,12 +132,10 @@ async fn connection(shared: Arc<Shared>, room: RoomName, acks: Acks, socket: Soc
         outbox: outbox.clone(),
     };
     let Some(tx) = Registry::open_and_send(&shared, &room, join).await else {
-        let mut socket = socket;
         return close(&mut socket, 1011, "the room is not available; reconnect").await;
     };
     // Right behind the Join on the room's channel: before any frame of the connection.
     if acks == Acks::OptedIn && tx.send(RoomMsg::OptIn { conn }).await.is_err() {
-        let mut socket = socket;
         return close(&mut socket, 1011, "the room is not available; reconnect").await;
     }
     Metrics::inc(&shared.metrics.connections);

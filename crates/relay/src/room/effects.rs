@@ -1,7 +1,7 @@
 //! Performing a room's effects: closes, deliveries, replies, store requests, quarantine, unload.
 
 use tokio::sync::mpsc;
-use ykeep_room::{Effect, Event, OutFrame, Reply, Target};
+use ykeep_room::{Effect, Event, OutFrame, Reply, Room, Target};
 
 use super::{Asked, Driver, Flow, RoomMsg};
 use crate::metrics::Metrics;
@@ -21,6 +21,7 @@ enum Request {
 impl Driver {
     pub(super) async fn apply(
         &mut self,
+        room: &mut Room,
         effects: Vec<Effect>,
         rx: &mut mpsc::Receiver<RoomMsg>,
     ) -> Flow {
@@ -62,10 +63,10 @@ impl Driver {
             return Flow::Continue;
         }
         // Unload, unless someone arrived meanwhile.
-        if self.shared.rooms.remove_if_idle(self.room.name(), rx) {
+        if self.shared.rooms.remove_if_idle(&self.name, rx) {
             return Flow::Stop;
         }
-        self.room.reopen(self.shared.now_ms());
+        room.reopen(self.shared.now_ms());
         Flow::Continue
     }
 
@@ -80,7 +81,7 @@ impl Driver {
                 .filter(|(to, _)| to.includes(*conn))
                 .map(|(_, frame)| frame.clone());
             if !outbox.push(frames) {
-                tracing::warn!(room = %self.room.name(), conn, "slow reader over its backlog limit: closing it (1013)");
+                tracing::warn!(room = %self.name, conn, "slow reader over its backlog limit: closing it (1013)");
                 Metrics::inc(&self.shared.metrics.slow_reader_closes_total);
             }
         }
@@ -96,14 +97,14 @@ impl Driver {
             }
             // Dropping the sender tells the asker the room is gone.
             (Some(_), Reply::Ended) => {}
-            _ => tracing::error!(room = %self.room.name(), query, "a reply to no such query"),
+            _ => tracing::error!(room = %self.name, query, "a reply to no such query"),
         }
     }
 
     fn request(&self, request: Request) {
         let Some(tx) = self.tx.upgrade() else { return };
         let shared = self.shared.clone();
-        let name = self.room.name().clone();
+        let name = self.name.clone();
         tokio::spawn(async move {
             let timeout = shared.config.store_timeout();
             let late =
@@ -129,7 +130,7 @@ impl Driver {
 
     /// Moves the room's whole log to the quarantine (kept for `--deleted-retention`).
     async fn quarantine(&self, reason: &'static str) {
-        let name = self.room.name();
+        let name = &self.name;
         match self
             .shared
             .log
