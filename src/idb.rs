@@ -37,7 +37,8 @@ pub async fn open(name: &str) -> Result<Db, KeepError> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum VersionChange {
     /// It opens the database at a later version: a newer cache format.
-    Upgrade(f64),
+    /// (IndexedDB versions are whole numbers: `unsigned long long`.)
+    Upgrade(u64),
     /// It deletes the database.
     Delete,
 }
@@ -93,7 +94,7 @@ pub fn watch_versions(
             }
             let change = ev
                 .new_version()
-                .map_or(VersionChange::Delete, VersionChange::Upgrade);
+                .map_or(VersionChange::Delete, |v| VersionChange::Upgrade(v as u64));
             if let Some(f) = on_change.take() {
                 f(change);
             }
