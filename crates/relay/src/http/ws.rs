@@ -84,11 +84,15 @@ fn upgrade(
     // 88% of the heap with 1,000 idle rooms, massif). At 16 KiB an idle room cost 33.2 KB of
     // RSS, at 4 KiB 21.2 KB (`scripts/bench relay --idle 10000`); a raw blast of 100,000
     // updates ran at 150k/s against 147k/s (4.5 against 4.8 µs of CPU per update, within the
-    // runs' spread), and a 2 MB message takes some 500 reads instead of 130.
+    // runs' spread). From 4 KiB to 1 KiB (idle rooms sleeping): 17.0 -> 15.1 KB per idle room;
+    // the automerge-paper flood to 2 readers, two runs each, interleaved: 299k and 297k
+    // updates/s at 4 KiB, 303k and 289k at 1 KiB (3.4-3.5 against 3.6-3.8 µs of CPU per
+    // update; the 3,800 more reads of its 5 MB cost under 1 % of that). A 2 MB message takes
+    // some 2,000 reads instead of 500: a few ms against the 100+ ms its apply takes.
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
-        .read_buffer_size(4 * 1024);
+        .read_buffer_size(1024);
     ws.on_upgrade(config, move |mut socket| async move {
         let room = match room {
             Ok(room) => room,
