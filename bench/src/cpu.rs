@@ -137,7 +137,7 @@ const STAGES: [Stage; 8] = [
 ];
 
 pub fn run(a: &Args) -> Result<(), String> {
-    let runs: usize = a.get("runs", 7);
+    let runs: usize = a.get("runs", 7)?;
     let tr = trace::load("automerge-paper")?;
     let (_, updates) = trace::pre_encode(&tr);
     let n = updates.len();

@@ -25,25 +25,71 @@ use serde_json::json;
 use servers::{Kind, Server};
 use stats::median;
 
+/// Each command's options, all `--name value`.
+const OPTIONS: &[(&str, &[&str])] = &[
+    (
+        "relay",
+        &[
+            "runs",
+            "updates",
+            "readers",
+            "servers",
+            "rate",
+            "idle",
+            "idle-wait-s",
+            "out",
+        ],
+    ),
+    ("save", &["runs", "sizes"]),
+    ("scaling", &["runs", "sizes"]),
+    ("cpu", &["runs"]),
+    ("storm", &["runs", "clients", "size", "servers"]),
+];
+
+const USAGE: &str =
+    "usage: ykeep-bench relay|save|scaling|cpu|storm [--option value ...] (see bench/README.md)";
+
+#[derive(Debug)]
 struct Args(BTreeMap<String, String>);
 
 impl Args {
-    fn parse(v: &[String]) -> Args {
+    /// The options of `cmd`: an unknown option, a missing value or a stray word is an error,
+    /// not a default run of what was not asked for.
+    fn parse(cmd: &str, v: &[String]) -> Result<Args, String> {
+        let Some((_, known)) = OPTIONS.iter().find(|(c, _)| *c == cmd) else {
+            return Err(USAGE.into());
+        };
         let mut m = BTreeMap::new();
-        let mut i = 0;
-        while i < v.len() {
-            if let Some(k) = v[i].strip_prefix("--") {
-                let val = v.get(i + 1).cloned().unwrap_or_default();
-                m.insert(k.to_owned(), val);
-                i += 2;
-            } else {
-                i += 1;
+        let mut words = v.iter();
+        while let Some(word) = words.next() {
+            let Some(k) = word.strip_prefix("--") else {
+                return Err(format!("{cmd}: unexpected {word:?}; {USAGE}"));
+            };
+            if !known.contains(&k) {
+                let known: Vec<String> = known.iter().map(|k| format!("--{k}")).collect();
+                return Err(format!(
+                    "{cmd} has no option --{k}; it takes {}",
+                    known.join(", ")
+                ));
             }
+            let Some(val) = words.next() else {
+                return Err(format!("{cmd}: --{k} needs a value"));
+            };
+            m.insert(k.to_owned(), val.clone());
         }
-        Args(m)
+        Ok(Args(m))
     }
-    fn get<T: std::str::FromStr>(&self, k: &str, d: T) -> T {
-        self.0.get(k).and_then(|v| v.parse().ok()).unwrap_or(d)
+    fn get<T: std::str::FromStr>(&self, k: &str, d: T) -> Result<T, String> {
+        Ok(self.opt(k)?.unwrap_or(d))
+    }
+    fn opt<T: std::str::FromStr>(&self, k: &str) -> Result<Option<T>, String> {
+        self.0
+            .get(k)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--{k}: {v:?} is not a valid value"))
+            })
+            .transpose()
     }
     fn list(&self, k: &str, d: &str) -> Vec<String> {
         self.0
@@ -55,23 +101,38 @@ impl Args {
             .map(str::to_owned)
             .collect()
     }
+    /// A comma-separated list of counts (empty: none).
+    fn counts(&self, k: &str, d: &str) -> Result<Vec<usize>, String> {
+        self.list(k, d)
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| format!("--{k}: {s:?} is not a count"))
+            })
+            .collect()
+    }
+    fn servers(&self, d: &str) -> Result<Vec<Kind>, String> {
+        self.list("servers", d)
+            .iter()
+            .map(|s| Kind::parse(s).ok_or_else(|| format!("--servers: no server {s:?}")))
+            .collect()
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let cmd = argv.first().cloned().unwrap_or_default();
-    let args = Args::parse(&argv[1.min(argv.len())..]);
-    let r = match cmd.as_str() {
-        "relay" => relay_cmd(&args).await,
-        "save" => save_cmd(&args, "save", "1,10").await,
-        "scaling" => save_cmd(&args, "scaling", "1,2,5,10,20").await,
-        "cpu" => cpu::run(&args),
-        "storm" => storm::run(&args).await,
-        _ => Err(
-            "usage: ykeep-bench relay|save|scaling|cpu|storm [options] (see bench/README.md)"
-                .into(),
-        ),
+    let r = match Args::parse(&cmd, &argv[1.min(argv.len())..]) {
+        Err(e) => Err(e),
+        Ok(args) => match cmd.as_str() {
+            "relay" => relay_cmd(&args).await,
+            "save" => save_cmd(&args, "save", "1,10").await,
+            "scaling" => save_cmd(&args, "scaling", "1,2,5,10,20").await,
+            "cpu" => cpu::run(&args),
+            "storm" => storm::run(&args).await,
+            _ => Err(USAGE.into()),
+        },
     };
     if let Err(e) = r {
         eprintln!("ykeep-bench: {e}");
@@ -88,27 +149,15 @@ fn color(k: Kind) -> &'static str {
 }
 
 async fn relay_cmd(a: &Args) -> Result<(), String> {
-    let runs: usize = a.get("runs", 7);
-    let readers: Vec<usize> = a
-        .list("readers", "2,1,10,50")
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let kinds: Vec<Kind> = a
-        .list("servers", "ykeep,y-websocket,hocuspocus")
-        .iter()
-        .filter_map(|s| Kind::parse(s))
-        .collect();
-    let rate: Option<f64> = a.0.get("rate").and_then(|v| v.parse().ok());
-    let idle: Vec<usize> = a
-        .list("idle", "1000,10000,50000")
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let runs: usize = a.get("runs", 7)?;
+    let readers = a.counts("readers", "2,1,10,50")?;
+    let kinds = a.servers("ykeep,y-websocket,hocuspocus")?;
+    let rate: Option<f64> = a.opt("rate")?;
+    let idle = a.counts("idle", "1000,10000,50000")?;
     let tr = trace::load("automerge-paper")?;
     let (_, mut updates) = trace::pre_encode(&tr);
     let total_updates = updates.len();
-    let n: usize = a.get("updates", total_updates).min(total_updates);
+    let n: usize = a.get("updates", total_updates)?.min(total_updates);
     updates.truncate(n);
     eprintln!(
         "automerge-paper: {n} of {total_updates} updates pre-encoded ({} bytes)",
@@ -220,36 +269,39 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
         } else {
             "relay".to_owned()
         },
-    );
+    )?;
     // relay-NAME -> relay-throughput-NAME.svg; another --out keeps its whole name, so that it
     // never overwrites the committed plots.
     let suffix = out_name
         .strip_prefix("relay")
         .map_or_else(|| format!("-{out_name}"), str::to_owned);
-    report::write(
-        &format!("relay-throughput{suffix}"),
-        "svg",
-        &report::bar_plot(
-            "updates/s through one room (higher is better)",
-            "updates/s",
-            &cats,
-            &thr_series,
-        ),
-    );
-    report::write(
-        &format!("relay-p99{suffix}"),
-        "svg",
-        &report::bar_plot(
-            "p99 echo latency to readers (lower is better)",
-            "ms",
-            &cats,
-            &lat_series,
-        ),
-    );
+    // No plots of an idle-rooms-only run (`--readers ""`): they would be empty.
+    if !readers.is_empty() {
+        report::write(
+            &format!("relay-throughput{suffix}"),
+            "svg",
+            &report::bar_plot(
+                "updates/s through one room (higher is better)",
+                "updates/s",
+                &cats,
+                &thr_series,
+            ),
+        );
+        report::write(
+            &format!("relay-p99{suffix}"),
+            "svg",
+            &report::bar_plot(
+                "p99 echo latency to readers (lower is better)",
+                "ms",
+                &cats,
+                &lat_series,
+            ),
+        );
+    }
     // Idle rooms.
     let mut idle_rows = Vec::new();
     if !idle.is_empty() {
-        let wait_s: u64 = a.get("idle-wait-s", 60);
+        let wait_s: u64 = a.get("idle-wait-s", 60)?;
         md += &format!(
             "\n## Idle rooms (one client each, ~1 KB doc)\n\n| rooms | server | RSS KB per room, settled (3 s) | RSS KB per room, idle ({wait_s} s) | rooms per GiB, idle | wake: SyncStep1 -> SyncStep2 p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n"
         );
@@ -321,12 +373,8 @@ async fn relay_cmd(a: &Args) -> Result<(), String> {
 }
 
 async fn save_cmd(a: &Args, name: &str, default_sizes: &str) -> Result<(), String> {
-    let runs: usize = a.get("runs", 7);
-    let sizes: Vec<usize> = a
-        .list("sizes", default_sizes)
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let runs: usize = a.get("runs", 7)?;
+    let sizes = a.counts("sizes", default_sizes)?;
     let tr = trace::load("automerge-paper")?;
     let mut res = Vec::new();
     for &k in &sizes {
@@ -504,4 +552,39 @@ floor = v1 encode + the store's contract check (`load_full_state`: decode + appl
     report::update_readme(name, &md);
     println!("{md}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn options_are_checked_not_defaulted() {
+        let a = Args::parse("relay", &words("--runs 3 --readers 1,2 --idle")).unwrap_err();
+        assert_eq!(a, "relay: --idle needs a value");
+        let a = Args::parse("relay", &words("--runs 3 --readers 1,2 --idle ''")).unwrap();
+        assert_eq!(a.get("runs", 7).unwrap(), 3);
+        assert_eq!(a.counts("readers", "9").unwrap(), vec![1, 2]);
+        assert_eq!(a.get("updates", 5).unwrap(), 5, "absent: the default");
+        assert!(a.counts("idle", "1").is_err(), "'' is not a count");
+        let e = Args::parse("cpu", &words("--help")).unwrap_err();
+        assert!(e.contains("cpu has no option --help"), "{e}");
+        let a = Args::parse("storm", &words("--runs x --servers ykeep,nope")).unwrap();
+        assert!(
+            a.get("runs", 3)
+                .unwrap_err()
+                .contains("\"x\" is not a valid value")
+        );
+        assert!(
+            a.servers("ykeep")
+                .unwrap_err()
+                .contains("no server \"nope\"")
+        );
+        assert!(Args::parse("nope", &[]).is_err());
+        assert!(Args::parse("save", &words("stray")).is_err());
+    }
 }

@@ -243,14 +243,10 @@ fn state_of(tr: &trace::Trace, times: usize) -> Result<Vec<u8>, String> {
 }
 
 pub async fn run(a: &Args) -> Result<(), String> {
-    let runs: usize = a.get("runs", 3);
-    let clients: usize = a.get("clients", 100);
-    let times: usize = a.get("size", 10);
-    let kinds: Vec<Kind> = a
-        .list("servers", "ykeep,y-websocket,hocuspocus")
-        .iter()
-        .filter_map(|s| Kind::parse(s))
-        .collect();
+    let runs: usize = a.get("runs", 3)?;
+    let clients: usize = a.get("clients", 100)?;
+    let times: usize = a.get("size", 10)?;
+    let kinds = a.servers("ykeep,y-websocket,hocuspocus")?;
     let tr = trace::load("automerge-paper")?;
     let state = state_of(&tr, times)?;
     let want = {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod quarantine;
 pub mod room;

@@ -12,6 +12,8 @@ use ykeep_relay::{Relay, RelayError};
 mod embedded;
 
 fn main() -> std::process::ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    limit_malloc_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -45,6 +47,24 @@ fn main() -> std::process::ExitCode {
             eprintln!("ykeep-relay: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates an arena of its own, up to 8 per core, and the
+/// relay's rooms are opened and woken on the blocking pool's threads: memory freed there stays
+/// spread over many arenas. One arena per core: an idle room 13.3 -> 12.8 KB of RSS (2,000
+/// rooms, `scripts/bench relay --idle 2000 --idle-wait-s 40`; jemalloc was 13.6, mimalloc 36.7),
+/// with the flood's CPU per update unchanged. `MALLOC_ARENA_MAX` in the environment wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt sets one of the allocator's tunables; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, cores);
     }
 }
 

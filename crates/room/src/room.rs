@@ -544,7 +544,7 @@ impl Room {
             return Err(self);
         }
         let mut room = self;
-        room.doc = RoomDoc::new();
+        room.doc = RoomDoc::asleep();
         room.unreadable.clear();
         Ok(SleepingRoom(room))
     }
@@ -634,6 +634,7 @@ impl SleepingRoom {
                 "the log's sequence differs from the sleeping room's; rebuilding from the log");
             room.seq = room.seq.max(records.seq);
         }
+        room.doc = RoomDoc::new();
         room.unreadable = apply_records(&room.doc, &records.records, &room.name);
         room
     }

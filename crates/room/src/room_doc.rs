@@ -12,8 +12,8 @@
 //! live and are replaced together ([`RoomDoc::new`]), so no path can swap one without the other.
 
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use yrs::{Doc, ReadTxn, StateVector, Transact};
@@ -51,6 +51,21 @@ impl RoomDoc {
         RoomDoc {
             doc,
             writes,
+            shared: None,
+        }
+    }
+
+    /// What a sleeping room holds in place of its doc: one empty doc shared by every sleeping
+    /// room, so that sleep frees the whole doc (a new one per room was 0.9 KB of its 13.4 KB
+    /// of heap asleep). Nothing writes to it: a sleeping room is only woken, and
+    /// [`SleepingRoom::wake`](crate::SleepingRoom::wake) gives the room a new doc before it
+    /// replays.
+    pub(crate) fn asleep() -> RoomDoc {
+        static ASLEEP: LazyLock<(Doc, Arc<AtomicU64>)> =
+            LazyLock::new(|| (Doc::new(), Arc::new(AtomicU64::new(0))));
+        RoomDoc {
+            doc: ASLEEP.0.clone(),
+            writes: ASLEEP.1.clone(),
             shared: None,
         }
     }

@@ -904,6 +904,61 @@ fn an_idle_room_drops_its_doc_and_rebuilds_it_from_its_log() {
     assert_eq!(out[0].0, Target::AllBut(2));
 }
 
+/// A room with one saved edit, asleep, and the log records it wakes from.
+fn asleep_with(client: u64, word: &str) -> (SleepingRoom, RoomRecords, Vec<u8>) {
+    let mut room = room_with_two();
+    room.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(client, word))),
+        },
+        1,
+    );
+    let step = room.flush(1);
+    let records = RoomRecords {
+        seq: 1,
+        saved_seq: 1,
+        records: vec![record(&step.append.clone().unwrap(), 1)],
+        ..RoomRecords::default()
+    };
+    step.durable();
+    save_request(&room.flush(1 + SAVE_EVERY).durable()).expect("a save");
+    room.handle(Event::Saved(Ok(receipt("s1"))), 2 + SAVE_EVERY);
+    room.flush(2 + SAVE_EVERY).durable();
+    let state = state_of(&mut room, 3 + SAVE_EVERY);
+    let asleep = room.sleep().ok().expect("a saved idle room sleeps");
+    (asleep, records, state)
+}
+
+#[test]
+fn sleeping_rooms_share_no_doc_a_woken_room_has_its_own() {
+    let (first, first_records, first_state) = asleep_with(10, "first ");
+    let (second, second_records, second_state) = asleep_with(20, "second ");
+    assert_ne!(first_state, second_state);
+    let mut second = second.wake(&second_records);
+    second.handle(
+        Event::Frame {
+            conn: 1,
+            data: frame(protocol::encode_update(&edit(21, "more "))),
+        },
+        4 + SAVE_EVERY,
+    );
+    second.flush(4 + SAVE_EVERY).durable();
+    let mut first = first.wake(&first_records);
+    assert_eq!(
+        state_of(&mut first, 5 + SAVE_EVERY),
+        first_state,
+        "the other room's edits are not in it"
+    );
+    assert_ne!(state_of(&mut second, 5 + SAVE_EVERY), second_state);
+    let placeholder = crate::room_doc::RoomDoc::asleep();
+    assert_eq!(
+        placeholder.transact().state_vector(),
+        yrs::StateVector::default(),
+        "the doc sleeping rooms hold stays empty"
+    );
+}
+
 #[test]
 fn shutdown_saves_a_dirty_room_then_says_flushed() {
     let mut room = room_with_two();

@@ -1,8 +1,8 @@
 //! Performing a room's effects: closes, deliveries, replies, store requests, quarantine, unload.
 
-use tokio::sync::mpsc;
 use ykeep_room::{Effect, Event, OutFrame, Reply, Room, Target};
 
+use super::channel::Receiver;
 use super::{Asked, Driver, Flow, RoomMsg};
 use crate::metrics::Metrics;
 
@@ -23,7 +23,7 @@ impl Driver {
         &mut self,
         room: &mut Room,
         effects: Vec<Effect>,
-        rx: &mut mpsc::Receiver<RoomMsg>,
+        rx: &mut Receiver<RoomMsg>,
     ) -> Flow {
         // Deliveries (most of a step) go out together after everything else, which keeps its
         // order, closes first.

@@ -7,11 +7,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use ykeep_core::RoomName;
 use ykeep_room::Purpose;
 
+use super::channel::{self, Receiver, Sender, TrySendError};
 use super::{RoomMsg, run};
 use crate::Shared;
 
@@ -21,18 +20,18 @@ const ROOM_CHANNEL: usize = 4096;
 
 #[derive(Default)]
 pub struct Registry {
-    rooms: Mutex<HashMap<RoomName, mpsc::Sender<RoomMsg>>>,
+    rooms: Mutex<HashMap<RoomName, Sender<RoomMsg>>>,
 }
 
-fn spawn_room(shared: &Arc<Shared>, name: &RoomName, purpose: Purpose) -> mpsc::Sender<RoomMsg> {
-    let (tx, rx) = mpsc::channel(ROOM_CHANNEL);
+fn spawn_room(shared: &Arc<Shared>, name: &RoomName, purpose: Purpose) -> Sender<RoomMsg> {
+    let (tx, rx) = channel::channel(ROOM_CHANNEL);
     let task = run(shared.clone(), name.clone(), tx.downgrade(), rx, purpose);
     tokio::spawn(task);
     tx
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, mpsc::Sender<RoomMsg>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, Sender<RoomMsg>>> {
         self.rooms.lock().expect("rooms lock")
     }
 
@@ -42,7 +41,7 @@ impl Registry {
         shared: &Arc<Shared>,
         name: &RoomName,
         mut msg: RoomMsg,
-    ) -> Option<mpsc::Sender<RoomMsg>> {
+    ) -> Option<Sender<RoomMsg>> {
         for _ in 0..3 {
             let tx = {
                 let mut rooms = shared.rooms.lock();
@@ -76,7 +75,7 @@ impl Registry {
     }
 
     /// The room's sender if it is in memory.
-    pub fn get(&self, name: &RoomName) -> Option<mpsc::Sender<RoomMsg>> {
+    pub fn get(&self, name: &RoomName) -> Option<Sender<RoomMsg>> {
         self.lock().get(name).filter(|tx| !tx.is_closed()).cloned()
     }
 
@@ -90,7 +89,7 @@ impl Registry {
     }
 
     /// Every room in memory.
-    pub fn all(&self) -> Vec<mpsc::Sender<RoomMsg>> {
+    pub fn all(&self) -> Vec<Sender<RoomMsg>> {
         self.lock().values().cloned().collect()
     }
 
@@ -99,7 +98,7 @@ impl Registry {
     }
 
     /// Removes the room if nothing waits in its channel; true when removed.
-    pub(super) fn remove_if_idle(&self, name: &RoomName, rx: &mut mpsc::Receiver<RoomMsg>) -> bool {
+    pub(super) fn remove_if_idle(&self, name: &RoomName, rx: &mut Receiver<RoomMsg>) -> bool {
         let mut rooms = self.lock();
         if !rx.is_empty() {
             return false;

@@ -5,9 +5,9 @@
 //! everything the doc did (the room is saved, and every record is committed before its
 //! effects), so sleeping changes nothing durable.
 
-use tokio::sync::mpsc;
 use ykeep_room::{Close, Room, SleepingRoom};
 
+use super::channel::Receiver;
 use super::{Driver, RoomMsg};
 use crate::metrics::Metrics;
 
@@ -41,13 +41,15 @@ impl Driver {
     pub(super) async fn doze(
         &mut self,
         asleep: Box<SleepingRoom>,
-        rx: &mut mpsc::Receiver<RoomMsg>,
+        rx: &mut Receiver<RoomMsg>,
         batch: &mut Vec<RoomMsg>,
     ) -> Option<Box<Room>> {
         // What the awake room kept for its capacity.
         *batch = Vec::new();
+        rx.shrink_to_fit();
         self.deliveries = Vec::new();
         self.asked.shrink_to_fit();
+        crate::memory::trim_soon();
         Metrics::inc(&self.shared.metrics.rooms_asleep);
         let woken_by = self.wait_asleep(asleep.next_deadline(), rx).await;
         Metrics::dec(&self.shared.metrics.rooms_asleep);
@@ -59,11 +61,7 @@ impl Driver {
         Box::pin(self.wake(asleep, rx, batch)).await
     }
 
-    async fn wait_asleep(
-        &self,
-        deadline: Option<u64>,
-        rx: &mut mpsc::Receiver<RoomMsg>,
-    ) -> WokenBy {
+    async fn wait_asleep(&self, deadline: Option<u64>, rx: &mut Receiver<RoomMsg>) -> WokenBy {
         let timer = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(self.shared.instant_at(at)).await,
@@ -83,7 +81,7 @@ impl Driver {
     async fn wake(
         &mut self,
         asleep: Box<SleepingRoom>,
-        rx: &mut mpsc::Receiver<RoomMsg>,
+        rx: &mut Receiver<RoomMsg>,
         batch: &mut Vec<RoomMsg>,
     ) -> Option<Box<Room>> {
         let started = std::time::Instant::now();
@@ -113,11 +111,11 @@ impl Driver {
 
     /// The room cannot be rebuilt: it leaves the registry, every client and joiner is closed
     /// with 1011, and every query waiting is dropped (its asker hears the room is gone).
-    fn stop_unreadable(&mut self, rx: &mut mpsc::Receiver<RoomMsg>, batch: &mut Vec<RoomMsg>) {
+    fn stop_unreadable(&mut self, rx: &mut Receiver<RoomMsg>, batch: &mut Vec<RoomMsg>) {
         self.shared.rooms.remove(&self.name);
         rx.close();
         let close = Close::log_failed();
-        let waiting = std::iter::from_fn(|| rx.try_recv().ok());
+        let waiting = std::iter::from_fn(|| rx.try_recv());
         for msg in batch.drain(..).chain(waiting) {
             match msg {
                 RoomMsg::Join { outbox, .. } => outbox.close(close.code, close.reason.clone()),
